@@ -1,0 +1,148 @@
+// geomctl's entry: builds the commander program from the command tables,
+// parses, runs one verb, and maps every outcome to an exit status through the
+// single top-level handler (cli.md, "Exit status and messages"): 0 success,
+// 1 failure, 2 usage error; one "geomctl: ..." line per error on stderr and no
+// stack trace unless GEOMCTL_DEBUG=1.
+
+import { Command, CommanderError } from 'commander';
+import { GeomError, PartialFailure } from '../src/errors.js';
+import { openSession, type Session } from '../src/session.js';
+import { tasteDirs } from '../src/candidates.js';
+import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
+import { Output } from './output.js';
+import { formatStats } from './stats.js';
+import { journalClass } from './journal.js';
+import { virstorClass } from './virstor.js';
+import { topLevelCommands } from './toplevel.js';
+
+declare const GEOMCTL_VERSION: string;
+
+export const CLASSES: ClassSpec[] = [journalClass, virstorClass];
+
+function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): GlobalOptions {
+  return {
+    json: merged.json === true,
+    verbose: merged.verbose === true,
+    quiet: merged.quiet === true,
+    // commander turns --no-color into color: false; NO_COLOR (any value) does the same.
+    color: merged.color !== false && env.NO_COLOR === undefined,
+    dirs: tasteDirs((merged.dir as string[] | undefined) ?? [], env),
+    maxphys: merged.maxphys as number | undefined,
+    ignoreHardcoded: merged.ignoreHardcoded === true,
+    stats: merged.stats === true,
+    cacheLimit: (merged.cacheLimit as number | undefined) ?? DEFAULT_CACHE_LIMIT,
+    wait: (merged.wait as number | undefined) ?? 0,
+  };
+}
+
+async function makeContext(merged: Record<string, unknown>): Promise<Context> {
+  const global = globalsFrom(merged, process.env);
+  const out = new Output({ json: global.json, quiet: global.quiet, color: global.color });
+  if (!global.json && !global.quiet && process.stderr.isTTY) {
+    // ora is loaded only when a spinner can be shown: start-up stays fast for scripts.
+    const { default: ora } = await import('ora');
+    out.setSpinnerFactory((o) => ora({ ...o, isEnabled: true }));
+  }
+  const sessions: Session[] = [];
+  const ctx: Context & { sessions: Session[] } = {
+    global,
+    out,
+    sessions,
+    openSession(paths, { write }) {
+      const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs });
+      sessions.push(session);
+      return session;
+    },
+  };
+  return ctx;
+}
+
+function afterCommand(ctx: Context): void {
+  const sessions = (ctx as Context & { sessions?: Session[] }).sessions ?? [];
+  if (ctx.global.stats) {
+    for (const s of sessions) for (const line of formatStats(s.engine.stats)) ctx.out.diagnostic(line);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('geomctl')
+    .description("FreeBSD's GEOM journal and virstor classes for disk images, offline")
+    .version(GEOMCTL_VERSION, '--version', 'print the version')
+    .helpOption('--help', 'display help')
+    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|demo [args]')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+  for (const o of GLOBAL_OPTIONS) addOption(program, o);
+  const hooks = { makeContext, after: afterCommand };
+  for (const cls of CLASSES) {
+    const classCmd = program.command(cls.name).description(cls.summary).helpOption('--help', 'display help');
+    for (const alias of cls.aliases) classCmd.alias(alias);
+    for (const spec of cls.commands) registerCommand(classCmd, spec, hooks);
+  }
+  for (const spec of topLevelCommands(CLASSES)) registerCommand(program, spec, hooks);
+  // Every subcommand inherits exitOverride and the silent error output.
+  const inherit = (cmd: Command): void => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().configureOutput({ outputError: () => {} });
+      inherit(sub);
+    }
+  };
+  inherit(program);
+  return program;
+}
+
+function usageHint(err: CommanderError): string {
+  const text = err.message.replace(/^error: /, '');
+  return `${text} (see 'geomctl --help')`;
+}
+
+/** The single top-level handler: every outcome becomes an exit status here. */
+export function reportError(err: unknown, out: Output): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    out.error(usageHint(err));
+    return 2;
+  }
+  if (err instanceof PartialFailure) {
+    for (const f of err.failures) out.error(f.line);
+    return 1;
+  }
+  if (err instanceof GeomError) {
+    out.error(err.line);
+    if (process.env.GEOMCTL_DEBUG === '1' && err.stack) out.diagnostic(err.stack);
+    return err.exitStatus;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  out.error(`internal error: ${message} (please report it; GEOMCTL_DEBUG=1 shows where)`);
+  if (process.env.GEOMCTL_DEBUG === '1' && err instanceof Error && err.stack) out.diagnostic(err.stack);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 2;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    return reportError(err, new Output({ json: false, quiet: false, color: false }));
+  }
+}
+
+// A reader that goes away (`geomctl journal read d.img | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.exitCode = reportError(err, new Output({ json: false, quiet: false, color: false }));
+  },
+);

@@ -1,0 +1,121 @@
+// The one output layer (cli.md, "JSON", "Progress"; quality.md, "User
+// experience"): text or one JSON document on stdout, warnings and errors on
+// stderr, colour only on a TTY without NO_COLOR/--no-color, and a progress
+// spinner only on a TTY without --json/--quiet. Commands never write to
+// process.stdout/stderr themselves.
+
+import type { Ora } from 'ora';
+import { humanize } from '../src/size.js';
+
+export interface OutputOptions {
+  json: boolean;
+  quiet: boolean;
+  color: boolean;
+  stdout?: NodeJS.WriteStream;
+  stderr?: NodeJS.WriteStream;
+}
+
+/** A progress report for a long verb: bytes done out of a total, with rate. */
+export interface Progress {
+  update(done: number): void;
+  stop(): void;
+}
+
+const SILENT_PROGRESS: Progress = { update() {}, stop() {} };
+
+type OraFactory = (options: { text: string; stream: NodeJS.WriteStream; discardStdin: boolean }) => Ora;
+
+export class Output {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly color: boolean;
+  private readonly stdout: NodeJS.WriteStream;
+  private readonly stderr: NodeJS.WriteStream;
+  private jsonWritten = false;
+  private oraFactory: OraFactory | undefined;
+
+  constructor(opts: OutputOptions) {
+    this.json = opts.json;
+    this.quiet = opts.quiet;
+    this.stdout = opts.stdout ?? process.stdout;
+    this.stderr = opts.stderr ?? process.stderr;
+    this.color = opts.color && this.stdout.isTTY === true;
+  }
+
+  /** Text lines for stdout (ignored under --json: the command emits its document instead). */
+  text(text: string): void {
+    if (this.json) return;
+    this.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Raw bytes for stdout (read without -O). */
+  raw(data: Buffer): void {
+    this.stdout.write(data);
+  }
+
+  /** The verb's single JSON document (cli.md: an object with a "command" field). */
+  document(command: string, fields: Record<string, unknown>): void {
+    if (!this.json) return;
+    if (this.jsonWritten) throw new Error('a command wrote two JSON documents');
+    this.jsonWritten = true;
+    this.stdout.write(`${JSON.stringify({ command, ...fields }, null, 2)}\n`);
+  }
+
+  /** Text or JSON, whichever the user asked for. */
+  result(command: string, fields: Record<string, unknown>, text: () => string): void {
+    if (this.json) this.document(command, fields);
+    else this.text(text());
+  }
+
+  /** geom's "warning: ..." lines; silenced by --quiet. */
+  warn(message: string): void {
+    if (this.quiet) return;
+    this.stderr.write(`geomctl: warning: ${message}\n`);
+  }
+
+  /** Informational messages FreeBSD prints to stderr (e.g. gvirstor label's resizing notes). */
+  note(message: string): void {
+    if (this.quiet) return;
+    this.stderr.write(`${message}\n`);
+  }
+
+  /** Diagnostics that go to stderr whatever the mode (--stats). */
+  diagnostic(message: string): void {
+    this.stderr.write(`${message}\n`);
+  }
+
+  error(message: string): void {
+    this.stderr.write(`geomctl: ${message}\n`);
+  }
+
+  /** Lets main.ts hand over ora lazily: it is loaded only when a spinner can be shown. */
+  setSpinnerFactory(factory: OraFactory): void {
+    this.oraFactory = factory;
+  }
+
+  get canShowProgress(): boolean {
+    return !this.json && !this.quiet && this.stderr.isTTY === true && this.oraFactory !== undefined;
+  }
+
+  /** A spinner showing `label: done / total (rate)`; silent off a TTY, with --json or --quiet. */
+  progress(label: string, total: number): Progress {
+    if (!this.canShowProgress || !this.oraFactory) return SILENT_PROGRESS;
+    const spinner = this.oraFactory({ text: label, stream: this.stderr, discardStdin: false });
+    spinner.start();
+    const started = Date.now();
+    let lastRender = 0;
+    return {
+      update(done: number) {
+        const now = Date.now();
+        if (now - lastRender < 100 && done < total) return;
+        lastRender = now;
+        const seconds = Math.max((now - started) / 1000, 0.001);
+        spinner.text = `${label}: ${humanize(done)} / ${humanize(total)} (${humanize(Math.round(done / seconds))}/s)`;
+        spinner.render();
+      },
+      stop() {
+        spinner.stop();
+      },
+    };
+  }
+}

@@ -1,0 +1,21 @@
+// --stats: the flush engine's counters (flush-engine.md, "Counters"), one
+// "name: value" line each on stderr, in HAMMER's spirit.
+
+import type { EngineStats } from '../src/engine/types.js';
+
+export function formatStats(stats: EngineStats): string[] {
+  const lines = [
+    `stats: disk reads: ${stats.reads} (${stats.readBytes} bytes)`,
+  ];
+  for (const type of Object.keys(stats.writes) as (keyof EngineStats['writes'])[]) {
+    lines.push(`stats: ${type.toLowerCase()} writes: ${stats.writes[type]} (${stats.writeBytes[type]} bytes)`);
+  }
+  lines.push(
+    `stats: barriers: ${stats.barriers}`,
+    `stats: undo records: ${stats.undoRecords} (${stats.undoBytes} bytes)`,
+    `stats: cache hits: ${stats.cacheHits}, misses: ${stats.cacheMisses}, evictions: ${stats.evictions}`,
+    `stats: buffers combined: ${stats.combined}`,
+  );
+  for (const [name, value] of Object.entries(stats.extra)) lines.push(`stats: ${name}: ${value}`);
+  return lines;
+}

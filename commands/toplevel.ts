@@ -1,0 +1,214 @@
+// The top-level verbs (cli.md, "Top-level verbs"): taste, dump, list and
+// status over images of any class. Tasting is done here; each class turns the
+// images that carry its magic into dump text, listings and status rows.
+
+import { GeomError, PartialFailure } from '../src/errors.js';
+import { candidateImages } from '../src/candidates.js';
+import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
+import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
+import { demoCommand } from './demo.js';
+
+interface TasteResult {
+  path: string;
+  tasted?: Tasted;
+  error?: GeomError;
+}
+
+/** Reads each image's last sector under a shared lock; errors are kept per image. */
+function tasteAll(ctx: Context, paths: string[]): TasteResult[] {
+  return paths.map((path) => {
+    try {
+      const session = ctx.openSession([path], { write: false });
+      try {
+        const provider = session.providers[0];
+        const tasted = provider ? tasteProvider(provider) : undefined;
+        return tasted ? { path, tasted } : { path };
+      } finally {
+        session.close();
+      }
+    } catch (err) {
+      if (err instanceof GeomError) return { path, error: err };
+      throw err;
+    }
+  });
+}
+
+function hooksFor(classes: ClassSpec[]): Map<ClassName, ClassTopLevel> {
+  const map = new Map<ClassName, ClassTopLevel>();
+  for (const cls of classes) if (cls.topLevel) map.set(cls.topLevel.className, cls.topLevel);
+  return map;
+}
+
+function noMetadata(path: string): GeomError {
+  return new GeomError('NO_METADATA', `${path}: no GEOM metadata found (tried sector sizes 512 to 65536)`, "label it with 'geomctl journal label' or 'geomctl virstor label'");
+}
+
+/** Throws the collected failures after the others were printed (geom's "Not fully done"). */
+function finish(failures: GeomError[]): void {
+  if (failures.length === 1 && failures[0]) throw failures[0];
+  if (failures.length > 1) throw new PartialFailure(failures);
+}
+
+function tasteCommand(classes: ClassSpec[]): CommandSpec {
+  return {
+    name: 'taste',
+    summary: 'show which class, sector size and geom each image belongs to',
+    args: '<img...>',
+    options: [],
+    examples: ['geomctl taste data.img journal.img c0.img'],
+    run(ctx, args) {
+      const hooks = hooksFor(classes);
+      const failures: GeomError[] = [];
+      const rows: Record<string, unknown>[] = [];
+      const lines: string[] = [];
+      for (const r of tasteAll(ctx, args)) {
+        if (r.error) {
+          failures.push(r.error);
+          continue;
+        }
+        if (!r.tasted) {
+          rows.push({ path: r.path, class: null });
+          lines.push(`${r.path}: no GEOM metadata`);
+          continue;
+        }
+        const hook = hooks.get(r.tasted.className);
+        let described: { name: string; ignored?: string };
+        try {
+          described = hook ? hook.describe(ctx, r.path, r.tasted) : { name: '' };
+        } catch (err) {
+          if (!(err instanceof GeomError)) throw err;
+          described = { name: '', ignored: err.message };
+        }
+        rows.push({ path: r.path, class: r.tasted.className, sectorSize: r.tasted.sectorSize, name: described.name, ignored: described.ignored ?? null });
+        const ignored = described.ignored ? `; ignored: ${described.ignored}` : '';
+        lines.push(`${r.path}: ${r.tasted.className} (sector size ${r.tasted.sectorSize})${described.name ? `, ${described.name}` : ''}${ignored}`);
+      }
+      ctx.out.result('taste', { images: rows }, () => lines.join('\n'));
+      finish(failures);
+    },
+  };
+}
+
+function dumpCommand(classes: ClassSpec[]): CommandSpec {
+  return {
+    name: 'dump',
+    summary: 'print the GEOM metadata of each image, whatever its class',
+    args: '<img...>',
+    options: [],
+    examples: ['geomctl dump data.img c0.img'],
+    run(ctx, args) {
+      const hooks = hooksFor(classes);
+      const failures: GeomError[] = [];
+      const docs: Record<string, unknown>[] = [];
+      let text = '';
+      for (const r of tasteAll(ctx, args)) {
+        if (r.error) failures.push(r.error);
+        else if (!r.tasted) failures.push(noMetadata(r.path));
+        else {
+          const hook = hooks.get(r.tasted.className);
+          if (!hook) {
+            failures.push(new GeomError('NO_METADATA', `${r.path}: ${r.tasted.className} metadata is not supported yet`));
+            continue;
+          }
+          try {
+            const d = hook.dump(ctx, r.path);
+            docs.push({ path: r.path, class: r.tasted.className, ...d.json });
+            text += d.text;
+          } catch (err) {
+            if (!(err instanceof GeomError)) throw err;
+            failures.push(err);
+          }
+        }
+      }
+      if (ctx.out.json) ctx.out.document('dump', { images: docs });
+      else if (text) ctx.out.raw(Buffer.from(text));
+      finish(failures);
+    },
+  };
+}
+
+/** Groups the tasted candidates by class for list and status. */
+function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName, string[]>; failures: GeomError[] } {
+  const byClass = new Map<ClassName, string[]>();
+  const failures: GeomError[] = [];
+  for (const r of tasteAll(ctx, candidateImages(named, ctx.global.dirs))) {
+    if (r.error) {
+      // Named images must open; a file in a tasted directory that cannot be read is skipped, as the kernel would.
+      if (named.includes(r.path)) failures.push(r.error);
+      continue;
+    }
+    if (!r.tasted) {
+      if (named.includes(r.path)) failures.push(noMetadata(r.path));
+      continue;
+    }
+    const list = byClass.get(r.tasted.className) ?? [];
+    list.push(r.path);
+    byClass.set(r.tasted.className, list);
+  }
+  return { byClass, failures };
+}
+
+function listCommand(classes: ClassSpec[]): CommandSpec {
+  return {
+    name: 'list',
+    summary: 'list every journal and virstor geom found by tasting, geom(8) style',
+    args: '[img...]',
+    options: [],
+    examples: ['geomctl list', 'geomctl -d /images list'],
+    run(ctx, args) {
+      const { byClass, failures } = tastedByClass(ctx, args);
+      const texts: string[] = [];
+      const geoms: Record<string, unknown>[] = [];
+      for (const [cls, paths] of byClass) {
+        const hook = hooksFor(classes).get(cls);
+        if (!hook) continue;
+        const r = hook.list(ctx, paths, args);
+        if (r.text) texts.push(r.text);
+        geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
+      }
+      ctx.out.result('list', { geoms }, () => texts.join('\n'));
+      finish(failures);
+    },
+  };
+}
+
+/** geom(8) status: a header and one row per component, columns padded to the widest value. */
+export function formatStatus(rows: StatusRow[]): string {
+  const nameW = Math.max(4, ...rows.map((r) => r.name.length));
+  const statusW = Math.max(6, ...rows.map((r) => r.status.length));
+  const lines = [`${'Name'.padStart(nameW)}  ${'Status'.padEnd(statusW)}  Components`];
+  for (const r of rows) {
+    r.components.forEach((c, i) => {
+      lines.push(i === 0 ? `${r.name.padStart(nameW)}  ${r.status.padEnd(statusW)}  ${c}` : `${''.padStart(nameW)}  ${''.padEnd(statusW)}  ${c}`);
+    });
+  }
+  return lines.join('\n');
+}
+
+function statusCommand(classes: ClassSpec[]): CommandSpec {
+  return {
+    name: 'status',
+    summary: 'show the status of every journal and virstor geom found by tasting',
+    args: '[img...]',
+    options: [],
+    examples: ['geomctl status'],
+    run(ctx, args) {
+      const { byClass, failures } = tastedByClass(ctx, args);
+      const rows: StatusRow[] = [];
+      const geoms: Record<string, unknown>[] = [];
+      for (const [cls, paths] of byClass) {
+        const hook = hooksFor(classes).get(cls);
+        if (!hook) continue;
+        const r = hook.status(ctx, paths, args);
+        rows.push(...r.rows);
+        geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
+      }
+      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows) : ''));
+      finish(failures);
+    },
+  };
+}
+
+export function topLevelCommands(classes: ClassSpec[]): CommandSpec[] {
+  return [tasteCommand(classes), dumpCommand(classes), listCommand(classes), statusCommand(classes), demoCommand];
+}

@@ -1,0 +1,65 @@
+// The flush engine's public contract (spec: flush-engine.md). Every byte
+// geomctl writes to an image goes through an engine; the journal and virstor
+// classes never call Provider.write themselves.
+
+import type { Provider } from '../provider/provider.js';
+
+/** HAMMER's HAMMER_STRUCTURE_* for buffers (flush-engine.md, "Buffers"). UNDO is the engine's own. */
+export type BufferType = 'VOLUME' | 'META' | 'DATA';
+
+/** Counters, as HAMMER keeps them; printed by --stats. */
+export interface EngineStats {
+  reads: number;
+  readBytes: number;
+  writes: Record<BufferType | 'UNDO' | 'ORDERED', number>;
+  writeBytes: Record<BufferType | 'UNDO' | 'ORDERED', number>;
+  barriers: number;
+  undoRecords: number;
+  undoBytes: number;
+  cacheHits: number;
+  cacheMisses: number;
+  evictions: number;
+  combined: number;
+  /** Class-specific counters (journal switches, skipped bytes, ...), added by the classes. */
+  extra: Record<string, number>;
+}
+
+export interface EngineOptions {
+  /** The images of this command, already opened (and locked) by the session. Index = position. */
+  providers: Provider[];
+  /** Memory limit for cached buffers, bytes (--cache-limit; default 256 MiB). */
+  cacheLimit: number;
+}
+
+/**
+ * One command's view of its images. Reads see the command's own unwritten
+ * changes. Writes of VOLUME and META bytes are covered by the undo log and
+ * reach the disk only at commit(); DATA may reach it earlier (memory pressure),
+ * in offset order; ordered writes reach it at once, in call order.
+ */
+export interface Engine {
+  readonly providers: readonly Provider[];
+  readonly stats: EngineStats;
+  /** True once a write or barrier failed: nothing more is written (HAMMER's critical error). */
+  readonly critical: boolean;
+
+  /** Reads bytes through the cache (sector-aligned ranges of the image's media sector size). */
+  read(image: number, offset: number, length: number): Buffer;
+  /**
+   * Changes bytes: hammer_modify_buffer + copy. For VOLUME and META the old
+   * bytes of the range are recorded in the undo log the first time the range is
+   * modified in this transaction. Aligned to the image's media sector size.
+   */
+  write(image: number, offset: number, data: Buffer, type: BufferType): void;
+  /** An ordered write without undo (journal records, headers, metadata updates): written now. */
+  writeOrdered(image: number, offset: number, data: Buffer): void;
+  /** Barrier on the given images (default: every image written since its last barrier). */
+  barrier(images?: number[]): void;
+  /**
+   * The commit cycle (flush-engine.md, "Commit"): DATA, undo + fsync, barrier,
+   * META then VOLUME, barrier, delete the undo log. A no-op when nothing is dirty.
+   */
+  commit(): void;
+  /** Closes the providers. Dirty, uncommitted buffers are dropped (the undo log, if any, stays). */
+  close(): void;
+}

@@ -1,0 +1,161 @@
+// Black-box tests of the command framework and the bad-input rules of the
+// foundation issue, through the built bin/geomctl.
+
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
+
+const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
+
+let s: ReturnType<typeof scratch>;
+beforeAll(() => {
+  s = scratch();
+});
+afterAll(() => s.cleanup());
+
+function oneErrorLine(stderr: string): string {
+  const lines = stderr.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^geomctl: /);
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+  return lines[0] as string;
+}
+
+describe('global behaviour', () => {
+  it('--version prints the package version', () => {
+    const r = geomctl(['--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('no arguments prints help and exits 2', () => {
+    const r = geomctl([]);
+    expect(r.status).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(/Usage: geomctl/);
+  });
+
+  it('--help lists the classes and top-level verbs', () => {
+    const r = geomctl(['--help']);
+    expect(r.status).toBe(0);
+    for (const word of ['journal', 'virstor', 'list', 'status', 'dump', 'taste', 'demo', '--json', '--cache-limit']) {
+      expect(r.stdout).toContain(word);
+    }
+  });
+
+  it('an unknown verb is a usage error (exit 2, one line)', () => {
+    const r = geomctl(['journal', 'bogus']);
+    expect(r.status).toBe(2);
+    expect(oneErrorLine(r.stderr)).toMatch(/unknown command 'bogus'/);
+  });
+
+  it('an unknown option is a usage error naming the option', () => {
+    const r = geomctl(['taste', '--frobnicate', 'x.img']);
+    expect(r.status).toBe(2);
+    expect(oneErrorLine(r.stderr)).toMatch(/--frobnicate/);
+  });
+
+  it.each([['12Q'], ['-5'], ['1.5G'], ['']])('a bad size string (%j) is a usage error naming the option', (bad) => {
+    const r = geomctl(['--cache-limit', bad, 'list']);
+    expect(r.status).toBe(2);
+    expect(oneErrorLine(r.stderr)).toMatch(/--cache-limit/);
+  });
+
+  it('global options are accepted after the verb too', () => {
+    const img = sparseImage(s.path('plain-after.img'), 1 << 20);
+    const r = geomctl(['taste', img, '--json']);
+    expect(r.status).toBe(0);
+    const doc = JSON.parse(r.stdout) as { command: string; images: { path: string; class: string | null }[] };
+    expect(doc.command).toBe('taste');
+    expect(doc.images[0]).toMatchObject({ path: img, class: null });
+  });
+});
+
+describe('bad images', () => {
+  it('a path that does not exist', () => {
+    const r = geomctl(['dump', s.path('missing.img')]);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r.stderr)).toContain('missing.img');
+  });
+
+  it('a directory', () => {
+    const dir = s.path('adir');
+    mkdirSync(dir, { recursive: true });
+    const r = geomctl(['dump', dir]);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r.stderr)).toMatch(/adir.*director/);
+  });
+
+  it.each([[0], [100]])('a %d-byte file', (size) => {
+    const img = s.path(`tiny-${size}.img`);
+    writeFileSync(img, Buffer.alloc(size, 7));
+    const before = sha256(img);
+    const r = geomctl(['dump', img]);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r.stderr)).toContain(`tiny-${size}.img`);
+    expect(sha256(img)).toBe(before);
+  });
+
+  it('an image without GEOM metadata: dump fails, taste reports it, nothing changes', () => {
+    const img = sparseImage(s.path('plain.img'), 4 << 20, Buffer.from('not a geom'));
+    const before = sha256(img);
+    const dump = geomctl(['dump', img]);
+    expect(dump.status).toBe(1);
+    expect(oneErrorLine(dump.stderr)).toMatch(/plain\.img: no GEOM metadata/);
+    const taste = geomctl(['taste', img]);
+    expect(taste.status).toBe(0);
+    expect(taste.stdout).toMatch(/plain\.img: no GEOM metadata/);
+    expect(sha256(img)).toBe(before);
+  });
+
+  it('one bad image among good ones: the others are processed, exit 1', () => {
+    const good = sparseImage(s.path('good.img'), 1 << 20);
+    const r = geomctl(['taste', s.path('nope.img'), good]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('good.img: no GEOM metadata');
+    expect(oneErrorLine(r.stderr)).toContain('nope.img');
+  });
+
+  it('a file without read permission (as non-root when possible)', () => {
+    const img = sparseImage(s.path('noread.img'), 1 << 20);
+    chmodSync(img, 0o000);
+    // root reads anything: run the check as nobody when we are root.
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    chmodSync(s.dir, 0o755);
+    const r = geomctl(['dump', img], asNobody);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r.stderr)).toMatch(/noread\.img.*permission/i);
+  });
+
+  it('list and status on a directory with no geoms print nothing and succeed', () => {
+    const dir = s.path('empty');
+    mkdirSync(dir, { recursive: true });
+    for (const verb of ['list', 'status']) {
+      const r = geomctl(['-d', dir, verb]);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toBe('');
+    }
+  });
+});
+
+describe('locks', () => {
+  it('an image locked by another geomctl-like process: clear message with its pid, exit 1', async () => {
+    const img = sparseImage(s.path('locked.img'), 1 << 20);
+    const holder = spawn(process.execPath, ['-e', `
+      const fs = require('fs'); const ext = require('fs-ext');
+      const fd = fs.openSync(${JSON.stringify(img)}, 'r+'); ext.flockSync(fd, 'exnb');
+      process.stdout.write('locked\\n'); setTimeout(() => {}, 30000);`], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+      const r = geomctl(['dump', img]);
+      expect(r.status).toBe(1);
+      expect(oneErrorLine(r.stderr)).toContain(`locked.img is in use by geomctl (pid ${holder.pid})`);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await new Promise((resolve) => holder.once('exit', resolve));
+    // gone with its process: the next command gets the image
+    const r = geomctl(['taste', img]);
+    expect(r.status).toBe(0);
+  });
+});

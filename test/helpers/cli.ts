@@ -1,0 +1,50 @@
+// Black-box harness: runs the built bin/geomctl (npm test builds first) and
+// returns what a user would see. Also small helpers for scratch images.
+
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const BIN = resolve(__dirname, '../../bin/geomctl');
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+  stdoutBuffer: Buffer;
+}
+
+export function geomctl(args: string[], opts: SpawnSyncOptions & { input?: string | Buffer } = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'buffer',
+    maxBuffer: 1 << 30,
+    ...opts,
+    env: { ...process.env, NO_COLOR: '1', GEOMCTL_DEBUG: '', ...(opts.env ?? {}) },
+  });
+  const stdoutBuffer = r.stdout as unknown as Buffer;
+  return {
+    status: r.status ?? (r.signal ? 128 : -1),
+    stdout: stdoutBuffer.toString('utf8'),
+    stderr: (r.stderr as unknown as Buffer).toString('utf8'),
+    stdoutBuffer,
+  };
+}
+
+/** A fresh scratch directory; remove it with cleanup(). */
+export function scratch(prefix = 'geomctl-test-'): { dir: string; path(name: string): string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, path: (name) => join(dir, name), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A sparse image of `size` bytes (truncate), optionally with some bytes written at offset 0. */
+export function sparseImage(path: string, size: number, head?: Buffer): string {
+  writeFileSync(path, head ?? Buffer.alloc(0));
+  truncateSync(path, size);
+  return path;
+}
+
+export function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
