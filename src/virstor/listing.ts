@@ -1,0 +1,170 @@
+// `list` and `status` for virstor devices: the kernel's g_virstor_dumpconf
+// fields (FreeBSD sys/geom/virstor/g_virstor.c) laid out as geom(8) does
+// (virstor.md, "list / status"). The kernel divides by counts an incomplete
+// device does not have yet and computes percentages in u_int; geomctl guards
+// the divisions and clamps the percentages to 0..100.
+
+import { OFFLINE_MODE, renderGeom, type GeomNode } from '../geomlist.js';
+import { u64Json } from '../json.js';
+
+/** One component found for a device, with the counts the device layer computed. */
+export interface VirstorListingComponent {
+  /** ComponentIndex: md.no. */
+  index: number;
+  /** The provider name: the image's base name. */
+  providerName: string;
+  path: string;
+  mediasize: number;
+  sectorSize: number;
+  chunkCount: number;
+  /** The kernel's chunk_next (reserved chunks included), shown as ChunksUsed. */
+  chunkNext: number;
+  chunkReserved: number;
+}
+
+export interface VirstorListingDevice {
+  name: string;
+  /** md_count: how many components the device has. */
+  componentCount: number;
+  /** The components found, any order (listed by index). */
+  components: VirstorListingComponent[];
+  chunkSize: number;
+  virsize: bigint;
+  sectorSize: number;
+}
+
+/** 100 - used * 100 / count, as the kernel prints it, without its division by zero or u_int wrap. */
+function percentFree(used: number, count: number): number {
+  if (used === 0) return 100;
+  if (count === 0) return 0;
+  return Math.max(0, 100 - Math.floor((used * 100) / count));
+}
+
+interface Figures {
+  complete: boolean;
+  online: VirstorListingComponent[];
+  physicalCount: number;
+  used: number;
+  backingSize: number;
+  /** sc->chunk_count: computed by the kernel only once every component is there. */
+  virtualCount: number;
+  physicalFree: number;
+  physicalBacking: number;
+}
+
+function figures(dev: VirstorListingDevice): Figures {
+  const online = [...dev.components].sort((a, b) => a.index - b.index);
+  let physicalCount = 0;
+  let used = 0;
+  let backingSize = 0;
+  for (const c of online) {
+    physicalCount += c.chunkCount;
+    used += c.chunkNext + c.chunkReserved;
+    backingSize += c.mediasize;
+  }
+  const complete = online.length === dev.componentCount;
+  const virtualCount = complete ? Number(dev.virsize / BigInt(dev.chunkSize)) : 0;
+  return {
+    complete,
+    online,
+    physicalCount,
+    used,
+    backingSize,
+    virtualCount,
+    physicalFree: percentFree(used, physicalCount),
+    physicalBacking: virtualCount === 0 ? 0 : Math.floor((physicalCount * 100) / virtualCount),
+  };
+}
+
+function componentStorageFree(c: VirstorListingComponent): number {
+  return c.chunkNext > 0 ? percentFree(c.chunkNext + c.chunkReserved, c.chunkCount) : 100;
+}
+
+/** "State: N% physical free": also the Status column of `status`. */
+function stateText(f: Figures): string {
+  return `${f.physicalFree}% physical free`;
+}
+
+function geomNode(dev: VirstorListingDevice): GeomNode {
+  const f = figures(dev);
+  return {
+    name: dev.name,
+    config: [
+      ['Status', `Components=${dev.componentCount}, Online=${f.online.length}`],
+      ['State', stateText(f)],
+      ['ChunkSize', String(dev.chunkSize)],
+      ['PhysicalFree', `${f.physicalFree}%`],
+      ['ChunkPhysicalCount', String(f.physicalCount)],
+      ['ChunkVirtualCount', String(f.virtualCount)],
+      ['PhysicalBacking', `${f.physicalBacking}%`],
+      ['PhysicalBackingSize', String(f.backingSize)],
+      ['VirtualSize', String(dev.virsize)],
+    ],
+    // The kernel creates virstor/<name> only when every component is present.
+    providers: f.complete ? [{ name: providerName(dev), mediasize: dev.virsize, sectorsize: dev.sectorSize, mode: OFFLINE_MODE, config: [] }] : [],
+    consumers: f.online.map((c) => ({
+      name: c.providerName,
+      mediasize: c.mediasize,
+      sectorsize: c.sectorSize,
+      mode: OFFLINE_MODE,
+      config: [
+        ['ComponentIndex', String(c.index)],
+        ['ChunkCount', String(c.chunkCount)],
+        ['ChunksUsed', String(c.chunkNext)],
+        ['ChunksReserved', String(c.chunkReserved)],
+        ['StorageFree', `${componentStorageFree(c)}%`],
+      ],
+    })),
+  };
+}
+
+function providerName(dev: Pick<VirstorListingDevice, 'name'>): string {
+  return `virstor/${dev.name}`;
+}
+
+/** geom(8) list text for the devices, in the order given (each block ends with a blank line). */
+export function renderVirstorList(devices: readonly VirstorListingDevice[]): string {
+  return devices.map((d) => renderGeom(geomNode(d))).join('');
+}
+
+/** One row of geom(8)'s status table: the provider (or, incomplete, the geom) name, State, components. */
+export function virstorStatusRow(dev: VirstorListingDevice): { name: string; status: string; components: string[] } {
+  const f = figures(dev);
+  return {
+    name: f.complete ? providerName(dev) : dev.name,
+    status: stateText(f),
+    components: f.online.map((c) => c.providerName),
+  };
+}
+
+/** The JSON form of one device for list and status. */
+export function virstorListingJson(dev: VirstorListingDevice): Record<string, unknown> {
+  const f = figures(dev);
+  return {
+    name: dev.name,
+    provider: f.complete ? { name: providerName(dev), mediasize: u64Json(dev.virsize), sectorsize: dev.sectorSize, mode: OFFLINE_MODE } : null,
+    componentsTotal: dev.componentCount,
+    componentsOnline: f.online.length,
+    complete: f.complete,
+    state: stateText(f),
+    chunkSize: dev.chunkSize,
+    physicalFreePercent: f.physicalFree,
+    chunkPhysicalCount: f.physicalCount,
+    chunkVirtualCount: f.virtualCount,
+    physicalBackingPercent: f.physicalBacking,
+    physicalBackingSize: f.backingSize,
+    virtualSize: u64Json(dev.virsize),
+    consumers: f.online.map((c) => ({
+      name: c.providerName,
+      path: c.path,
+      mediasize: c.mediasize,
+      sectorsize: c.sectorSize,
+      mode: OFFLINE_MODE,
+      componentIndex: c.index,
+      chunkCount: c.chunkCount,
+      chunksUsed: c.chunkNext,
+      chunksReserved: c.chunkReserved,
+      storageFreePercent: componentStorageFree(c),
+    })),
+  };
+}
