@@ -34,23 +34,29 @@ export function parseSize(text: string, what: string): number {
 
 /**
  * geom(8)'s humanize_number(buf, 5, n, "", HN_AUTOSCALE, HN_B|HN_NOSPACE|HN_DECIMAL):
- * "3.0G", "512B", "100M", "16E". At most 4 characters of number.
+ * "3.0G", "512B", "100M", "16E". As FreeBSD's libutil does it: divide by 1024
+ * while the quotient has more than 3 digits (or is 999 about to round up),
+ * keeping only the last division's remainder, then round that remainder to
+ * one decimal below 10 (HN_DECIMAL) or to a whole number otherwise — so
+ * 2093974066 is "1.9G", not a correctly rounded 2.0G.
  */
 export function humanize(bytes: number | bigint): string {
-  const units = ['B', 'K', 'M', 'G', 'T', 'P', 'E'];
-  let n = BigInt(bytes);
-  // humanize_number rounds: it works in tenths with +5 before each division.
+  const prefixes = ['B', 'K', 'M', 'G', 'T', 'P', 'E'];
+  const maxscale = 6;
+  const divisor = 1024n;
+  const divisordeccut = 973n; // ceil(.95 * 1024)
+  const max = 1000n; // 10^(len - baselen): 5 bytes of buffer, one digit and the NUL
+  let quotient = BigInt(bytes); // sizes: never negative
+  let remainder = 0n;
   let i = 0;
-  let divisor = 1n;
-  // Find the scale at which the rounded value fits in the 4 digits the buffer holds (as humanize_number does).
-  while (i < units.length - 1 && (n * 10n + 5n * divisor) / (divisor * 10n) >= 1000n) {
-    divisor *= 1024n;
+  while ((quotient >= max || (quotient === max - 1n && (remainder >= divisordeccut || remainder >= divisor / 2n))) && i < maxscale) {
+    remainder = quotient % divisor;
+    quotient /= divisor;
     i++;
   }
-  if (i === 0) return `${n}B`;
-  // HN_DECIMAL: one decimal when the value is below 10 in its unit.
-  const tenths = (n * 10n + divisor / 2n) / divisor;
-  if (tenths < 100n) return `${tenths / 10n}.${tenths % 10n}${units[i]}`;
-  n = (n + divisor / 2n) / divisor;
-  return `${n}${units[i]}`;
+  if (((quotient === 9n && remainder < divisordeccut) || quotient < 9n) && i > 0) {
+    const tenths = (remainder * 10n + divisor / 2n) / divisor;
+    return `${quotient + tenths / 10n}.${tenths % 10n}${prefixes[i]}`;
+  }
+  return `${quotient + (remainder + divisor / 2n) / divisor}${prefixes[i]}`;
 }

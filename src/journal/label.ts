@@ -1,0 +1,222 @@
+// `journal label` and `journal clear`: gjournal(8)'s journal_label and
+// journal_clear (FreeBSD sbin/geom/class/journal/geom_journal.c), offline,
+// through the flush engine (journal.md, "label"). Every check runs before the
+// first write, so a refusal leaves the images untouched; the writes are
+// VOLUME writes of one engine transaction, so a two-image label or clear is
+// all or nothing under the undo log (flush-engine.md).
+
+import { randomInt } from 'node:crypto';
+import { GeomError, UsageError } from '../errors.js';
+import type { Engine } from '../engine/types.js';
+import { humanize } from '../size.js';
+import { tasteProvider } from '../taste.js';
+import { findUfsSuperblock, ufsUsesLastSector } from '../ufs.js';
+import { minJournalSize, recordMaxSize } from './format.js';
+import {
+  G_JOURNAL_MAGIC,
+  G_JOURNAL_VERSION,
+  GJ_FLAG_CHECKSUM,
+  GJ_FLAG_CLEAN,
+  GJ_TYPE_COMPLETE,
+  GJ_TYPE_DATA,
+  GJ_TYPE_JOURNAL,
+  encodeJournalMetadataSector,
+  type JournalMetadataFields,
+} from './metadata.js';
+
+/** gjournal label's default journal size for one provider: 1 GiB. */
+export const DEFAULT_JSIZE = 1073741824;
+/** gjournal label's smallest -s: 100 MiB. */
+export const MIN_JSIZE = 104857600;
+/** The kernel maxphys new journals are checked against unless --maxphys says otherwise (FreeBSD 13+, 64-bit). */
+export const DEFAULT_MAXPHYS = 1048576;
+/** md_provider holds at most 15 bytes and a NUL. */
+export const MAX_HARDCODED_NAME = 15;
+
+export interface JournalLabelOptions {
+  /** -c: GJ_FLAG_CHECKSUM. */
+  checksum?: boolean;
+  /** -f: label over a file system. */
+  force?: boolean;
+  /** -h: hardcode each image's base name in md_provider. */
+  hardcode?: boolean;
+  /** -s: journal size, one image only. */
+  jsize?: number;
+  /** --id: md_id instead of a random one. */
+  id?: number;
+  /** --sectorsize: default the medium's sector size (512 for image files). */
+  sectorSize?: number;
+  /** --maxphys the journal must be usable with (default 1 MiB). */
+  maxphys?: number;
+}
+
+export interface LabeledImage {
+  path: string;
+  /** Where the metadata sector was written: the image's last sector. */
+  offset: number;
+  metadata: JournalMetadataFields;
+}
+
+export interface JournalLabelResult {
+  id: number;
+  sectorSize: number;
+  images: LabeledImage[];
+}
+
+const refused = (message: string, hint?: string): GeomError => new GeomError('REFUSED', message, hint);
+const FORCE_HINT = 'use -f if you really want to do it';
+
+function checkSectorSize(engine: Engine, opts: JournalLabelOptions): number[] {
+  if (opts.sectorSize !== undefined) {
+    const ss = opts.sectorSize;
+    if (!Number.isInteger(ss) || ss < 512 || ss > 65536 || (ss & (ss - 1)) !== 0) {
+      throw new UsageError(`invalid sector size ${ss} for --sectorsize`, 'use a power of two from 512 to 65536');
+    }
+  }
+  return engine.providers.map((p) => {
+    const ss = opts.sectorSize ?? Math.max(512, p.mediaSectorSize);
+    if (ss < p.mediaSectorSize) throw refused(`${p.path}: sector size ${ss} is smaller than the medium's ${p.mediaSectorSize}`, `use --sectorsize ${p.mediaSectorSize} or more`);
+    if (p.size % ss !== 0) throw refused(`${p.path}: its size ${p.size} is not a multiple of the sector size ${ss}`);
+    return ss;
+  });
+}
+
+/** The UFS superblock on an image, if any (reads aligned to the medium, as the engine wants them). */
+function holdsUfs(engine: Engine, image: number): ReturnType<typeof findUfsSuperblock> {
+  const p = engine.providers[image];
+  if (!p) return undefined;
+  return findUfsSuperblock((offset, length) => engine.read(image, offset, length), p.size, Math.max(512, p.mediaSectorSize));
+}
+
+/**
+ * Runs every check of gjournal label (in FreeBSD's order, then geomctl's own)
+ * and returns the metadata sectors to write; writes nothing.
+ */
+function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number): { result: JournalLabelResult; sectors: Buffer[] } {
+  const images = engine.providers;
+  const data = images[0];
+  if (!data || images.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
+  const journal = images[1] ?? data;
+  if (opts.id !== undefined && (!Number.isInteger(opts.id) || opts.id < 0 || opts.id > 0xffffffff)) {
+    throw new UsageError(`invalid --id ${opts.id}`, 'use a number from 0 to 4294967295');
+  }
+  const maxphys = opts.maxphys ?? DEFAULT_MAXPHYS;
+  const sizes = checkSectorSize(engine, opts);
+  const dss = sizes[0] as number;
+  const jss = sizes[images.length - 1] as number;
+
+  let jstart: number;
+  let jend: number;
+  if (images.length === 1) {
+    const sb = opts.force ? undefined : holdsUfs(engine, 0);
+    if (sb) throw refused(`File system exists on ${data.path} and this operation would destroy it`, FORCE_HINT);
+    const jsize = opts.jsize ?? DEFAULT_JSIZE;
+    if (opts.jsize !== undefined) {
+      if (jsize < MIN_JSIZE) throw refused(`${data.path}: Journal too small: -s ${jsize} is below ${MIN_JSIZE} (${humanize(MIN_JSIZE)})`, `use -s ${humanize(MIN_JSIZE)} or more`);
+      if (jsize % dss !== 0) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
+    }
+    if (jsize + dss >= data.size) {
+      throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
+    }
+    jstart = data.size - dss - jsize;
+    jend = data.size - dss;
+  } else {
+    if (!opts.force) {
+      const sb = holdsUfs(engine, 0);
+      if (sb && ufsUsesLastSector(sb, data.size)) {
+        throw refused(`File system on ${data.path} is using the last sector and this operation is going to overwrite it`, FORCE_HINT);
+      }
+    }
+    if (opts.jsize !== undefined) throw new UsageError('jsize argument is valid only for all-in-one configuration.', 'the journal takes the whole journal image');
+    jstart = 0;
+    jend = journal.size - jss;
+  }
+  if (dss !== jss) throw refused(`Not equal sector sizes: ${data.path} has ${dss}, ${journal.path} has ${jss}`, 'give both the same --sectorsize');
+  const ss = dss;
+
+  // geomctl's own checks (journal.md): a journal that holds two maximal records, a non-empty data area.
+  const need = minJournalSize(ss, maxphys);
+  if (jend - jstart < need) {
+    const smallest = images.length === 1 ? `-s ${Math.max(need, MIN_JSIZE)}` : `a journal image of at least ${need + ss} bytes (${humanize(need + ss)})`;
+    throw refused(
+      `${journal.path}: a journal of ${jend - jstart} bytes is too small for maxphys ${maxphys}: it must hold a header and two records of ${recordMaxSize(ss, maxphys)} bytes, ${need} bytes in all`,
+      `the smallest that works is ${smallest}`,
+    );
+  }
+  if (images.length === 2 && data.size <= ss) throw refused(`${data.path}: too small for a data image: it must be larger than one sector (${ss} bytes)`);
+  if (opts.hardcode) {
+    for (const p of images) {
+      const length = Buffer.byteLength(p.name, 'utf8');
+      if (length > MAX_HARDCODED_NAME) {
+        throw refused(`${p.path}: provider name '${p.name}' is ${length} bytes, too long to hardcode (at most ${MAX_HARDCODED_NAME})`, 'rename the image or label without -h');
+      }
+    }
+  }
+
+  const id = opts.id ?? randomId();
+  const flags = GJ_FLAG_CLEAN | (opts.checksum ? GJ_FLAG_CHECKSUM : 0n);
+  const result: JournalLabelResult = { id, sectorSize: ss, images: [] };
+  const sectors: Buffer[] = [];
+  images.forEach((p, i) => {
+    const type = images.length === 1 ? GJ_TYPE_COMPLETE : i === 0 ? GJ_TYPE_DATA : GJ_TYPE_JOURNAL;
+    const metadata: JournalMetadataFields = {
+      magic: G_JOURNAL_MAGIC,
+      version: G_JOURNAL_VERSION,
+      id,
+      type,
+      jstart: BigInt(jstart),
+      jend: BigInt(jend),
+      joffset: 0n,
+      jid: 0,
+      flags,
+      provider: opts.hardcode ? p.name : '',
+      provsize: BigInt(p.size),
+    };
+    result.images.push({ path: p.path, offset: p.size - ss, metadata });
+    sectors.push(encodeJournalMetadataSector(metadata, ss));
+  });
+  return { result, sectors };
+}
+
+const randomU32 = (): number => randomInt(0, 0x100000000);
+
+/**
+ * gjournal label over the engine's images ([data] or [data, journal]): checks
+ * everything first, then clears every image's last sector and writes the
+ * metadata there as VOLUME writes, and commits them as one transaction.
+ */
+export function labelJournal(engine: Engine, opts: JournalLabelOptions = {}, randomId: () => number = randomU32): JournalLabelResult {
+  const { result, sectors } = plan(engine, opts, randomId);
+  // As journal_label: clear the last sector of every image first, to spoil any device they belonged to.
+  for (const [i, img] of result.images.entries()) engine.write(i, img.offset, Buffer.alloc(result.sectorSize), 'VOLUME');
+  for (const [i, img] of result.images.entries()) engine.write(i, img.offset, sectors[i] as Buffer, 'VOLUME');
+  engine.commit();
+  return result;
+}
+
+export interface JournalClearResult {
+  /** Paths whose journal metadata was cleared. */
+  cleared: string[];
+  /** Images without journal metadata (FreeBSD: "Cannot clear metadata on X"), the others still cleared. */
+  failures: GeomError[];
+}
+
+/**
+ * gjournal clear: zeroes the last sector of every image that holds journal
+ * metadata (at the sector size it was found at), as one transaction. Images
+ * without it are reported and left alone, as g_metadata_clear does.
+ */
+export function clearJournal(engine: Engine): JournalClearResult {
+  const out: JournalClearResult = { cleared: [], failures: [] };
+  engine.providers.forEach((p, i) => {
+    const tasted = tasteProvider(p);
+    if (!tasted || tasted.className !== 'JOURNAL') {
+      out.failures.push(new GeomError('NO_METADATA', `Cannot clear metadata on ${p.path}: no ${G_JOURNAL_MAGIC} metadata in its last sector`));
+      return;
+    }
+    engine.write(i, p.size - tasted.sectorSize, Buffer.alloc(tasted.sectorSize), 'VOLUME');
+    out.cleared.push(p.path);
+  });
+  engine.commit();
+  return out;
+}

@@ -1,0 +1,132 @@
+// `list` and `status` for journal devices (journal.md, "list / status"): what
+// geom(8) prints for a gjournal geom — the kernel's g_journal_dumpconf fields
+// (ID; Role, Jstart, Jend on the journal consumer) of FreeBSD's
+// sys/geom/journal/g_journal.c — plus geomctl's own geom lines State,
+// Checksum, Journal used and Pending journals, whose values the journal
+// engine computes and hands in.
+
+import { OFFLINE_MODE, renderGeom, type GeomNode, type GeomProviderNode } from '../geomlist.js';
+import { u64Json } from '../json.js';
+import { hasChecksum, type JournalMetadata } from './metadata.js';
+
+export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
+
+export interface JournalListingImage {
+  path: string;
+  /** The provider name: the image's base name. */
+  name: string;
+  size: number;
+}
+
+export interface JournalListingDevice {
+  /** The data provider's metadata (the authoritative copy). */
+  md: JournalMetadata;
+  sectorSize: number;
+  data: JournalListingImage;
+  /** The journal image of a two-image device; undefined when data and journal share one image. */
+  journal?: JournalListingImage;
+  state: JournalState;
+  /** Bytes of the journal space holding journals not yet copied to the data area. */
+  journalUsedBytes: number;
+  /** Finished journals not yet copied to the data area. */
+  pendingJournals: number;
+}
+
+/** g_new_geomf(mp, "gjournal %u", sc_id). */
+export function journalGeomName(id: number): string {
+  return `gjournal ${id}`;
+}
+
+/** The journaled provider: "<data provider>.journal". */
+export function journalProviderName(dev: Pick<JournalListingDevice, 'data'>): string {
+  return `${dev.data.name}.journal`;
+}
+
+/** sc_mediasize: the data area — up to jstart on one image, all but the last sector of a separate data image. */
+export function journaledSize(dev: Pick<JournalListingDevice, 'md' | 'data' | 'journal' | 'sectorSize'>): number {
+  return dev.journal ? dev.data.size - dev.sectorSize : Number(dev.md.jstart);
+}
+
+/** Journal used, in whole percent of the journal space (0..100). */
+export function journalUsedPercent(dev: Pick<JournalListingDevice, 'md' | 'journalUsedBytes'>): number {
+  const space = Number(dev.md.jend - dev.md.jstart);
+  if (space <= 0) return 0;
+  return Math.min(100, Math.max(0, Math.floor((dev.journalUsedBytes * 100) / space)));
+}
+
+interface ConsumerInfo {
+  image: JournalListingImage;
+  role: 'Data' | 'Journal' | 'Data,Journal';
+  /** The journal consumer shows Jstart and Jend. */
+  journal: boolean;
+}
+
+function consumers(dev: JournalListingDevice): ConsumerInfo[] {
+  if (!dev.journal) return [{ image: dev.data, role: 'Data,Journal', journal: true }];
+  return [
+    { image: dev.data, role: 'Data', journal: false },
+    { image: dev.journal, role: 'Journal', journal: true },
+  ];
+}
+
+function geomNode(dev: JournalListingDevice): GeomNode {
+  const provider: GeomProviderNode = { name: journalProviderName(dev), mediasize: journaledSize(dev), sectorsize: dev.sectorSize, mode: OFFLINE_MODE, config: [] };
+  return {
+    name: journalGeomName(dev.md.id),
+    config: [
+      ['ID', String(dev.md.id)],
+      ['State', dev.state],
+      ['Checksum', hasChecksum(dev.md) ? 'yes' : 'no'],
+      ['Journal used', `${journalUsedPercent(dev)}%`],
+      ['Pending journals', String(dev.pendingJournals)],
+    ],
+    providers: [provider],
+    consumers: consumers(dev).map((c) => ({
+      name: c.image.name,
+      mediasize: c.image.size,
+      sectorsize: dev.sectorSize,
+      mode: OFFLINE_MODE,
+      config: c.journal
+        ? [
+            ['Role', c.role],
+            ['Jstart', dev.md.jstart.toString()],
+            ['Jend', dev.md.jend.toString()],
+          ]
+        : [['Role', c.role]],
+    })),
+  };
+}
+
+/** geom(8) list text for the devices, in the order given (each block ends with a blank line). */
+export function renderJournalList(devices: readonly JournalListingDevice[]): string {
+  return devices.map((d) => renderGeom(geomNode(d))).join('');
+}
+
+/** One row of geom(8)'s status table: the journaled provider, its state, its images. */
+export function journalStatusRow(dev: JournalListingDevice): { name: string; status: string; components: string[] } {
+  return { name: journalProviderName(dev), status: dev.state, components: consumers(dev).map((c) => c.image.name) };
+}
+
+/** The JSON form of one device for list and status. */
+export function journalListingJson(dev: JournalListingDevice): Record<string, unknown> {
+  return {
+    name: journalGeomName(dev.md.id),
+    id: dev.md.id,
+    provider: { name: journalProviderName(dev), mediasize: journaledSize(dev), sectorsize: dev.sectorSize, mode: OFFLINE_MODE },
+    state: dev.state,
+    checksum: hasChecksum(dev.md),
+    journalUsedPercent: journalUsedPercent(dev),
+    journalUsedBytes: dev.journalUsedBytes,
+    pendingJournals: dev.pendingJournals,
+    jstart: u64Json(dev.md.jstart),
+    jend: u64Json(dev.md.jend),
+    consumers: consumers(dev).map((c) => ({
+      name: c.image.name,
+      path: c.image.path,
+      mediasize: c.image.size,
+      sectorsize: dev.sectorSize,
+      mode: OFFLINE_MODE,
+      role: c.role,
+    })),
+  };
+}
