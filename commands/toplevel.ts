@@ -7,6 +7,7 @@ import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
 import { demoCommand } from './demo.js';
+import { completionCommand } from './completion.js';
 
 interface TasteResult {
   path: string;
@@ -172,14 +173,14 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
   };
 }
 
-/** geom(8) status: a header and one row per component, columns padded to the widest value. */
+/** geom(8) status: printf("%*s  %*s  %s"), Name and Status right-aligned to the widest value. */
 export function formatStatus(rows: StatusRow[]): string {
   const nameW = Math.max(4, ...rows.map((r) => r.name.length));
   const statusW = Math.max(6, ...rows.map((r) => r.status.length));
-  const lines = [`${'Name'.padStart(nameW)}  ${'Status'.padEnd(statusW)}  Components`];
+  const lines = [`${'Name'.padStart(nameW)}  ${'Status'.padStart(statusW)}  Components`];
   for (const r of rows) {
     r.components.forEach((c, i) => {
-      lines.push(i === 0 ? `${r.name.padStart(nameW)}  ${r.status.padEnd(statusW)}  ${c}` : `${''.padStart(nameW)}  ${''.padEnd(statusW)}  ${c}`);
+      lines.push(i === 0 ? `${r.name.padStart(nameW)}  ${r.status.padStart(statusW)}  ${c}` : `${''.padStart(nameW)}  ${''.padStart(statusW)}  ${c}`);
     });
   }
   return lines.join('\n');
@@ -210,5 +211,6 @@ function statusCommand(classes: ClassSpec[]): CommandSpec {
 }
 
 export function topLevelCommands(classes: ClassSpec[]): CommandSpec[] {
-  return [tasteCommand(classes), dumpCommand(classes), listCommand(classes), statusCommand(classes), demoCommand];
+  const verbs: CommandSpec[] = [tasteCommand(classes), dumpCommand(classes), listCommand(classes), statusCommand(classes), demoCommand];
+  return [...verbs, completionCommand(classes, () => verbs)];
 }
