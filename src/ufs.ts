@@ -6,7 +6,7 @@
 // finds a journal broken (formats.md, "UFS superblock"). Everything works over
 // a `read(offset, length)` function, so it runs on an engine or a provider.
 
-import { crc32cUpdate } from './crc32c-ufs.js';
+import { crc32cUpdate } from './crc32c.js';
 
 export type ReadFn = (offset: number, length: number) => Buffer;
 

@@ -60,6 +60,14 @@ export interface Engine {
    * META then VOLUME, barrier, delete the undo log. A no-op when nothing is dirty.
    */
   commit(): void;
+  /** Reads into `target` (all of it) from `offset`, through the cache, without allocating. */
+  readInto(image: number, offset: number, target: Buffer): void;
+  /**
+   * Gives up the transaction: dirty buffers are dropped; when no VOLUME or META
+   * byte reached the disk the undo log is deleted, otherwise it stays so the
+   * next command rolls the images back.
+   */
+  abort(): void;
   /** Closes the providers. Dirty, uncommitted buffers are dropped (the undo log, if any, stays). */
   close(): void;
 }

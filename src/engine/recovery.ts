@@ -1,0 +1,142 @@
+// Rolling back hot undo logs before a command touches its images
+// (flush-engine.md, "Recovery"; HAMMER's hammer_recover.c runs the UNDO FIFO
+// backwards the same way). A log with a valid header is hot: its valid
+// records are applied newest first, restoring the bytes every range held
+// before the crashed transaction, then the images are barriered and the log
+// is deleted. Applying a record twice does no harm, so a crash during
+// recovery is repaired by running it again. A log whose header is not valid
+// was torn while it was being created, before any record could be trusted
+// and so before any metadata it would cover was written: it is stale.
+
+import nodePath from 'node:path';
+import { GeomError } from '../errors.js';
+import type { Provider } from '../provider/provider.js';
+import { UNDO_SUFFIX, decodeHeader, readerRange, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
+
+export interface RecoveryOptions {
+  store: LogStore;
+  /** The command's images, opened (for writing in write sessions) and locked. */
+  providers: readonly Provider[];
+  /** Directories to search besides the images' own (the tasted ones). */
+  dirs: readonly string[];
+  /** Read-only commands never roll back: they refuse with UNFINISHED. */
+  write: boolean;
+  /**
+   * Opens and locks, for writing, an image a hot log names that the command
+   * did not open (e.g. `c0.img` of a log found by `dump c2.img`). Throws a
+   * GeomError when it cannot; the caller closes what it returns.
+   */
+  openExtra?: (image: UndoImage) => Provider;
+}
+
+export interface RecoveryResult {
+  /** The logs rolled back. */
+  recovered: string[];
+  /** Stale logs (torn headers) removed. */
+  removedStale: string[];
+}
+
+const sameImage = (p: Provider, img: UndoImage): boolean => p.identity.dev === img.dev && p.identity.ino === img.ino;
+
+/** Every log next to the images and in `dirs`, each once. */
+export function findLogs(store: LogStore, providers: readonly Provider[], dirs: readonly string[]): string[] {
+  const where = new Set([...providers.map((p) => nodePath.dirname(nodePath.resolve(p.path))), ...dirs.map((d) => nodePath.resolve(d))]);
+  const logs = new Set<string>();
+  for (const dir of where) for (const log of store.list(dir)) logs.add(nodePath.resolve(log));
+  return [...logs].sort();
+}
+
+/** A log named after one of this command's images: only then may a stale one be removed (its writer holds that image's lock). */
+function namedAfterOurs(log: string, providers: readonly Provider[]): boolean {
+  const image = log.slice(0, -UNDO_SUFFIX.length);
+  return providers.some((p) => nodePath.resolve(p.path) === image);
+}
+
+export function recoverImages(opts: RecoveryOptions): RecoveryResult {
+  const result: RecoveryResult = { recovered: [], removedStale: [] };
+  for (const path of findLogs(opts.store, opts.providers, opts.dirs)) {
+    const reader = opts.store.open(path);
+    if (!reader) continue;
+    let header: UndoHeader | undefined;
+    try {
+      header = decodeHeader(readerRange(reader));
+      const ours = header ? opts.providers.find((p) => header?.images.some((img) => sameImage(p, img))) : undefined;
+      if (header && ours) {
+        if (!opts.write) {
+          throw new GeomError(
+            'UNFINISHED',
+            `${ours.path} has an unfinished transaction (${path})`,
+            `run any write command (e.g. 'geomctl journal check -y ${ours.path}') to roll it back`,
+          );
+        }
+        rollBack(opts, path, reader, header);
+        result.recovered.push(path);
+      }
+    } finally {
+      reader.close();
+    }
+    if (!header && opts.write && namedAfterOurs(path, opts.providers)) {
+      try {
+        opts.store.remove(path);
+        opts.store.syncDir(nodePath.dirname(path));
+      } catch (err) {
+        throw recoveryError(path, err);
+      }
+      result.removedStale.push(path);
+    }
+  }
+  return result;
+}
+
+function recoveryError(path: string, err: unknown): GeomError {
+  if (err instanceof GeomError && err.code === 'RECOVERY') return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new GeomError('RECOVERY', `rolling back the unfinished transaction in ${path} failed: ${why}`, 'the undo log stays; fix the cause and run the command again (it rolls back first)');
+}
+
+/** Bytes of zeros written per call when a record's old bytes were all zero. */
+const ZERO_CHUNK = 1024 * 1024;
+
+function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header: UndoHeader): void {
+  const extras: Provider[] = [];
+  try {
+    const targets = header.images.map((img) => {
+      let p = opts.providers.find((q) => sameImage(q, img));
+      if (!p) {
+        if (!opts.openExtra) throw new GeomError('RECOVERY', `cannot roll back ${path}: ${img.path} is not open`);
+        p = opts.openExtra(img);
+        extras.push(p);
+      }
+      if (p.size !== img.size) {
+        throw new GeomError('RECOVERY', `cannot roll back ${path}: ${p.path} is ${p.size} bytes, not ${img.size} as when the transaction began`, 'restore the image to its former size and run the command again');
+      }
+      return p;
+    });
+    const records = scanRecords(reader, header);
+    const written = new Set<number>();
+    let zeros: Buffer | undefined;
+    for (let i = records.length - 1; i >= 0; i--) {
+      const r = records[i]!;
+      const target = targets[r.image] as Provider;
+      if (r.zero) {
+        zeros ??= Buffer.alloc(Math.min(ZERO_CHUNK, r.length));
+        if (zeros.length < Math.min(ZERO_CHUNK, r.length)) zeros = Buffer.alloc(Math.min(ZERO_CHUNK, r.length));
+        for (let done = 0; done < r.length; ) {
+          const n = Math.min(zeros.length, r.length - done);
+          target.write(r.offset + done, zeros.subarray(0, n));
+          done += n;
+        }
+      } else {
+        target.write(r.offset, reader.read(r.payloadAt, r.length));
+      }
+      written.add(r.image);
+    }
+    for (const i of [...written].sort((a, b) => a - b)) (targets[i] as Provider).barrier();
+    opts.store.remove(path);
+    opts.store.syncDir(nodePath.dirname(path));
+  } catch (err) {
+    throw recoveryError(path, err);
+  } finally {
+    for (const p of extras) p.close();
+  }
+}
