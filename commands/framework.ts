@@ -149,8 +149,10 @@ function optionParser(o: OptionSpec): ((v: string, prev: unknown) => unknown) | 
 /** Adds one OptionSpec to a commander command. */
 export function addOption(cmd: Command, o: OptionSpec): void {
   const parser = optionParser(o);
-  if (parser) cmd.option(flagsOf(o), o.description, parser);
-  else cmd.option(flagsOf(o), o.description);
+  // Defaults are applied by the handlers (some depend on other options); help shows them as text.
+  const description = o.defaultText ? `${o.description} (default: ${o.defaultText})` : o.description;
+  if (parser) cmd.option(flagsOf(o), description, parser);
+  else cmd.option(flagsOf(o), description);
 }
 
 /** Whether a verb uses -h itself (label and add: hardcode), so help is --help only. */

@@ -94,7 +94,15 @@ class RecordingEngine implements Engine {
     throw new Error('label and clear write no ordered data');
   }
 
+  readInto(image: number, offset: number, target: Buffer): void {
+    this.read(image, offset, target.length).copy(target);
+  }
+
   barrier(): void {}
+
+  abort(): void {
+    this.pending = [];
+  }
 
   commit(): void {
     for (const w of this.pending) (this.providers[w.image] as Provider).write(w.offset, w.data);

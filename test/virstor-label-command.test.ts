@@ -22,10 +22,12 @@ function directEngine(providers: Provider[]): Engine {
     stats: {} as EngineStats,
     critical: false,
     read: (i, offset, length) => providers[i]!.read(offset, length),
+    readInto: (i, offset, target) => providers[i]!.readInto(offset, target),
     write: (i: number, offset: number, data: Buffer, _type: BufferType) => providers[i]!.write(offset, data),
     writeOrdered: (i, offset, data) => providers[i]!.write(offset, data),
     barrier() {},
     commit() {},
+    abort() {},
     close() {},
   };
 }

@@ -200,7 +200,11 @@ class RecordingEngine implements Engine {
   writeOrdered(): void {
     throw new Error('label uses no ordered writes');
   }
+  readInto(image: number, offset: number, target: Buffer): void {
+    this.read(image, offset, target.length).copy(target);
+  }
   barrier(): void {}
+  abort(): void {}
   commit(): void {
     this.log.push('commit');
   }

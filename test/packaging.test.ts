@@ -1,0 +1,35 @@
+// Packaging (issue "User experience"): `npm pack` makes a tarball with only
+// what geomctl needs, and it installs and runs in an empty directory.
+
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { scratch } from './helpers/cli.js';
+
+const ROOT = resolve(__dirname, '..');
+const s = scratch('geomctl-pack-');
+afterAll(() => s.cleanup());
+
+function npm(args: string[], cwd: string): string {
+  return execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('npm pack', () => {
+  it('packs only the runtime files, and the tarball installs and runs', () => {
+    const listing = JSON.parse(npm(['pack', '--json', '--pack-destination', s.dir], ROOT)) as { filename: string; files: { path: string }[] }[];
+    const files = listing[0]!.files.map((f) => f.path);
+    expect(files).toContain('bin/geomctl');
+    expect(files).toContain('dist/geomctl.mjs');
+    expect(files).toContain('man/geomctl.8');
+    expect(files.filter((f) => /^(src|test|commands|bench)\//.test(f))).toEqual([]);
+
+    const tarball = join(s.dir, readdirSync(s.dir).find((f) => f.endsWith('.tgz'))!);
+    const app = s.path('app');
+    execFileSync('mkdir', ['-p', app]);
+    npm(['init', '-y'], app);
+    npm(['install', '--no-audit', '--no-fund', tarball], app);
+    const version = execFileSync('npx', ['geomctl', '--version'], { cwd: app, encoding: 'utf8' }).trim();
+    expect(version).toBe(JSON.parse(npm(['pkg', 'get', 'version'], ROOT)));
+  }, 240_000);
+});
