@@ -6,6 +6,7 @@
 
 import type { Ora } from 'ora';
 import { humanize } from '../src/size.js';
+import { writeFully } from '../src/output-file.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -48,9 +49,14 @@ export class Output {
     this.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
-  /** Raw bytes for stdout (read without -O). */
+  /**
+   * Raw bytes for stdout (dump text, read without -O). Written with a blocking
+   * write when stdout is a descriptor: callers may reuse the buffer at once.
+   */
   raw(data: Buffer): void {
-    this.stdout.write(data);
+    const fd = (this.stdout as { fd?: unknown }).fd;
+    if (typeof fd === 'number') writeFully(fd, data, null);
+    else this.stdout.write(Buffer.from(data));
   }
 
   /** The verb's single JSON document (cli.md: an object with a "command" field). */

@@ -1,11 +1,535 @@
 // The virstor class (gvirstor(8)): its verbs declared as data. Logic lives in
 // src/virstor/; handlers here only parse, call, and print.
 
-import type { ClassSpec } from './framework.js';
+import { GeomError, PartialFailure, UsageError } from '../src/errors.js';
+import { u64Json } from '../src/json.js';
+import { parseSizeBig } from '../src/size.js';
+import type { Provider } from '../src/provider/provider.js';
+import { tasteProvider, type Tasted } from '../src/taste.js';
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MAXPHYS,
+  DEFAULT_VIRSIZE,
+  labelVirstor,
+  planVirstorLabel,
+  randomVirstorId,
+  type LabelComponent,
+} from '../src/virstor/label.js';
+import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
+import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { candidateImages } from '../src/candidates.js';
+import { openImage } from '../src/provider/file.js';
+import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
+import { openWriteInput, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { OutputFile } from '../src/output-file.js';
+import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
+import {
+  addComponents,
+  checkDevice,
+  exportVirstor,
+  formatExtent,
+  listVirstor,
+  MAP_HEADER,
+  mapExtents,
+  removeComponents,
+  stopDevice,
+  type ExportResult,
+  type ListResult,
+} from '../src/virstor/ops.js';
+import { formatStatus } from './toplevel.js';
+
+
+function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
+  return opts.verbose === true || ctx.global.verbose;
+}
+
+function sizeOption(opts: ParsedOptions, key: string, flag: string, fallback: bigint): bigint {
+  const v = opts[key];
+  return typeof v === 'string' ? parseSizeBig(v, flag) : fallback;
+}
+
+/** Throws the collected failures after the others were processed (geom's "Not fully done"). */
+function finish(failures: GeomError[]): void {
+  if (failures.length === 1 && failures[0]) throw failures[0];
+  if (failures.length > 1) throw new PartialFailure(failures);
+}
+
+function notVirstor(path: string, tasted: Tasted | undefined): GeomError {
+  const what = tasted ? `${tasted.className.toLowerCase()} metadata, not virstor` : 'no virstor metadata';
+  return new GeomError('NO_METADATA', `${path}: ${what}`);
+}
+
+/** The metadata of one image, read under a shared lock. */
+export function readVirstorImage(ctx: Context, path: string): { md: VirstorMetadata; sectorSize: number } {
+  const session = ctx.openSession([path], { write: false });
+  try {
+    const provider = session.providers[0];
+    const tasted = provider ? tasteProvider(provider) : undefined;
+    if (!tasted || tasted.className !== 'VIRSTOR') throw notVirstor(path, tasted);
+    return { md: decodeVirstorMetadata(tasted.sector, path), sectorSize: tasted.sectorSize };
+  } finally {
+    session.close();
+  }
+}
+
+/** gvirstor dump of one image: FreeBSD's text and the JSON form (also for the top-level dump). */
+export function virstorDump(ctx: Context, path: string): { text: string; json: Record<string, unknown> } {
+  const { md, sectorSize } = readVirstorImage(ctx, path);
+  return { text: dumpVirstorMetadata(md, path), json: { sectorSize, metadata: virstorMetadataJson(md) } };
+}
+
+const labelCommand: CommandSpec = {
+  name: 'label',
+  summary: 'create a virstor device on images (gvirstor label)',
+  args: '<name> <img...>',
+  options: [
+    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
+    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'string', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
+    { short: 's', long: 'virsize', value: 'virsize', kind: 'string', description: 'virtual size of the device', defaultText: '2T' },
+    { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
+    { long: 'sectorsize', value: 'N', kind: 'int', description: "sector size to label with (default: the medium's, 512 for files)" },
+  ],
+  examples: ['geomctl virstor label -s 1T mydata c0.img c1.img'],
+  run(ctx, args, opts) {
+    const [name, ...images] = args;
+    if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
+    const chunkSize = sizeOption(opts, 'chunksize', '-m', DEFAULT_CHUNK_SIZE);
+    const virsize = sizeOption(opts, 'virsize', '-s', DEFAULT_VIRSIZE);
+    const session = ctx.openSession(images, { write: true });
+    try {
+      // The session opens each image once: the same image twice would show as fewer providers.
+      if (session.providers.length !== images.length) throw new UsageError('an image is named twice');
+      const requested = typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined;
+      const components: LabelComponent[] = session.providers.map((p: Provider, i: number) => {
+        if (requested !== undefined && requested < p.mediaSectorSize) {
+          throw new UsageError(`--sectorsize ${requested} is below the ${p.mediaSectorSize}-byte sectors of ${p.path}`);
+        }
+        return { path: images[i] ?? p.path, name: p.name, size: p.size, sectorSize: requested ?? p.mediaSectorSize, identity: p.identity };
+      });
+      const { plan, messages } = planVirstorLabel({
+        name,
+        components,
+        chunkSize,
+        virsize,
+        maxphys: ctx.global.maxphys ?? DEFAULT_MAXPHYS,
+        hardcode: opts.hardcode === true,
+        id: typeof opts.id === 'number' ? opts.id : randomVirstorId(),
+      });
+      for (const m of messages) if (m.kind === 'notice') ctx.out.note(m.text);
+      const progress = ctx.out.progress('writing the allocation map', plan.geometry.mapSize);
+      try {
+        labelVirstor(session.engine, plan, (done) => progress.update(done));
+      } finally {
+        progress.stop();
+      }
+      if (verboseOf(ctx, opts)) {
+        // FreeBSD's last verbose line has no newline; geom(8) then prints "Done.".
+        ctx.out.text(`${messages.filter((m) => m.kind === 'verbose').map((m) => m.text).join('\n')}Done.`);
+      }
+      ctx.out.document('virstor label', {
+        name: plan.name,
+        id: plan.id,
+        chunkSize: plan.chunkSize,
+        virsize: u64Json(plan.virsize),
+        sectorSize: plan.sectorSize,
+        mapSize: plan.geometry.mapSize,
+        components: plan.metadata.map((md, i) => ({ path: plan.components[i]?.path, ...virstorMetadataJson(md) })),
+      });
+    } finally {
+      session.close();
+    }
+  },
+};
+
+const clearCommand: CommandSpec = {
+  name: 'clear',
+  summary: 'erase the virstor metadata of images (gvirstor clear)',
+  args: '<img...>',
+  options: [],
+  examples: ['geomctl virstor clear c0.img c1.img'],
+  run(ctx, args, opts) {
+    const failures: GeomError[] = [];
+    const cleared: string[] = [];
+    for (const path of args) {
+      try {
+        // One image per session: a failure on one leaves the others to be cleared, as FreeBSD does.
+        const session = ctx.openSession([path], { write: true });
+        try {
+          const provider = session.providers[0];
+          const tasted = provider ? tasteProvider(provider) : undefined;
+          if (!provider || !tasted || tasted.className !== 'VIRSTOR') throw notVirstor(path, tasted);
+          session.engine.write(0, provider.size - tasted.sectorSize, Buffer.alloc(tasted.sectorSize), 'VOLUME');
+          session.engine.commit();
+        } finally {
+          session.close();
+        }
+        cleared.push(path);
+        if (verboseOf(ctx, opts)) ctx.out.text(`Metadata cleared on ${path}.`);
+      } catch (err) {
+        if (!(err instanceof GeomError)) throw err;
+        failures.push(err);
+      }
+    }
+    ctx.out.document('virstor clear', { cleared });
+    finish(failures);
+  },
+};
+
+const dumpCommand: CommandSpec = {
+  name: 'dump',
+  summary: 'print the virstor metadata of images as gvirstor dump does',
+  args: '<img...>',
+  options: [],
+  examples: ['geomctl virstor dump c0.img'],
+  run(ctx, args) {
+    const failures: GeomError[] = [];
+    const docs: Record<string, unknown>[] = [];
+    let text = '';
+    for (const path of args) {
+      try {
+        const d = virstorDump(ctx, path);
+        docs.push({ path, ...d.json });
+        text += d.text;
+      } catch (err) {
+        if (!(err instanceof GeomError)) throw err;
+        failures.push(err);
+      }
+    }
+    if (ctx.out.json) ctx.out.document('virstor dump', { images: docs });
+    else if (text) ctx.out.raw(Buffer.from(text));
+    finish(failures);
+  },
+};
+
+
+// ---- The engine verbs (helper E): stop, add, remove, list, status, write,
+// read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
+
+/** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */
+function hostOf(ctx: Context, named: string[] = []): VirstorHost {
+  return {
+    candidates: candidateImages(named, ctx.global.dirs),
+    probe: (path) => openImage(path, { write: false }),
+    openSession: (paths, o) => ctx.openSession(paths, o),
+    ignoreHardcoded: ctx.global.ignoreHardcoded,
+  };
+}
+
+function warnAll(ctx: Context, warnings: readonly string[]): void {
+  for (const w of warnings) ctx.out.warn(w);
+}
+
+function needName(args: string[], verb: string): string {
+  const name = args[0];
+  if (name === undefined || args.length !== 1) throw new UsageError(`virstor ${verb} needs exactly one device name`);
+  return name;
+}
+
+/** Opens the device for a verb, reporting open's warnings; the caller closes it. */
+function openDevice(ctx: Context, name: string, opts: OpenVirstorOptions): VirstorDevice {
+  const dev = openVirstor(hostOf(ctx), name, opts);
+  warnAll(ctx, dev.warnings);
+  return dev;
+}
+
+function numberOption(opts: ParsedOptions, key: string): number | undefined {
+  const v = opts[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+function stringOption(opts: ParsedOptions, key: string): string | undefined {
+  const v = opts[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+const stopCommand: CommandSpec = {
+  name: 'stop',
+  aliases: ['destroy'],
+  summary: 'update the metadata, verify the map and report the allocated chunks (gvirstor stop)',
+  args: '<name...>',
+  options: [{ short: 'f', long: 'force', kind: 'flag', description: 'accepted for compatibility (nothing is ever open)' }],
+  examples: ['geomctl virstor stop mydata'],
+  run(ctx, args, opts) {
+    const failures: GeomError[] = [];
+    const results: Record<string, unknown>[] = [];
+    for (const name of args) {
+      try {
+        const r = stopDevice(hostOf(ctx), name);
+        warnAll(ctx, r.warnings);
+        for (const e of r.errors) ctx.out.warn(e);
+        results.push({ name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings });
+        if (verboseOf(ctx, opts)) ctx.out.text(`Device ${name} has ${r.allocated} allocated chunks`);
+        if (r.errors.length) {
+          failures.push(new GeomError('CHECK', `ALLOCATION TABLE CORRUPTED FOR ${name} (${r.errors.length} problems)`, `run 'geomctl virstor check ${name}'`));
+        } else if (verboseOf(ctx, opts)) ctx.out.text(`Allocation table ok for ${name}`);
+      } catch (err) {
+        if (!(err instanceof GeomError)) throw err;
+        failures.push(err);
+      }
+    }
+    ctx.out.document('virstor stop', { devices: results });
+    finish(failures);
+  },
+};
+
+const addCommand: CommandSpec = {
+  name: 'add',
+  summary: 'add components to a virstor device (gvirstor add)',
+  args: '<name> <img...>',
+  options: [
+    { short: 'f', long: 'force', kind: 'flag', description: 'overwrite GEOM metadata found on a new image' },
+    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each new image's name" },
+  ],
+  examples: ['geomctl virstor add mydata c2.img'],
+  run(ctx, args, opts) {
+    const [name, ...images] = args;
+    if (name === undefined || images.length === 0) throw new UsageError('virstor add needs a name and at least one image');
+    const r = addComponents(hostOf(ctx, images), name, images, { hardcode: opts.hardcode === true, force: opts.force === true });
+    warnAll(ctx, r.warnings);
+    if (verboseOf(ctx, opts)) ctx.out.text(r.added.map((a) => `Added ${a.path} to ${name} as component ${a.index} (${a.chunkCount} chunks)`).join('\n'));
+    ctx.out.document('virstor add', { name, added: r.added });
+  },
+};
+
+const removeCommand: CommandSpec = {
+  name: 'remove',
+  summary: 'remove components that hold no data from a virstor device (gvirstor remove)',
+  args: '<name> <img...>',
+  options: [],
+  examples: ['geomctl virstor remove mydata c2.img'],
+  run(ctx, args, opts) {
+    const [name, ...images] = args;
+    if (name === undefined || images.length === 0) throw new UsageError('virstor remove needs a name and at least one image');
+    const r = removeComponents(hostOf(ctx, images), name, images);
+    warnAll(ctx, r.warnings);
+    if (verboseOf(ctx, opts)) ctx.out.text(`Removed ${r.removed.join(', ')} from ${name}`);
+    ctx.out.document('virstor remove', { name, removed: r.removed, remaining: r.remaining });
+  },
+};
+
+function listed(ctx: Context, names: string[]): ListResult {
+  const r = listVirstor(hostOf(ctx), names);
+  warnAll(ctx, r.warnings);
+  return r;
+}
+
+const listCommand: CommandSpec = {
+  name: 'list',
+  summary: 'list virstor devices, geom(8) style',
+  args: '[name...]',
+  options: [],
+  examples: ['geomctl virstor list', 'geomctl -d /images virstor list mydata'],
+  run(ctx, args) {
+    const r = listed(ctx, args);
+    ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices).replace(/\n$/, ''));
+    finish(r.failures);
+  },
+};
+
+const statusCommand: CommandSpec = {
+  name: 'status',
+  summary: 'show the status of virstor devices, geom(8) style',
+  args: '[name...]',
+  options: [],
+  examples: ['geomctl virstor status'],
+  run(ctx, args) {
+    const r = listed(ctx, args);
+    const rows = r.devices.map(virstorStatusRow);
+    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
+    finish(r.failures);
+  },
+};
+
+const writeCommand: CommandSpec = {
+  name: 'write',
+  summary: 'write data into a virstor device, allocating chunks on first write',
+  args: '<name>',
+  options: [
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset (a multiple of the sector size)', defaultText: '0' },
+    { short: 'i', long: 'input', value: 'file', kind: 'string', description: 'read the data from FILE', defaultText: 'stdin' },
+    { long: 'sparse', kind: 'flag', description: 'do not allocate chunks for all-zero input' },
+  ],
+  examples: ['geomctl virstor write -i disk.raw --sparse mydata', 'echo hello | geomctl virstor write -o 1M mydata'],
+  run(ctx, args, opts) {
+    const name = needName(args, 'write');
+    const input = openWriteInput(stringOption(opts, 'input'));
+    try {
+      const dev = openDevice(ctx, name, { write: true, scan: true });
+      const progress = ctx.out.progress(`writing ${name}`, input.source.length);
+      try {
+        const r = writeVirstor(dev, input.source, { offset: numberOption(opts, 'offset') ?? 0, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
+        progress.stop();
+        warnAll(ctx, r.warnings);
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${r.bytes} bytes to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
+        ctx.out.document('virstor write', { name, bytes: r.bytes, newChunks: r.newChunks, skippedChunks: r.skippedChunks });
+      } finally {
+        progress.stop();
+        dev.close();
+      }
+    } finally {
+      input.close();
+    }
+  },
+};
+
+/**
+ * Where read output goes: a file (-O), or stdout — written with blocking
+ * writes of the reused read buffer, so that a slow pipe neither corrupts nor
+ * piles up the data (a Node stream would queue it).
+ */
+function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void } {
+  const file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
+  let at = 0;
+  return {
+    sink(piece) {
+      file.write(piece, path === undefined ? null : at);
+      at += piece.length;
+    },
+    close: () => file.close(),
+  };
+}
+
+const readCommand: CommandSpec = {
+  name: 'read',
+  summary: 'read data from a virstor device (unallocated chunks read as zeros)',
+  args: '<name>',
+  options: [
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset', defaultText: '0' },
+    { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'bytes to read', defaultText: 'to the end of the device' },
+    { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write the data to FILE', defaultText: 'stdout' },
+  ],
+  examples: ['geomctl virstor read -o 1M -l 4k mydata | hexdump -C'],
+  run(ctx, args, opts) {
+    const name = needName(args, 'read');
+    const dev = openDevice(ctx, name, { write: false, scan: false });
+    try {
+      const offset = numberOption(opts, 'offset') ?? 0;
+      const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
+      if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)');
+      const out = outputSink(stringOption(opts, 'output'));
+      const progress = ctx.out.progress(`reading ${name}`, length);
+      try {
+        readVirstor(dev, offset, length, out.sink, (done) => progress.update(done));
+      } finally {
+        progress.stop();
+        out.close();
+      }
+      ctx.out.document('virstor read', { name, offset, bytes: length });
+    } finally {
+      dev.close();
+    }
+  },
+};
+
+const checkCommand: CommandSpec = {
+  name: 'check',
+  summary: 'check the metadata and the allocation map of a virstor device (read-only)',
+  args: '<name>',
+  options: [],
+  examples: ['geomctl virstor check mydata'],
+  run(ctx, args) {
+    const name = needName(args, 'check');
+    const r = checkDevice(hostOf(ctx), name);
+    const text = [...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `warning: ${w}`), `virstor ${name}: ${r.allocated} allocated chunks, ${r.errors.length} errors, ${r.warnings.length} warnings`];
+    ctx.out.result('virstor check', { name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings }, () => text.join('\n'));
+    if (r.errors.length) throw new GeomError('CHECK', `virstor ${name} has ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
+  },
+};
+
+const mapCommand: CommandSpec = {
+  name: 'map',
+  summary: 'show the allocated extents: virtual range to component and physical range',
+  args: '<name>',
+  options: [],
+  examples: ['geomctl virstor map mydata', 'geomctl --json virstor map mydata'],
+  run(ctx, args) {
+    const name = needName(args, 'map');
+    const dev = openDevice(ctx, name, { write: false, scan: false });
+    try {
+      if (ctx.out.json) {
+        ctx.out.document('virstor map', { name, chunkSize: dev.chunkSize, extents: [...mapExtents(dev)] });
+        return;
+      }
+      // Streamed: a large device may have more extents than fit in one string.
+      ctx.out.text(MAP_HEADER);
+      for (const e of mapExtents(dev)) ctx.out.text(formatExtent(e));
+    } finally {
+      dev.close();
+    }
+  },
+};
+
+const exportCommand: CommandSpec = {
+  name: 'export',
+  summary: 'copy the device into a sparse flat file of its virtual size',
+  args: '<name>',
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to create' }],
+  examples: ['geomctl virstor export -O mydata.raw mydata'],
+  run(ctx, args, opts) {
+    const name = needName(args, 'export');
+    const path = stringOption(opts, 'output');
+    if (path === undefined) throw new UsageError('virstor export needs -O FILE');
+    const dev = openDevice(ctx, name, { write: false, scan: false });
+    try {
+      const progress = ctx.out.progress(`exporting ${name}`, dev.size);
+      let r: ExportResult;
+      try {
+        r = exportVirstor(dev, path, (done) => progress.update(done));
+      } finally {
+        progress.stop();
+      }
+      ctx.out.document('virstor export', { name, output: path, bytes: r.bytes, allocatedChunks: r.allocatedChunks });
+    } finally {
+      dev.close();
+    }
+  },
+};
+
+const engineCommands: CommandSpec[] = [stopCommand, addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
+
+export const virstorCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 
 export const virstorClass: ClassSpec = {
   name: 'virstor',
   aliases: ['gvirstor'],
   summary: 'thin-provisioned virtual disks (gvirstor): label, write, add, remove, inspect',
-  commands: [],
+  commands: virstorCommands,
+};
+
+/** The virstor devices among tasted images (those with a component in `named`, when given). */
+function devicesAmong(ctx: Context, paths: string[], named: string[]): VirstorListingDevice[] {
+  const host: VirstorHost = { ...hostOf(ctx), candidates: paths };
+  const r = listVirstor(host, []);
+  warnAll(ctx, r.warnings);
+  for (const f of r.failures) ctx.out.warn(f.line);
+  if (named.length === 0) return r.devices;
+  const wanted = new Set(named);
+  return r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
+}
+
+// The class's part in the top-level dump, list, status and taste.
+virstorClass.topLevel = {
+  className: 'VIRSTOR',
+  dump: virstorDump,
+  describe(ctx, path, tasted) {
+    const md = decodeVirstorMetadata(tasted.sector, path);
+    const p = openImage(path, { write: false });
+    try {
+      if (md.provsize !== BigInt(p.size)) return { name: md.name, ignored: `provsize ${md.provsize} differs from the image size ${p.size}` };
+      if (md.provider !== '' && md.provider !== p.name && !ctx.global.ignoreHardcoded) {
+        return { name: md.name, ignored: `hardcoded provider '${md.provider}' is not '${p.name}' (use -H)` };
+      }
+      return { name: md.name };
+    } finally {
+      p.close();
+    }
+  },
+  list(ctx, paths, named) {
+    const devices = devicesAmong(ctx, paths, named);
+    return { text: renderVirstorList(devices).replace(/\n$/, ''), json: devices.map(virstorListingJson) };
+  },
+  status(ctx, paths, named) {
+    const devices = devicesAmong(ctx, paths, named);
+    return { rows: devices.map(virstorStatusRow), json: devices.map(virstorListingJson) };
+  },
 };

@@ -257,10 +257,14 @@ const MAP_PIECE = 1 << 20;
 export function labelVirstor(engine: Engine, plan: VirstorLabelPlan, onProgress?: (done: number, total: number) => void): void {
   const { mapSize } = plan.geometry;
   const zeros = Buffer.alloc(Math.min(MAP_PIECE, mapSize));
+  // One reused buffer for the reads: a 2 GiB map read piece by piece must not allocate 2 GiB.
+  const current = Buffer.alloc(zeros.length);
   for (let off = 0; off < mapSize; off += MAP_PIECE) {
     const length = Math.min(MAP_PIECE, mapSize - off);
     const piece = zeros.subarray(0, length);
-    if (!engine.read(0, off, length).equals(piece)) engine.write(0, off, piece, 'META');
+    const old = current.subarray(0, length);
+    engine.readInto(0, off, old);
+    if (!old.equals(piece)) engine.write(0, off, piece, 'META');
     onProgress?.(off + length, mapSize);
   }
   plan.metadata.forEach((md, i) => {

@@ -1,0 +1,79 @@
+// Where read and export put a device's bytes: a file given with -O or the
+// inherited stdout. Not an image — no engine, no undo — so it lives apart from
+// the providers. Writes block until done: a reader on a pipe may be slow, and
+// Node's stream would otherwise queue (or, with a reused buffer, corrupt) data.
+
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { IoError, errnoOf } from './errors.js';
+
+/**
+ * writeSync until all of `data` is written. A pipe that stdout shares with a
+ * slow reader may be non-blocking: EAGAIN waits a moment and retries, so the
+ * data never queues up in memory (Node's stream would buffer it all).
+ */
+export function writeFully(fd: number, data: Buffer, position: number | null): void {
+  for (let done = 0; done < data.length; ) {
+    try {
+      done += writeSync(fd, data, done, data.length - done, position === null ? null : position + done);
+    } catch (err) {
+      if (errnoOf(err) !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
+
+/**
+ * Where read and export put the device's bytes (not an image: no engine, no
+ * undo): a file created at `path`, written at positions, or an inherited
+ * descriptor (stdout), written in sequence.
+ */
+export class OutputFile {
+  private readonly fd: number;
+  private readonly owned: boolean;
+  readonly path: string;
+
+  constructor(target: string | { fd: number; name: string }) {
+    if (typeof target === 'string') {
+      this.path = target;
+      this.owned = true;
+      try {
+        this.fd = openSync(target, 'w');
+      } catch (err) {
+        throw new IoError(target, 'open', undefined, errnoOf(err));
+      }
+    } else {
+      this.path = target.name;
+      this.owned = false;
+      this.fd = target.fd;
+    }
+  }
+
+  private attempt(op: string, offset: number | undefined, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      throw new IoError(this.path, op, offset, errnoOf(err));
+    }
+  }
+
+  /** Writes at `position` (a file) or, without one, where the descriptor is (stdout). */
+  write(data: Buffer, position: number | null = null): void {
+    this.attempt('write', position ?? undefined, () => writeFully(this.fd, data, position));
+  }
+
+  /** Sets the size: extending leaves a hole, which is how export keeps unallocated chunks sparse. */
+  truncate(size: number): void {
+    this.attempt('truncate', size, () => {
+      ftruncateSync(this.fd, size);
+      if (fstatSync(this.fd).size !== size) throw Object.assign(new Error('EFBIG'), { code: 'EFBIG' });
+    });
+  }
+
+  sync(): void {
+    this.attempt('fsync', undefined, () => fsyncSync(this.fd));
+  }
+
+  close(): void {
+    if (this.owned) closeSync(this.fd);
+  }
+}

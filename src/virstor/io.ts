@@ -1,0 +1,346 @@
+// Reading and writing a virstor device through its map (virstor.md, "write,
+// read"): g_virstor_start for image files. A write is checked whole before
+// anything changes (bounds, then the free chunks it needs), then allocates
+// chunks with the kernel's sequential allocator, writes the data into the
+// physical chunks (DATA), the changed map sectors (META) and, at the end, the
+// metadata (VOLUME) — one engine transaction, so the command is all or nothing
+// (data overwritten in place in chunks allocated before is the carve-out).
+
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
+import { isZero, type VirstorDevice } from './device.js';
+import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
+
+/** The bytes to write: an input of known length read at positions. */
+export interface WriteSource {
+  readonly length: number;
+  /** Fills all of `target` with the input's bytes from `position`. */
+  read(position: number, target: Buffer): void;
+}
+
+export function bufferSource(data: Buffer): WriteSource {
+  return {
+    length: data.length,
+    read(position, target) {
+      data.copy(target, 0, position, position + target.length);
+    },
+  };
+}
+
+/** A regular file (stdin is spooled to one first: the write must know its length and read it twice). */
+export function fileSource(fd: number, length: number, path: string): WriteSource {
+  return {
+    length,
+    read(position, target) {
+      let done = 0;
+      while (done < target.length) {
+        let n: number;
+        try {
+          n = readSync(fd, target, done, target.length - done, position + done);
+        } catch (err) {
+          throw new IoError(path, 'read', position + done, errnoOf(err));
+        }
+        if (n === 0) throw new IoError(path, 'read', position + done, 'unexpected end of file');
+        done += n;
+      }
+    },
+  };
+}
+
+/** Bytes moved per engine call: small enough to keep memory flat, large enough to be fast. */
+const IO_BLOCK = 1 << 20;
+/** Reads are handed out in 128 KiB pieces: the size at which Node's write loops are fastest (quality.md). */
+const READ_BLOCK = 128 * 1024;
+const ZEROS = Buffer.alloc(IO_BLOCK);
+
+/** Reads `length` bytes at physical `offset` of a component, through the engine (sector-aligned underneath). */
+function readPhysical(dev: VirstorDevice, image: number, offset: number, length: number): Buffer {
+  const ss = dev.sectorSize;
+  const start = offset - (offset % ss);
+  const end = Math.ceil((offset + length) / ss) * ss;
+  const buf = dev.engine.read(image, start, end - start);
+  return start === offset && end === offset + length ? buf : buf.subarray(offset - start, offset - start + length);
+}
+
+function checkRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`invalid offset ${offset}`);
+  if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`invalid length ${length}`);
+  if (offset + length > dev.size) {
+    throw new GeomError(
+      'REFUSED',
+      `${verb} of ${length} bytes at offset ${offset} goes past the end of virstor ${dev.name} (${dev.size} bytes)`,
+      'use a smaller offset or length',
+    );
+  }
+}
+
+/**
+ * Visits [offset, offset+length) of the virtual device chunk by chunk:
+ * `fn(virtualChunk, offset in chunk, length, position in the range)`.
+ */
+function forEachChunkPiece(dev: VirstorDevice, offset: number, length: number, fn: (v: number, inChunk: number, len: number, pos: number) => void): void {
+  const cs = dev.chunkSize;
+  let pos = 0;
+  while (pos < length) {
+    const voff = offset + pos;
+    const v = Math.floor(voff / cs);
+    const inChunk = voff - v * cs;
+    const len = Math.min(length - pos, cs - inChunk);
+    fn(v, inChunk, len, pos);
+    pos += len;
+  }
+}
+
+/**
+ * Reads [offset, offset+length) of the device and hands it to `sink` in
+ * pieces, in order; unallocated chunks read as zeros. A piece is only valid
+ * during the call (buffers are reused).
+ */
+export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void): void {
+  checkRange(dev, offset, length, 'read');
+  const buf = Buffer.allocUnsafe(READ_BLOCK);
+  forEachChunkPiece(dev, offset, length, (v, inChunk, len, pos) => {
+    const e = dev.entry(v);
+    for (let done = 0; done < len; done += READ_BLOCK) {
+      const n = Math.min(READ_BLOCK, len - done);
+      const at = e.providerChunk * dev.chunkSize + inChunk + done;
+      if (!isAllocated(e)) sink(ZEROS.subarray(0, n));
+      else if (at % dev.sectorSize === 0 && n % dev.sectorSize === 0) {
+        const piece = buf.subarray(0, n);
+        dev.engine.readInto(e.providerNo, at, piece);
+        sink(piece);
+      } else sink(readPhysical(dev, e.providerNo, at, n));
+      onProgress?.(pos + done + n);
+    }
+  });
+}
+
+/** [offset, offset+length) of the device as one buffer (small ranges). */
+export function readVirstorRange(dev: VirstorDevice, offset: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  let at = 0;
+  readVirstor(dev, offset, length, (piece) => {
+    piece.copy(out, at);
+    at += piece.length;
+  });
+  return out;
+}
+
+export interface WriteOptions {
+  /** Virtual byte offset: a multiple of the sector size. */
+  offset: number;
+  /** Skip all-zero pieces that land on unallocated chunks. */
+  sparse: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface WriteResult {
+  /** Bytes written to the device (the input's length). */
+  bytes: number;
+  /** Chunks allocated by this write. */
+  newChunks: number;
+  /** Unallocated chunks left alone because their piece of input was all zeros (--sparse). */
+  skippedChunks: number;
+  /** The kernel's watermark warnings. */
+  warnings: string[];
+}
+
+/** The write as the device sees it: the input, its last partial sector completed with the device's bytes. */
+class CompletedInput {
+  readonly length: number;
+  private readonly tailStart: number;
+  private readonly tail: Buffer | undefined;
+
+  constructor(
+    private readonly src: WriteSource,
+    dev: VirstorDevice,
+    offset: number,
+  ) {
+    const ss = dev.sectorSize;
+    this.length = Math.ceil(src.length / ss) * ss;
+    this.tailStart = this.length - ss;
+    if (this.length !== src.length) {
+      const tail = readVirstorRange(dev, offset + this.tailStart, ss);
+      const have = src.length - this.tailStart;
+      src.read(this.tailStart, tail.subarray(0, have));
+      this.tail = tail;
+    }
+  }
+
+  read(position: number, target: Buffer): void {
+    const fromSrc = this.tail ? Math.max(0, Math.min(target.length, this.tailStart - position)) : target.length;
+    if (fromSrc > 0) this.src.read(position, target.subarray(0, fromSrc));
+    if (fromSrc < target.length && this.tail) {
+      const at = position + fromSrc - this.tailStart;
+      this.tail.copy(target, fromSrc, at, at + target.length - fromSrc);
+    }
+  }
+
+  isZero(position: number, length: number, scratch: Buffer): boolean {
+    for (let done = 0; done < length; done += scratch.length) {
+      const piece = scratch.subarray(0, Math.min(scratch.length, length - done));
+      this.read(position + done, piece);
+      if (!isZero(piece)) return false;
+    }
+    return true;
+  }
+}
+
+/**
+ * Writes an input at a virtual offset (virstor.md, "write"). Refuses before
+ * changing anything when the write ends past the device or needs more free
+ * chunks than there are; commits the whole write as one transaction.
+ */
+export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOptions): WriteResult {
+  const { offset } = opts;
+  const ss = dev.sectorSize;
+  const cs = dev.chunkSize;
+  if (!dev.writable) throw new Error('virstor device opened read-only');
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) {
+    throw new UsageError(`offset ${offset} is not a multiple of the sector size (${ss})`);
+  }
+  checkRange(dev, offset, src.length, 'write');
+  const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
+  if (src.length === 0) return result;
+  const input = new CompletedInput(src, dev, offset);
+  const allocator = dev.allocator;
+  const scratch = Buffer.alloc(Math.min(IO_BLOCK, cs));
+  const block = Buffer.allocUnsafe(Math.min(IO_BLOCK, input.length));
+
+  // Pass 1: which chunks this write allocates, and which it skips (--sparse).
+  const first = Math.floor(offset / cs);
+  const skip = new Uint8Array(opts.sparse ? Math.floor((offset + input.length - 1) / cs) - first + 1 : 0);
+  let needed = 0;
+  forEachChunkPiece(dev, offset, input.length, (v, _inChunk, len, pos) => {
+    if (isAllocated(dev.entry(v))) return;
+    if (opts.sparse && input.isZero(pos, len, scratch)) skip[v - first] = 1;
+    else needed++;
+  });
+  const free = allocator.freeChunks();
+  if (needed > free) {
+    throw new GeomError(
+      'NO_SPACE',
+      `virstor ${dev.name} is out of physical space: this write needs ${needed} new chunks, ${free} are free`,
+      `add a component with 'geomctl virstor add ${dev.name} IMAGE'`,
+    );
+  }
+
+  // Pass 2: allocate, map, write.
+  forEachChunkPiece(dev, offset, input.length, (v, inChunk, len, pos) => {
+    let e: MapEntry = dev.entry(v);
+    let fresh = false;
+    if (!isAllocated(e)) {
+      if (skip[v - first]) {
+        result.skippedChunks++;
+        opts.onProgress?.(Math.min(pos + len, src.length), src.length);
+        return;
+      }
+      const a = allocator.allocate();
+      e = { flags: VIRSTOR_MAP_ALLOCATED, providerNo: a.component, providerChunk: a.chunk };
+      dev.map.set(v, e);
+      result.newChunks++;
+      fresh = true;
+    }
+    const base = e.providerChunk * cs;
+    for (let done = 0; done < len; done += IO_BLOCK) {
+      const n = Math.min(IO_BLOCK, len - done);
+      // The engine copies what it is given (or writes it at once), so one buffer serves every block.
+      const data = block.subarray(0, n);
+      input.read(pos + done, data);
+      dev.engine.write(e.providerNo, base + inChunk + done, data, 'DATA');
+      opts.onProgress?.(Math.min(pos + done + n, src.length), src.length);
+    }
+    if (fresh) {
+      // The rest of a newly allocated chunk must keep reading as zeros, as it did unallocated.
+      zeroUnlessZero(dev, e.providerNo, base, inChunk);
+      zeroUnlessZero(dev, e.providerNo, base + inChunk + len, cs - inChunk - len);
+    }
+  });
+  if (result.newChunks > 0) result.warnings.push(...allocator.takeWarnings());
+  dev.commit();
+  return result;
+}
+
+/**
+ * Makes a physical range read as zeros, writing only the blocks that do not
+ * already: a fresh image's chunks are holes and stay holes; a chunk that holds
+ * leftovers (an image used before, a write lost in a crash) is cleaned.
+ */
+function zeroUnlessZero(dev: VirstorDevice, image: number, offset: number, length: number): void {
+  for (let done = 0; done < length; done += IO_BLOCK) {
+    const n = Math.min(IO_BLOCK, length - done);
+    if (!isZero(dev.engine.read(image, offset + done, n))) dev.engine.write(image, offset + done, Buffer.alloc(n), 'DATA');
+  }
+}
+
+export interface WriteInput {
+  source: WriteSource;
+  close(): void;
+}
+
+/** Copies a stream that cannot be read at positions (a pipe, a terminal) into a temporary file. */
+function spool(fd: number, what: string): WriteInput {
+  const dir = mkdtempSync(join(tmpdir(), 'geomctl-spool-'));
+  const path = join(dir, 'input');
+  const out = openSync(path, 'w+');
+  const cleanup = (): void => {
+    closeSync(out);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const buf = Buffer.allocUnsafe(READ_BLOCK * 8);
+  let length = 0;
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        // A non-blocking stdin with nothing yet: wait a little and try again.
+        if (errnoOf(err) === 'EAGAIN') {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        if (errnoOf(err) === 'EOF') break;
+        throw new IoError(what, 'read', length, errnoOf(err));
+      }
+      if (n === 0) break;
+      writeSync(out, buf, 0, n, length);
+      length += n;
+    }
+  } catch (err) {
+    cleanup();
+    throw err instanceof GeomError ? err : new IoError(path, 'write', length, errnoOf(err));
+  }
+  return { source: fileSource(out, length, what), close: cleanup };
+}
+
+/**
+ * The input of a write: the file `path`, or stdin when undefined — read at
+ * positions when it is a regular file, spooled to a temporary file otherwise
+ * (the write reads its input twice: to count chunks, then to write them).
+ */
+export function openWriteInput(path: string | undefined): WriteInput {
+  if (path === undefined) {
+    const st = fstatSync(0);
+    if (st.isFile()) return { source: fileSource(0, st.size, 'stdin'), close() {} };
+    return spool(0, 'stdin');
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') throw new GeomError('NOT_FOUND', `${path}: no such file`);
+    throw new IoError(path, 'open', undefined, errno);
+  }
+  const st = fstatSync(fd);
+  if (st.isFile()) return { source: fileSource(fd, st.size, path), close: () => closeSync(fd) };
+  try {
+    return spool(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+

@@ -1,0 +1,58 @@
+// The allocation map, read and changed one sector at a time through the flush
+// engine (virstor.md: the map never has to fit in memory). The kernel keeps
+// the whole map in RAM and writes back the sector holding a changed entry
+// (g_virstor_start); geomctl does the same per sector, as META writes, so the
+// engine's undo log covers every map change of a command.
+
+import type { Engine } from '../engine/types.js';
+import { decodeMapEntry, encodeMapEntry, VIRSTOR_MAP_ENTRY_SIZE, type MapEntry, type MapGeometry } from './map.js';
+
+export class MapView {
+  private sectorOffset = -1;
+  private sector: Buffer;
+  private dirty = false;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly sectorSize: number,
+    private readonly geometry: MapGeometry,
+  ) {
+    this.sector = Buffer.alloc(sectorSize);
+  }
+
+  private load(virtualChunk: number): number {
+    if (!Number.isInteger(virtualChunk) || virtualChunk < 0 || virtualChunk >= this.geometry.virtualChunks) {
+      throw new RangeError(`virtual chunk ${virtualChunk} is outside the map`);
+    }
+    const byte = virtualChunk * VIRSTOR_MAP_ENTRY_SIZE;
+    const offset = byte - (byte % this.sectorSize);
+    if (offset !== this.sectorOffset) {
+      this.flush();
+      this.sector = Buffer.from(this.engine.read(0, offset, this.sectorSize));
+      this.sectorOffset = offset;
+    }
+    return byte - offset;
+  }
+
+  /** The entry of one virtual chunk (as changed by this command so far). */
+  get(virtualChunk: number): MapEntry {
+    const at = this.load(virtualChunk); // may replace this.sector
+    return decodeMapEntry(this.sector, at);
+  }
+
+  /** Changes one entry; the sector goes to the engine when another sector is needed or on flush(). */
+  set(virtualChunk: number, entry: MapEntry): void {
+    const at = this.load(virtualChunk);
+    encodeMapEntry(entry, this.sector, at);
+    this.dirty = true;
+  }
+
+  /** Hands a changed sector to the engine (a META write, covered by the undo log). */
+  flush(): void {
+    if (!this.dirty) return;
+    this.engine.write(0, this.sectorOffset, this.sector, 'META');
+    // The engine may keep the buffer it was given: never change it afterwards.
+    this.sector = Buffer.from(this.sector);
+    this.dirty = false;
+  }
+}
