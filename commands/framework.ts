@@ -189,6 +189,8 @@ export interface RegisterHooks {
 /** Registers one verb on a commander parent (a class command or the program itself). */
 export function registerCommand(parent: Command, spec: CommandSpec, hooks: RegisterHooks): Command {
   const cmd = parent.command(spec.name).description(spec.summary);
+  // The Usage line is the manual's SYNOPSIS line: both come from synopsis().
+  cmd.usage(synopsis(spec).slice(spec.name.length + 1));
   for (const alias of spec.aliases ?? []) cmd.alias(alias);
   if (usesShortH(spec)) cmd.helpOption('--help', 'display help for the command');
   for (const a of spec.args.split(/\s+/).filter(Boolean)) cmd.argument(a);
