@@ -1,11 +1,553 @@
 // The journal class (gjournal(8)): its verbs declared as data. Logic lives in
 // src/journal/; handlers here only parse, call, and print.
 
-import type { ClassSpec } from './framework.js';
+import { CorruptError, GeomError, PartialFailure, UsageError } from '../src/errors.js';
+import { u64Json } from '../src/json.js';
+import type { Tasted } from '../src/taste.js';
+import { clearJournal, labelJournal } from '../src/journal/label.js';
+import {
+  decodeJournalMetadata,
+  dumpJournalMetadata,
+  journalMetadataJson,
+  readJournalMetadata,
+  validateJournalMetadata,
+  type JournalMetadata,
+} from '../src/journal/metadata.js';
+import { journalGeomName } from '../src/journal/listing.js';
+import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { IoError, errnoOf } from '../src/errors.js';
+import { checkJournal } from '../src/journal/check.js';
+import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
+import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
+import { checkWriteRange, inputSize, writeFromFd } from '../src/journal/input.js';
+import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
+import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
+import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
+import { candidateImages } from '../src/candidates.js';
+import { openImage } from '../src/provider/file.js';
+import { tasteProvider } from '../src/taste.js';
+import type { Provider } from '../src/provider/provider.js';
+import { formatStatus } from './toplevel.js';
+
+function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
+  return opts.verbose === true || ctx.global.verbose;
+}
+
+/** Throws the collected failures after the others were processed (geom's "Not fully done"). */
+function finish(failures: GeomError[]): void {
+  if (failures.length === 1 && failures[0]) throw failures[0];
+  if (failures.length > 1) throw new PartialFailure(failures);
+}
+
+const numberOpt = (v: ParsedOptions[string]): number | undefined => (typeof v === 'number' ? v : undefined);
+
+const labelCommand: CommandSpec = {
+  name: 'label',
+  summary: 'make images a journaled device (gjournal label): data and journal on one image, or on two',
+  args: '<dataimg> [jimg]',
+  options: [
+    { short: 'c', long: 'checksum', kind: 'flag', description: 'checksum journal records (MD5)' },
+    { short: 'f', long: 'force', kind: 'flag', description: 'label even over a file system that would be damaged' },
+    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted" },
+    { short: 's', long: 'jsize', value: 'jsize', kind: 'size', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
+    { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
+    { long: 'sectorsize', value: 'N', kind: 'size', description: "sector size to label with (default: the medium's, 512 for files)" },
+  ],
+  examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img'],
+  run(ctx, args, opts) {
+    if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
+    const session = ctx.openSession(args, { write: true });
+    try {
+      // The session opens each image once: the same image twice shows as fewer providers.
+      if (session.providers.length !== args.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
+      const r = labelJournal(session.engine, {
+        checksum: opts.checksum === true,
+        force: opts.force === true,
+        hardcode: opts.hardcode === true,
+        jsize: numberOpt(opts.jsize),
+        id: numberOpt(opts.id),
+        sectorSize: numberOpt(opts.sectorsize),
+        maxphys: ctx.global.maxphys,
+      });
+      if (verboseOf(ctx, opts)) ctx.out.text(r.images.map((img) => `Metadata value stored on ${img.path}.`).join('\n'));
+      ctx.out.document('journal label', {
+        id: r.id,
+        sectorSize: r.sectorSize,
+        images: r.images.map((img) => ({
+          path: img.path,
+          type: img.metadata.type,
+          jstart: u64Json(img.metadata.jstart),
+          jend: u64Json(img.metadata.jend),
+          flags: u64Json(img.metadata.flags),
+          hcprovider: img.metadata.provider,
+          provsize: u64Json(img.metadata.provsize),
+        })),
+      });
+    } finally {
+      session.close();
+    }
+  },
+};
+
+const clearCommand: CommandSpec = {
+  name: 'clear',
+  summary: 'erase the journal metadata of images (gjournal clear)',
+  args: '<img...>',
+  options: [],
+  examples: ['geomctl journal clear data.img journal.img'],
+  run(ctx, args, opts) {
+    // One session: clearing both images of a journal is one undo transaction.
+    const session = ctx.openSession(args, { write: true });
+    let failures: GeomError[];
+    let cleared: string[];
+    try {
+      ({ cleared, failures } = clearJournal(session.engine));
+    } finally {
+      session.close();
+    }
+    if (verboseOf(ctx, opts) && cleared.length) ctx.out.text(cleared.map((p) => `Metadata cleared on ${p}.`).join('\n'));
+    ctx.out.document('journal clear', { cleared });
+    finish(failures);
+  },
+};
+
+/**
+ * gjournal dump of one image: FreeBSD's text and the JSON form (also for the
+ * top-level dump). A metadata that does not decode is skipped with FreeBSD's
+ * "..., skipping." (e.g. "MD5 hash mismatch for data.img, skipping.").
+ */
+export function journalDump(ctx: Context, path: string): { text: string; json: Record<string, unknown> } {
+  const session = ctx.openSession([path], { write: false });
+  try {
+    const provider = session.providers[0];
+    if (!provider) throw new UsageError('dump needs an image');
+    let found: ReturnType<typeof readJournalMetadata>;
+    try {
+      found = readJournalMetadata(provider);
+    } catch (err) {
+      if (err instanceof CorruptError) throw new CorruptError(`${err.message}, skipping.`);
+      throw err;
+    }
+    return { text: dumpJournalMetadata(found.md, path), json: { sectorSize: found.sectorSize, metadata: journalMetadataJson(found.md) } };
+  } finally {
+    session.close();
+  }
+}
+
+/**
+ * For `geomctl taste`: the geom a journal image belongs to, and why the kernel
+ * would ignore it (bad metadata, provsize or hardcoded name mismatch).
+ */
+export function journalDescribe(ctx: Context, path: string, tasted: Tasted): { name: string; ignored?: string } {
+  let md: JournalMetadata;
+  try {
+    md = decodeJournalMetadata(tasted.sector, path);
+  } catch (err) {
+    if (err instanceof GeomError) return { name: '', ignored: err.message };
+    throw err;
+  }
+  const session = ctx.openSession([path], { write: false });
+  try {
+    const p = session.providers[0];
+    if (p) validateJournalMetadata(md, { path, name: p.name, size: p.size, sectorSize: tasted.sectorSize }, { ignoreHardcoded: ctx.global.ignoreHardcoded });
+    return { name: journalGeomName(md.id) };
+  } catch (err) {
+    if (err instanceof GeomError) return { name: journalGeomName(md.id), ignored: err.message };
+    throw err;
+  } finally {
+    session.close();
+  }
+}
+
+const dumpCommand: CommandSpec = {
+  name: 'dump',
+  summary: 'print the journal metadata of images as gjournal dump does',
+  args: '<img...>',
+  options: [],
+  examples: ['geomctl journal dump data.img'],
+  run(ctx, args) {
+    const failures: GeomError[] = [];
+    const docs: Record<string, unknown>[] = [];
+    let text = '';
+    for (const path of args) {
+      try {
+        const d = journalDump(ctx, path);
+        docs.push({ path, ...d.json });
+        text += d.text;
+      } catch (err) {
+        if (!(err instanceof GeomError)) throw err;
+        failures.push(err);
+      }
+    }
+    if (ctx.out.json) ctx.out.document('journal dump', { images: docs });
+    else if (text) ctx.out.raw(Buffer.from(text));
+    finish(failures);
+  },
+};
+
+/** label, clear and dump (helper B); the engine verbs (write, read, sync, stop, scan, check, export, list, status) join them. */
+export const journalCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand];
 
 export const journalClass: ClassSpec = {
   name: 'journal',
   aliases: ['gjournal'],
   summary: 'block-level journaling (gjournal): label, write, replay, sync, inspect',
-  commands: [],
+  commands: journalCommands,
+};
+
+// ---------------------------------------------------------------------------
+// The engine verbs (helper D): write, read, sync, stop, scan, check, export.
+// Logic lives in src/journal/ (device, writer, walk, scan, check, export).
+
+function journalArgs(args: string[]): { data: string; jimg: string | undefined } {
+  if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give the data image and, for a two-image journal, the journal image');
+  return { data: args[0] as string, jimg: args[1] };
+}
+
+/** Opens the journal device of `args` (finding a two-image journal's journal image by tasting) and runs `body`. */
+function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean }, body: (dev: JournalDevice) => T): T {
+  const { data, jimg } = journalArgs(args);
+  const paths = journalImages(data, jimg, ctx.global.dirs);
+  const session = ctx.openSession(paths, { write: o.write });
+  try {
+    if (session.providers.length !== paths.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
+    const dev = JournalDevice.open(session.engine, {
+      maxphys: ctx.global.maxphys,
+      ignoreHardcoded: ctx.global.ignoreHardcoded,
+      cacheLimit: ctx.global.cacheLimit,
+      details: o.details,
+    });
+    for (const w of dev.warnings) ctx.out.warn(w);
+    return body(dev);
+  } finally {
+    session.close();
+  }
+}
+
+/** What recover() did, for the user. */
+function recoveryNote(ctx: Context, dev: JournalDevice, r: RecoverResult): void {
+  if (r.action === 'replay') ctx.out.note(`${dev.dataPath}: replayed ${r.journals} journal${r.journals === 1 ? '' : 's'} (${r.bytes} bytes, maxphys ${r.maxphys})`);
+  if (r.action === 'repair') {
+    ctx.out.warn(
+      `${dev.dataPath}: journal reinitialised${r.journals ? ` after replaying ${r.journals} journal${r.journals === 1 ? '' : 's'}` : ''}${r.ufsMarkedDirty ? '; the UFS on it is marked dirty: run fsck' : ''}`,
+    );
+  }
+}
+
+function recoveryJson(r: RecoverResult): Record<string, unknown> {
+  return { action: r.action, journals: r.journals, bytes: r.bytes, ufsMarkedDirty: r.ufsMarkedDirty, ...(r.maxphys ? { maxphys: r.maxphys } : {}) };
+}
+
+const FORCE_REPAIR = { short: 'f', long: 'force', kind: 'flag', description: 'repair a broken journal as the kernel does: reinitialise it and mark the UFS dirty' } as const;
+
+const writeCommand: CommandSpec = {
+  name: 'write',
+  summary: 'write data through the journal at an offset of the journaled provider (stdin without -i)',
+  args: '<dataimg> [jimg]',
+  options: [
+    FORCE_REPAIR,
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to write, a multiple of the sector size', defaultText: '0' },
+    { short: 'i', long: 'input', value: 'file', kind: 'string', description: 'read the data from this file instead of stdin' },
+    { long: 'sync', kind: 'flag', description: 'then copy the journal to the data area and mark it CLEAN, as sync does' },
+  ],
+  examples: ['geomctl journal write -o 1M -i boot.bin data.img', 'dd if=/dev/urandom bs=1M count=4 | geomctl journal write --sync data.img journal.img'],
+  run(ctx, args, opts) {
+    const offset = numberOpt(opts.offset) ?? 0;
+    const input = typeof opts.input === 'string' ? opts.input : undefined;
+    let fd = 0;
+    if (input !== undefined) {
+      try {
+        fd = openSync(input, 'r');
+      } catch (err) {
+        throw new GeomError('NOT_FOUND', `cannot read ${input}: ${errnoOf(err)}`, 'check the -i path');
+      }
+    }
+    try {
+      withDevice(ctx, args, { write: true }, (dev) => {
+        checkWriteRange(dev, offset, inputSize(fd));
+        const rec = dev.recover(opts.force === true);
+        recoveryNote(ctx, dev, rec);
+        const progress = ctx.out.progress('write', inputSize(fd) ?? 0);
+        let bytes: number;
+        try {
+          bytes = writeFromFd(dev, fd, input ?? 'stdin', offset, (done) => progress.update(done));
+        } finally {
+          progress.stop();
+        }
+        const w = dev.writer();
+        w.finish();
+        if (opts.sync === true) {
+          w.copyFinished();
+          w.markClean();
+        }
+        const switches = dev.engine.stats.extra.switches ?? 0;
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${bytes} bytes at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${w.maxphys}).`);
+        ctx.out.document('journal write', { data: dev.dataPath, journal: dev.journalPath, offset, bytes, journals: switches, maxphys: w.maxphys, state: dev.md.flags & 1n ? 'CLEAN' : 'DIRTY', recovery: recoveryJson(rec) });
+      });
+    } finally {
+      if (input !== undefined) closeSync(fd);
+    }
+  },
+};
+
+const readCommand: CommandSpec = {
+  name: 'read',
+  summary: 'read the journaled provider: the data area with every journal not yet copied laid over it',
+  args: '<dataimg> [jimg]',
+  options: [
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to start', defaultText: '0' },
+    { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'how many bytes', defaultText: 'to the end' },
+    { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write to this file instead of stdout' },
+  ],
+  examples: ['geomctl journal read -o 1M -l 4k data.img | hexdump -C', 'geomctl journal read -O copy.bin data.img journal.img'],
+  run(ctx, args, opts) {
+    const output = typeof opts.output === 'string' ? opts.output : undefined;
+    if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself goes to stdout otherwise');
+    withDevice(ctx, args, { write: false }, (dev) => {
+      for (const w of dev.readWarnings()) ctx.out.warn(w);
+      const offset = numberOpt(opts.offset) ?? 0;
+      const length = numberOpt(opts.length) ?? Math.max(0, dev.dataSize - offset);
+      if (offset + length > dev.dataSize) throw new UsageError(`-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`);
+      let fd: number | undefined;
+      if (output !== undefined) {
+        checkNotAnImage(dev, output);
+        try {
+          fd = openSync(output, 'w');
+        } catch (err) {
+          throw new IoError(output, 'open', undefined, errnoOf(err), 'check the -O path');
+        }
+      }
+      const progress = ctx.out.progress('read', length);
+      try {
+        streamJournaled(dev, offset, length, (buf, at) => {
+          if (fd === undefined) ctx.out.raw(buf);
+          else writeSync(fd, buf, 0, buf.length, at - offset);
+          progress.update(at + buf.length - offset);
+        });
+      } finally {
+        progress.stop();
+        if (fd !== undefined) closeSync(fd);
+      }
+      ctx.out.document('journal read', { data: dev.dataPath, journal: dev.journalPath, offset, length, output });
+    });
+  },
+};
+
+const syncCommand: CommandSpec = {
+  name: 'sync',
+  summary: 'replay the journal into the data area and mark it CLEAN (gjournal sync)',
+  args: '<dataimg> [jimg]',
+  options: [FORCE_REPAIR],
+  examples: ['geomctl journal sync data.img', 'geomctl journal sync -f data.img journal.img'],
+  run(ctx, args, opts) {
+    withDevice(ctx, args, { write: true }, (dev) => {
+      const rec = dev.recover(opts.force === true);
+      recoveryNote(ctx, dev, rec);
+      if (verboseOf(ctx, opts)) ctx.out.text(`${dev.dataPath}.journal: CLEAN${rec.action === 'none' ? ' (nothing to replay)' : ''}.`);
+      ctx.out.document('journal sync', { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec) });
+    });
+  },
+};
+
+const stopCommand: CommandSpec = {
+  name: 'stop',
+  summary: 'sync, then verify that the data image alone holds the journaled provider (gjournal stop)',
+  args: '<dataimg> [jimg]',
+  options: [FORCE_REPAIR],
+  examples: ['geomctl journal stop -v data.img'],
+  run(ctx, args, opts) {
+    withDevice(ctx, args, { write: true }, (dev) => {
+      const walk = dev.choice?.walk;
+      const rec = dev.recover(opts.force === true);
+      recoveryNote(ctx, dev, rec);
+      const v = walk && walk.finished > 0 ? dev.verifyReplay(walk) : { ranges: 0, bytes: 0, mismatches: 0 };
+      if (v.mismatches > 0) {
+        throw new GeomError('CHECK', `${dev.dataPath} differs from its journal in ${v.mismatches} place${v.mismatches === 1 ? '' : 's'} after the replay (first at ${v.firstMismatch})`, "run 'geomctl journal check' and keep the images for inspection");
+      }
+      if (verboseOf(ctx, opts)) ctx.out.text(`Device ${dev.dataPath}.journal stopped: ${dev.dataPath} holds its contents (${v.bytes} replayed bytes verified).`);
+      ctx.out.document('journal stop', { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec), verified: v });
+    });
+  },
+};
+
+const scanCommand: CommandSpec = {
+  name: 'scan',
+  summary: 'show the journal headers and records a replay would walk, and what it would copy',
+  args: '<dataimg> [jimg]',
+  options: [{ long: 'all', kind: 'flag', description: 'also list every header and record anywhere in the journal space' }],
+  examples: ['geomctl journal scan data.img', 'geomctl --json journal scan --all data.img journal.img'],
+  run(ctx, args, opts) {
+    withDevice(ctx, args, { write: false, details: true }, (dev) => {
+      const report = scanJournal(dev, { maxphys: ctx.global.maxphys, all: opts.all === true });
+      ctx.out.result('journal scan', scanJson(report), () => renderScan(report));
+    });
+  },
+};
+
+const checkCommand: CommandSpec = {
+  name: 'check',
+  summary: 'verify the metadata, the geometry and the journal; -y repairs as -f would',
+  args: '<dataimg> [jimg]',
+  options: [{ short: 'y', long: 'yes', kind: 'flag', description: 'repair: replay, or reinitialise a broken journal and mark the UFS dirty' }],
+  examples: ['geomctl journal check data.img', 'geomctl journal check -y data.img journal.img'],
+  run(ctx, args, opts) {
+    const repair = opts.yes === true;
+    const { data, jimg } = journalArgs(args);
+    const paths = journalImages(data, jimg, ctx.global.dirs);
+    const session = ctx.openSession(paths, { write: repair });
+    let report: ReturnType<typeof checkJournal>;
+    try {
+      report = checkJournal(session.engine, { maxphys: ctx.global.maxphys, ignoreHardcoded: ctx.global.ignoreHardcoded, cacheLimit: ctx.global.cacheLimit, repair });
+    } finally {
+      session.close();
+    }
+    const fixed = report.repaired !== undefined && report.state === 'CLEAN';
+    ctx.out.result(
+      'journal check',
+      { data, problems: report.problems, notes: report.notes, state: report.state, ...(report.repaired ? { repaired: recoveryJson(report.repaired) } : {}) },
+      () =>
+        [
+          ...report.problems.map((p) => `problem: ${p}`),
+          ...report.notes.map((n) => `${n}`),
+          ...(report.repaired ? [`repaired: ${report.repaired.action}${report.repaired.ufsMarkedDirty ? ', UFS marked dirty (run fsck)' : ''}`] : []),
+          report.problems.length === 0 ? `${data}: no problems` : `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${fixed ? ', repaired' : ''}`,
+        ].join('\n'),
+    );
+    if (report.problems.length > 0 && !fixed) throw new GeomError('CHECK', `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} found`, repair ? undefined : "'geomctl journal check -y' repairs what it can");
+  },
+};
+
+const exportCommand: CommandSpec = {
+  name: 'export',
+  summary: 'write the whole journaled provider to a sparse file',
+  args: '<dataimg> [jimg]',
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }],
+  examples: ['geomctl journal export -O fs.img data.img'],
+  run(ctx, args, opts) {
+    const output = typeof opts.output === 'string' ? opts.output : undefined;
+    if (output === undefined) throw new UsageError('export needs -O file');
+    withDevice(ctx, args, { write: false }, (dev) => {
+      for (const w of dev.readWarnings()) ctx.out.warn(w);
+      const progress = ctx.out.progress('export', dev.dataSize);
+      let r: ReturnType<typeof exportJournaled>;
+      try {
+        r = exportJournaled(dev, output, (done) => progress.update(done));
+      } finally {
+        progress.stop();
+      }
+      if (verboseOf(ctx, opts)) ctx.out.text(`Exported ${r.bytes} bytes of ${dev.dataPath}.journal to ${output} (${r.written} written, the rest holes).`);
+      ctx.out.document('journal export', { data: dev.dataPath, journal: dev.journalPath, output, bytes: r.bytes, written: r.written });
+    });
+  },
+};
+
+/**
+ * Every journal device among `paths` (tasted as JOURNAL), opened read-only,
+ * as list and status show it; devices that do not open are warnings.
+ */
+function journalDevices(ctx: Context, paths: string[]): JournalListingDevice[] {
+  const { groups, warnings } = groupJournalImages(paths);
+  for (const w of warnings) ctx.out.warn(w);
+  const devices: JournalListingDevice[] = [];
+  for (const g of groups) {
+    try {
+      withDevice(ctx, g.journal ? [g.data, g.journal] : [g.data], { write: false }, (dev) => {
+        const [dp, jp] = dev.engine.providers;
+        const image = (p: Provider): { path: string; name: string; size: number } => ({ path: p.path, name: p.name, size: p.size });
+        devices.push({ md: dev.md, sectorSize: dev.sectorSize, data: image(dp as Provider), ...(jp ? { journal: image(jp) } : {}), ...journalSummary(dev) });
+      });
+    } catch (err) {
+      if (!(err instanceof GeomError)) throw err;
+      ctx.out.warn(err.line);
+    }
+  }
+  return devices;
+}
+
+/**
+ * The journal images among the candidates (named images first, then the -d
+ * directories); with images named, only the devices they belong to count.
+ */
+function tastedJournals(ctx: Context, named: string[]): { paths: string[]; only?: Set<string> } {
+  const paths: string[] = [];
+  const only = new Set<string>();
+  for (const path of candidateImages(named, ctx.global.dirs)) {
+    let p: ReturnType<typeof openImage> | undefined;
+    try {
+      p = openImage(path, { write: false });
+      if (tasteProvider(p)?.className !== 'JOURNAL') {
+        if (named.includes(path)) throw new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`);
+        continue;
+      }
+      paths.push(path);
+      if (named.includes(path)) only.add(`${p.identity.dev}:${p.identity.ino}`);
+    } catch (err) {
+      if (!(err instanceof GeomError)) throw err;
+      if (named.includes(path)) throw err;
+    } finally {
+      p?.close();
+    }
+  }
+  return named.length ? { paths, only } : { paths };
+}
+
+function listedDevices(ctx: Context, named: string[]): JournalListingDevice[] {
+  const { paths, only } = tastedJournals(ctx, named);
+  const devices = journalDevices(ctx, paths);
+  if (!only) return devices;
+  const ids = new Set<number>();
+  for (const path of paths) {
+    const p = openImage(path, { write: false });
+    try {
+      if (only.has(`${p.identity.dev}:${p.identity.ino}`)) ids.add(readJournalMetadata(p).md.id);
+    } catch (err) {
+      if (!(err instanceof GeomError)) throw err;
+    } finally {
+      p.close();
+    }
+  }
+  return devices.filter((d) => ids.has(d.md.id));
+}
+
+const listCommand: CommandSpec = {
+  name: 'list',
+  summary: 'list journal devices, geom(8) style, with their state and pending journals',
+  args: '[img...]',
+  options: [],
+  examples: ['geomctl journal list', 'geomctl journal list data.img journal.img'],
+  run(ctx, args) {
+    const devices = listedDevices(ctx, args);
+    ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices).replace(/\n$/, ''));
+  },
+};
+
+const statusCommand: CommandSpec = {
+  name: 'status',
+  summary: 'show the status (CLEAN, DIRTY, BROKEN) of journal devices, geom(8) style',
+  args: '[img...]',
+  options: [],
+  examples: ['geomctl journal status'],
+  run(ctx, args) {
+    const devices = listedDevices(ctx, args);
+    const rows = devices.map(journalStatusRow);
+    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
+  },
+};
+
+journalCommands.push(writeCommand, readCommand, syncCommand, stopCommand, scanCommand, checkCommand, exportCommand, listCommand, statusCommand);
+
+// The class's part in the top-level dump, list, status and taste.
+journalClass.topLevel = {
+  className: 'JOURNAL',
+  dump: journalDump,
+  describe: journalDescribe,
+  list(ctx, paths) {
+    const devices = journalDevices(ctx, paths);
+    return { text: renderJournalList(devices).replace(/\n$/, ''), json: devices.map(journalListingJson) };
+  },
+  status(ctx, paths) {
+    const devices = journalDevices(ctx, paths);
+    return { rows: devices.map(journalStatusRow), json: devices.map(journalListingJson) };
+  },
 };

@@ -1,0 +1,92 @@
+// `journal read` and `journal export` (journal.md, "read, export"): the
+// journaled provider streamed out in chunks — to a sink, or into a sparse
+// file where runs of zero sectors stay holes.
+
+import { closeSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { GeomError, IoError, errnoOf } from '../errors.js';
+import type { JournalDevice } from './device.js';
+
+/** Node's read/write loops are fastest with 64-128 KiB buffers (quality.md, "Performance"). */
+export const STREAM_CHUNK = 128 * 1024;
+
+/** Calls `sink` with the journaled provider's bytes [offset, offset + length), in order, chunk by chunk. */
+export function streamJournaled(dev: JournalDevice, offset: number, length: number, sink: (data: Buffer, at: number) => void): void {
+  for (let o = offset; o < offset + length; ) {
+    // Chunks end on chunk boundaries of the provider, so reads stay aligned after a first partial one.
+    const next = Math.min(offset + length, (Math.floor(o / STREAM_CHUNK) + 1) * STREAM_CHUNK);
+    sink(dev.read(o, next - o), o);
+    o = next;
+  }
+}
+
+/** Refuses an output path that is one of the device's own images. */
+export function checkNotAnImage(dev: JournalDevice, path: string): void {
+  let st: { dev: number; ino: number };
+  try {
+    st = statSync(path);
+  } catch {
+    return; // does not exist yet
+  }
+  for (const p of dev.engine.providers) {
+    if (p.identity.dev === st.dev && p.identity.ino === st.ino) {
+      throw new GeomError('REFUSED', `${path} is ${p.path}, an image of this journal: writing there would destroy it`, 'give another output file');
+    }
+  }
+}
+
+export interface ExportResult {
+  /** The journaled provider's size: the output file's size. */
+  bytes: number;
+  /** Bytes actually written (the rest are holes). */
+  written: number;
+}
+
+/**
+ * Writes the whole journaled provider to `path` (created or truncated),
+ * skipping runs of zero sectors so they stay holes, and sets its size.
+ */
+export function exportJournaled(dev: JournalDevice, path: string, progress?: (done: number) => void): ExportResult {
+  checkNotAnImage(dev, path);
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (err) {
+    throw new IoError(path, 'open', undefined, errnoOf(err), 'check the output path');
+  }
+  const ss = dev.sectorSize;
+  const zero = Buffer.alloc(STREAM_CHUNK);
+  const result: ExportResult = { bytes: dev.dataSize, written: 0 };
+  const put = (buf: Buffer, at: number): void => {
+    try {
+      writeSync(fd, buf, 0, buf.length, at);
+    } catch (err) {
+      throw new IoError(path, 'write', at, errnoOf(err));
+    }
+    result.written += buf.length;
+  };
+  try {
+    if (!fstatSync(fd).isFile()) throw new GeomError('REFUSED', `${path} is not a regular file`, 'export to a file');
+    streamJournaled(dev, 0, dev.dataSize, (buf, at) => {
+      progress?.(at + buf.length);
+      if (buf.compare(zero, 0, buf.length) === 0) return;
+      // Write each run of non-zero sectors.
+      let run = -1;
+      for (let s = 0; s <= buf.length; s += ss) {
+        const zeroSector = s === buf.length || buf.compare(zero, 0, Math.min(ss, buf.length - s), s, Math.min(s + ss, buf.length)) === 0;
+        if (!zeroSector && run < 0) run = s;
+        if (zeroSector && run >= 0) {
+          put(buf.subarray(run, s), at + run);
+          run = -1;
+        }
+      }
+    });
+    try {
+      ftruncateSync(fd, dev.dataSize);
+    } catch (err) {
+      throw new IoError(path, 'truncate', dev.dataSize, errnoOf(err));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return result;
+}

@@ -1,0 +1,76 @@
+// The input of `journal write` (journal.md, "write"): bytes from a file or
+// stdin, cut into requests of at most maxphys at sector-aligned offsets of the
+// journaled provider, as GEOM hands them to g_journal_start. A final partial
+// sector is completed with the provider's current bytes.
+
+import { fstatSync, readSync } from 'node:fs';
+import { GeomError, IoError, UsageError, errnoOf } from '../errors.js';
+import type { JournalDevice } from './device.js';
+
+/** Reads until `buf` is full or the input ends; returns the bytes read. Waits out EAGAIN on a non-blocking stdin. */
+function readFull(fd: number, buf: Buffer, name: string): number {
+  let got = 0;
+  while (got < buf.length) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, got, buf.length - got, null);
+    } catch (err) {
+      if (errnoOf(err) === 'EAGAIN') {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      throw new IoError(name, 'read', undefined, errnoOf(err));
+    }
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/** The input's size when it is a regular file (so "past the end" is refused before anything changes). */
+export function inputSize(fd: number): number | undefined {
+  const st = fstatSync(fd);
+  return st.isFile() ? st.size : undefined;
+}
+
+/**
+ * Checks that `length` bytes at `offset` fit in the journaled provider and
+ * that the offset is a sector multiple (journal.md, "write").
+ */
+export function checkWriteRange(dev: JournalDevice, offset: number, length: number | undefined): void {
+  if (offset % dev.sectorSize !== 0) throw new UsageError(`-o ${offset} is not a multiple of the sector size ${dev.sectorSize}`);
+  const end = offset + (length ?? 0);
+  if (offset > dev.dataSize || end > dev.dataSize) {
+    throw new GeomError('REFUSED', `writing ${length ?? 'the input'} bytes at ${offset} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, 'give a smaller input or offset');
+  }
+}
+
+/**
+ * Streams `fd` into the device's writer at `offset`. Returns the bytes
+ * written. The caller finishes the journal (writer.finish / sync).
+ */
+export function writeFromFd(dev: JournalDevice, fd: number, name: string, offset: number, progress?: (done: number) => void): number {
+  const size = inputSize(fd);
+  checkWriteRange(dev, offset, size);
+  const writer = dev.writer();
+  const ss = dev.sectorSize;
+  const request = Math.max(ss, Math.floor(writer.maxphys / ss) * ss);
+  let done = 0;
+  for (;;) {
+    // A fresh buffer per request: the writer keeps it until the journal is copied.
+    const buf = Buffer.allocUnsafe(request);
+    const n = readFull(fd, buf, name);
+    if (n === 0) break;
+    const at = offset + done;
+    const whole = Math.ceil(n / ss) * ss;
+    if (at + whole > dev.dataSize) {
+      throw new GeomError('REFUSED', `the input passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes) at ${at + n}`, 'the journals finished so far stay written; give a smaller input or offset');
+    }
+    if (whole > n) dev.read(at + n, whole - n).copy(buf, n);
+    writer.write(at, buf.subarray(0, whole));
+    done += n;
+    progress?.(done);
+    if (n < request) break;
+  }
+  return done;
+}

@@ -1,0 +1,340 @@
+// Copying journaled data to the data provider (g_journal_copy_send /
+// g_journal_copy_read_done / g_journal_copy_write_done) and reading the bytes
+// a queue maps (g_journal_read's "in memory" and "in the journal" cases).
+// Copies are ordered writes (journal.md, "Ordering"): the caller puts the
+// barrier after them and only then moves the metadata.
+
+import type { EngineStats } from '../engine/types.js';
+import type { Provider } from '../provider/provider.js';
+import type { Extent } from './extent.js';
+import type { Range, RangeSet } from './rangeset.js';
+
+/** What the journal needs of the flush engine. */
+export interface JournalIO {
+  readonly providers: readonly Provider[];
+  read(image: number, offset: number, length: number): Buffer;
+  readInto(image: number, offset: number, target: Buffer): void;
+  writeOrdered(image: number, offset: number, data: Buffer): void;
+  barrier(images?: number[]): void;
+  readonly stats: EngineStats;
+}
+
+/** Copies are combined up to this many bytes per write (g_journal_optimize's limit is maxphys). */
+export const COPY_CHUNK = 1024 * 1024;
+/** Journal reads gathered within a copy batch: neighbours closer than this are read as one... */
+const READ_GAP = 32 * 1024;
+/** ... up to this many bytes per read. */
+const READ_WINDOW = 1024 * 1024;
+/** Copies to the data image fill gaps shorter than this (smaller than a file-system block). */
+const GAP_FILL = 4096;
+
+export function bump(stats: EngineStats, key: string, by = 1): void {
+  stats.extra[key] = (stats.extra[key] ?? 0) + by;
+}
+
+/**
+ * Journal bytes a walk already read (to check records' MD5), kept under a
+ * byte limit so the copy that follows need not read them again. Keyed by the
+ * journal offset each piece starts at.
+ */
+export class JournalDataCache {
+  private readonly pieces = new Map<number, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly limit: number) {}
+
+  keep(offset: number, data: Buffer): void {
+    if (this.bytes + data.length > this.limit || this.pieces.has(offset)) return;
+    this.pieces.set(offset, data);
+    this.bytes += data.length;
+  }
+
+  /** The bytes at [offset, offset + length) when one kept piece starts there and holds them. */
+  get(offset: number, length: number): Buffer | undefined {
+    const p = this.pieces.get(offset);
+    return p && p.length >= length ? p.subarray(0, length) : undefined;
+  }
+
+  clear(): void {
+    this.pieces.clear();
+    this.bytes = 0;
+  }
+}
+
+/** Reads of the journal image for copies and overlays: kept walk data first, then the image. */
+export interface JournalSource {
+  read(offset: number, length: number): Buffer;
+  /** Reads into `target` (all of it), without an intermediate buffer. */
+  readInto(offset: number, target: Buffer): void;
+}
+
+/**
+ * Bulk reads of journal bytes go to the image directly: the journal space is
+ * only ever written by ordered writes, which reach the image at once, so the
+ * engine's cache holds nothing newer there — and its block cache would turn
+ * every unaligned 128 KiB read into three reads and two evictions.
+ */
+export function directJournalRead(io: JournalIO, journal: number): (offset: number, length: number) => Buffer {
+  const into = directJournalReadInto(io, journal);
+  return (offset, length) => {
+    if (length < DIRECT_READ) return io.read(journal, offset, length);
+    const out = Buffer.allocUnsafe(length);
+    into(offset, out);
+    return out;
+  };
+}
+
+function directJournalReadInto(io: JournalIO, journal: number): (offset: number, target: Buffer) => void {
+  const provider = io.providers[journal];
+  if (!provider) throw new RangeError(`no journal image ${journal}`);
+  return (offset, target) => {
+    if (target.length < DIRECT_READ) {
+      io.read(journal, offset, target.length).copy(target);
+      return;
+    }
+    provider.readInto(offset, target);
+    io.stats.reads++;
+    io.stats.readBytes += target.length;
+  };
+}
+
+/** Reads at least this long bypass the engine's block cache (directJournalRead). */
+const DIRECT_READ = 64 * 1024;
+
+export function journalSource(io: JournalIO, journal: number, cache?: JournalDataCache): JournalSource {
+  const read = directJournalRead(io, journal);
+  const into = directJournalReadInto(io, journal);
+  return {
+    read(offset, length) {
+      const kept = cache?.get(offset, length);
+      if (kept) return kept;
+      bump(io.stats, 'cacheMisses');
+      return read(offset, length);
+    },
+    readInto(offset, target) {
+      const kept = cache?.get(offset, target.length);
+      if (kept) {
+        kept.copy(target);
+        return;
+      }
+      bump(io.stats, 'cacheMisses');
+      into(offset, target);
+    },
+  };
+}
+
+/**
+ * Fills `out` (which stands for data-provider bytes from `base`) with the
+ * bytes of `ranges`, from memory where cached, else from the journal image —
+ * journal-contiguous neighbours in one read.
+ */
+export function fillFromExtents(src: JournalSource, ranges: Iterable<Range<Extent>>, out: Buffer, base: number): void {
+  let pendingStart = -1; // journal offset of a read being gathered
+  let pendingLen = 0;
+  let pendingAt = 0; // where in `out` it goes
+  const flush = (): void => {
+    if (pendingLen === 0) return;
+    src.readInto(pendingStart, out.subarray(pendingAt, pendingAt + pendingLen));
+    pendingLen = 0;
+  };
+  for (const r of ranges) {
+    const len = r.end - r.start;
+    const at = r.start - base;
+    const { blob, delta } = r.value;
+    if (blob.data) {
+      blob.data.copy(out, at, delta, delta + len);
+      continue;
+    }
+    const joff = blob.joffset + delta;
+    if (pendingLen > 0 && pendingStart + pendingLen === joff && pendingAt + pendingLen === at) {
+      pendingLen += len;
+      continue;
+    }
+    flush();
+    pendingStart = joff;
+    pendingLen = len;
+    pendingAt = at;
+  }
+  flush();
+}
+
+
+/**
+ * Copies every range of `set` to the data image (g_journal_copy_send and its
+ * read-back of freed data), in batches of at most `batchBytes`: within a
+ * batch the journal is read in journal order, nearby pieces in one read, and
+ * the data image is written in offset order, touching neighbours combined up
+ * to COPY_CHUNK. A journal of a million scattered entries thus costs a few
+ * sequential passes over the journal, not a million scattered reads.
+ * No barrier: the caller's. Returns the bytes copied.
+ */
+export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024): number {
+  // The arena holds at least any one range that is batched (shorter than STREAM_RANGE).
+  const batch = new CopyBatch(Math.min(Math.max(batchBytes, STREAM_RANGE), set.bytes + set.size * GAP_FILL));
+  let bytes = 0;
+  set.forEach((start, end, value) => {
+    if (end - start >= STREAM_RANGE) {
+      // Large ranges go straight through, piece by piece, in offset order.
+      bytes += batch.bytes;
+      batch.copy(io, data, src);
+      streamRange(io, data, src, start, end, value);
+      bytes += end - start;
+      return;
+    }
+    if (batch.spanBytes > 0 && !batch.fits(end - start)) {
+      bytes += batch.bytes;
+      batch.copy(io, data, src);
+    }
+    batch.add(start, end, value);
+  });
+  bytes += batch.bytes;
+  batch.copy(io, data, src);
+  return bytes;
+}
+
+/** Ranges at least this long are copied on their own, COPY_CHUNK at a time. */
+const STREAM_RANGE = 256 * 1024;
+
+function streamRange(io: JournalIO, data: number, src: JournalSource, start: number, end: number, e: Extent): void {
+  for (let o = 0; o < end - start; o += COPY_CHUNK) {
+    const len = Math.min(COPY_CHUNK, end - start - o);
+    const d = e.delta + o;
+    const bytes = e.blob.data ? e.blob.data.subarray(d, d + len) : src.read(e.blob.joffset + d, len);
+    io.writeOrdered(data, start + o, bytes);
+  }
+}
+
+/**
+ * One batch of a copy, in flat arrays (a million ranges make a lot of
+ * garbage otherwise). The ranges are grouped into spans of the data image,
+ * in offset order: touching ranges, and ranges less than GAP_FILL apart with
+ * the data image's current bytes in between. Such a gap cannot hold a whole
+ * 4 KiB file-system block, so filling it rewrites bytes already on disk and
+ * allocates nothing in a sparse image — and a scattered journal costs a few
+ * large writes instead of one per sector. Journal bytes are read in journal
+ * order, nearby pieces in one read, straight into their spans.
+ */
+class CopyBatch {
+  private starts: number[] = [];
+  private lens: number[] = [];
+  /** The journal offset of each range, or -1 when its bytes are cached. */
+  private jofs: number[] = [];
+  /** Cached ranges: index -> [bytes, offset in them]. */
+  private cached = new Map<number, [Buffer, number]>();
+  /** Bytes of the spans the ranges so far make (the batch's memory). */
+  spanBytes = 0;
+  /** Bytes of the ranges (what the copy moves). */
+  bytes = 0;
+  /**
+   * One buffer the spans are carved from and one for journal reads, reused
+   * batch after batch: a million scattered entries would otherwise allocate
+   * enough buffers to keep the garbage collector busy for seconds.
+   */
+  private readonly arena: Buffer;
+  private readonly window = Buffer.allocUnsafe(READ_WINDOW);
+
+  constructor(capacity: number) {
+    this.arena = Buffer.allocUnsafe(Math.max(capacity, GAP_FILL));
+  }
+
+  /** Whether a range of `length` more bytes still fits the arena. */
+  fits(length: number): boolean {
+    return this.spanBytes + GAP_FILL + length <= this.arena.length;
+  }
+
+  add(start: number, end: number, e: Extent): void {
+    const i = this.starts.length;
+    const prevEnd = i > 0 ? (this.starts[i - 1] as number) + (this.lens[i - 1] as number) : -Infinity;
+    if (start - prevEnd < GAP_FILL) this.spanBytes += start - prevEnd;
+    this.spanBytes += end - start;
+    this.bytes += end - start;
+    this.starts.push(start);
+    this.lens.push(end - start);
+    if (e.blob.data) {
+      this.cached.set(i, [e.blob.data, e.delta]);
+      this.jofs.push(-1);
+    } else this.jofs.push(e.blob.joffset + e.delta);
+  }
+
+  copy(io: JournalIO, data: number, src: JournalSource): void {
+    const n = this.starts.length;
+    if (n === 0) return;
+    const starts = this.starts;
+    const lens = this.lens;
+    // Spans: [first range, span start, span bytes] in offset order; each range's span and place in it.
+    const spans: { start: number; buf: Buffer }[] = [];
+    const spanOf = new Uint32Array(n);
+    let used = 0;
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      let gaps = false;
+      const s0 = starts[i] as number;
+      while (j < n) {
+        const gap = (starts[j] as number) - ((starts[j - 1] as number) + (lens[j - 1] as number));
+        if (gap >= GAP_FILL || (starts[j] as number) + (lens[j] as number) - s0 > COPY_CHUNK) break;
+        if (gap > 0) gaps = true;
+        j++;
+      }
+      const len = (starts[j - 1] as number) + (lens[j - 1] as number) - s0;
+      const buf = this.arena.subarray(used, used + len);
+      used += len;
+      if (gaps) io.readInto(data, s0, buf);
+      spans.push({ start: s0, buf });
+      if (j - i > 1) bump(io.stats, 'combined', j - i - 1);
+      for (let k = i; k < j; k++) spanOf[k] = spans.length - 1;
+      i = j;
+    }
+    const spanAt = (i: number): { start: number; buf: Buffer } => spans[spanOf[i] as number] as { start: number; buf: Buffer };
+    for (const [i, [bytes, delta]] of this.cached) {
+      const sp = spanAt(i);
+      bytes.copy(sp.buf, (starts[i] as number) - sp.start, delta, delta + (lens[i] as number));
+    }
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) if ((this.jofs[i] as number) >= 0) order.push(i);
+    order.sort((a, b) => (this.jofs[a] as number) - (this.jofs[b] as number));
+    for (let k = 0; k < order.length; ) {
+      // One read for this piece and the next ones that lie close behind it.
+      const first = order[k] as number;
+      const start = this.jofs[first] as number;
+      let end = start + (lens[first] as number);
+      let m = k + 1;
+      while (m < order.length) {
+        const i = order[m] as number;
+        const s = this.jofs[i] as number;
+        if (s - end > READ_GAP || s + (lens[i] as number) - start > READ_WINDOW) break;
+        end = Math.max(end, s + (lens[i] as number));
+        m++;
+      }
+      if (m === k + 1) {
+        const sp = spanAt(first);
+        const at = (starts[first] as number) - sp.start;
+        src.readInto(start, sp.buf.subarray(at, at + (lens[first] as number)));
+        k = m;
+        continue;
+      }
+      const window = this.window.subarray(0, end - start);
+      src.readInto(start, window);
+      for (; k < m; k++) {
+        const i = order[k] as number;
+        const s = (this.jofs[i] as number) - start;
+        const sp = spanAt(i);
+        window.copy(sp.buf, (starts[i] as number) - sp.start, s, s + (lens[i] as number));
+      }
+    }
+    for (const sp of spans) io.writeOrdered(data, sp.start, sp.buf);
+    this.starts = [];
+    this.lens = [];
+    this.jofs = [];
+    this.cached.clear();
+    this.spanBytes = 0;
+    this.bytes = 0;
+  }
+}
+
+/** Merges journals' entry sets, later sets winning (the inactive queue of several journals). */
+export function mergeSets(sets: RangeSet<Extent>[]): RangeSet<Extent> | undefined {
+  const [first, ...rest] = sets;
+  if (!first) return undefined;
+  for (const s of rest) for (const r of s.entries()) first.insert(r.start, r.end, r.value);
+  return first;
+}

@@ -1,0 +1,292 @@
+// g_journal_sync's walk (g_journal.c; journal.md, "open" steps 3 and 4): from
+// the journal header md_joffset names, follow records and journal headers
+// through the journal space, collecting the entries of every journal that
+// finishes, and compute what a replay copies.
+//
+// Divergences from the kernel, all deliberate (journal.md):
+// - Parsing is total: a sector that is not a well-formed record of the current
+//   journal (checkRecord) nor the expected next header ends the walk; no read
+//   ever leaves [jstart, jend).
+// - The walk is bounded: it never consumes more than the journal space once
+//   ("journal loops").
+// - With CHECKSUM, the first record whose MD5 does not match ends the walk.
+// - Both maxphys values can be tried (chooseWalk).
+// - Entries go into range sets (O(log n)), not the kernel's sorted lists.
+
+import { createHash } from 'node:crypto';
+import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, validateOffset, type RecordHeader } from './format.js';
+import { journalExtent, sliceExtent, type Extent } from './extent.js';
+import { EntryLog, newestWins } from './newest.js';
+import { RangeSet } from './rangeset.js';
+
+export const MAXPHYS_1M = 1024 * 1024;
+export const MAXPHYS_128K = 128 * 1024;
+
+/** Reads `length` bytes of the journal provider at `offset`. */
+export type JournalRead = (offset: number, length: number) => Buffer;
+
+export interface WalkGeometry {
+  sectorSize: number;
+  jstart: number;
+  jend: number;
+  /** The journaled provider's size: entries must target [0, dataSize). */
+  dataSize: number;
+}
+
+export interface WalkStart {
+  /** md_joffset */
+  joffset: number;
+  /** md_jid */
+  jid: number;
+}
+
+export interface WalkOptions {
+  maxphys: number;
+  /** Verify each record's MD5 (the metadata's CHECKSUM flag). */
+  checksum: boolean;
+  /** Note whether a walk with this other maxphys could go differently (see Walk.divergent). */
+  altMaxphys?: number;
+  /** Keep every record for scan. */
+  details?: boolean;
+  /** Called with the journal bytes read to check MD5s (so a copy can reuse them). */
+  keep?: (offset: number, data: Buffer) => void;
+}
+
+export interface WalkRecord {
+  offset: number;
+  journalId: number;
+  entries: number;
+  /** Data bytes (the header sector excluded). */
+  bytes: number;
+  checksum: 'ok' | 'bad' | 'none';
+}
+
+export interface WalkJournal {
+  /** Offset of the journal's header. */
+  offset: number;
+  id: number;
+  nextId: number;
+  /** Terminated by the header of its next journal. */
+  finished: boolean;
+  records: number;
+  entries: number;
+  bytes: number;
+  /** With WalkOptions.details. */
+  recordList?: WalkRecord[];
+}
+
+export type WalkEndReason =
+  /** No journal header with md_jid at md_joffset. */
+  | 'no-start'
+  /** A sector that is neither a record of the current journal nor its expected successor's header. */
+  | 'end'
+  /** A record whose MD5 does not match (CHECKSUM). */
+  | 'checksum'
+  /** The walk covered the whole journal space. */
+  | 'loops';
+
+export interface Walk {
+  maxphys: number;
+  checksum: boolean;
+  /** Every journal whose header the walk reached, in order; only the last may be unfinished. */
+  journals: WalkJournal[];
+  /** How many journals finished. */
+  finished: number;
+  /** Entries of the finished journals, later journals winning: data offset -> journal bytes. */
+  replay: RangeSet<Extent>;
+  end: { offset: number; reason: WalkEndReason; detail: string };
+  /** The newest finished journal's header: what a replay's CLEAN metadata names. */
+  newest?: { offset: number; id: number };
+  /** The header that finished the newest journal: where a kernel would go on writing. */
+  next?: { offset: number; id: number; nextId: number };
+  /** Bytes of journal space from md_joffset through the header that finished the newest journal (wrap tails included). */
+  finishedBytes: number;
+  /** Whether a walk with altMaxphys could have gone differently: a wrap decision or an entry length that depends on maxphys. */
+  divergent: boolean;
+}
+
+/** MD5 of journal bytes, read in 1 MiB pieces so a 20 MiB record never sits in memory whole. */
+function md5Of(read: JournalRead, offset: number, length: number, keep: WalkOptions['keep']): Buffer {
+  const h = createHash('md5');
+  const piece = 1024 * 1024;
+  for (let o = 0; o < length; o += piece) {
+    const data = read(offset + o, Math.min(piece, length - o));
+    h.update(data);
+    keep?.(offset + o, data);
+  }
+  return h.digest();
+}
+
+/**
+ * Walks the journal from `start` (g_journal_sync). Never throws for what it
+ * reads; I/O errors from `read` propagate.
+ */
+export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkStart, opts: WalkOptions): Walk {
+  const { sectorSize: ss, jstart, jend } = geo;
+  const space = jend - jstart;
+  const walk: Walk = {
+    maxphys: opts.maxphys,
+    checksum: opts.checksum,
+    journals: [],
+    finished: 0,
+    replay: new RangeSet(sliceExtent),
+    end: { offset: start.joffset, reason: 'no-start', detail: '' },
+    finishedBytes: 0,
+    divergent: false,
+  };
+  const j0 = start.joffset;
+  if (!(j0 >= jstart && j0 + ss <= jend && (j0 - jstart) % ss === 0)) {
+    walk.end.detail = `md_joffset ${j0} is not a sector inside the journal space [${jstart}, ${jend})`;
+    return walk;
+  }
+  const first = decodeJournalHeader(read(j0, ss));
+  if (!first || first.journalId !== start.jid) {
+    walk.end.detail = first
+      ? `the journal header at ${j0} has id ${first.journalId}, not md_jid ${start.jid}`
+      : `no journal header at ${j0}`;
+    return walk;
+  }
+  let cur: WalkJournal = newJournal(j0, first.journalId, first.nextId, opts.details);
+  walk.journals.push(cur);
+  // Every entry in journal order; those before `finishedEntries` belong to finished journals.
+  const log = new EntryLog();
+  let finishedEntries = 0;
+  // `dist`: bytes consumed since md_joffset, wrap tails included. The walk
+  // may consume the journal space once; past that it would read its own start.
+  let dist = ss;
+  let pos = j0 + ss;
+  for (;;) {
+    const at = validateOffset(pos, jstart, jend, ss, opts.maxphys);
+    if (opts.altMaxphys !== undefined && validateOffset(pos, jstart, jend, ss, opts.altMaxphys) !== at) walk.divergent = true;
+    if (at !== pos) dist += jend - pos + (at - jstart);
+    if (dist + ss > space) {
+      walk.end = { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
+      break;
+    }
+    const sector = read(at, ss);
+    const decoded = decodeRecordHeader(sector);
+    let why: string;
+    if (decoded.ok) {
+      const rec = decoded.record;
+      const ctx = { recordOffset: at, journalId: cur.id, sectorSize: ss, maxphys: opts.maxphys, jend, dataSize: geo.dataSize };
+      const bad = checkRecord(rec, ctx);
+      if (opts.altMaxphys !== undefined && (bad === undefined) !== (checkRecord(rec, { ...ctx, maxphys: opts.altMaxphys }) === undefined)) {
+        walk.divergent = true;
+      }
+      if (bad === undefined) {
+        const size = recordSize(rec, ss);
+        if (dist + size > space) {
+          walk.end = { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
+          break;
+        }
+        const sum = opts.checksum ? sumMatches(read, at + ss, size - ss, rec, opts.keep) : 'none';
+        if (sum === 'bad') {
+          if (cur.recordList) cur.recordList.push(recordOf(at, rec, size - ss, sum));
+          walk.end = { offset: at, reason: 'checksum', detail: `the record at ${at} fails its MD5 checksum` };
+          break;
+        }
+        for (const e of rec.entries) log.push(e.offset, e.offset + e.length, e.joffset);
+        cur.records++;
+        cur.entries += rec.entries.length;
+        cur.bytes += size - ss;
+        if (cur.recordList) cur.recordList.push(recordOf(at, rec, size - ss, sum));
+        dist += size;
+        pos = at + size;
+        continue;
+      }
+      why = `the record at ${at} is not one: ${bad}`;
+    } else {
+      const h = decodeJournalHeader(sector);
+      if (h && h.journalId === cur.nextId) {
+        // Found the termination: the journal just walked is finished.
+        cur.finished = true;
+        walk.finished++;
+        finishedEntries = log.length;
+        walk.newest = { offset: cur.offset, id: cur.id };
+        walk.next = { offset: at, id: h.journalId, nextId: h.nextId };
+        cur = newJournal(at, h.journalId, h.nextId, opts.details);
+        walk.journals.push(cur);
+        dist += ss;
+        walk.finishedBytes = dist;
+        pos = at + ss;
+        continue;
+      }
+      why = h
+        ? `the journal header at ${at} has id ${h.journalId}, not the expected ${cur.nextId}`
+        : `nothing at ${at} is a record or a journal header (${decoded.reason})`;
+    }
+    walk.end = { offset: at, reason: 'end', detail: why };
+    break;
+  }
+  // Entries after the last finished journal are dropped; later journals win.
+  const r = newestWins(log, finishedEntries);
+  walk.replay = RangeSet.fromSorted(sliceExtent, r.starts, r.ends, (i) => journalExtent(r.joffsets[i] as number));
+  return walk;
+}
+
+function newJournal(offset: number, id: number, nextId: number, details: boolean | undefined): WalkJournal {
+  const j: WalkJournal = { offset, id, nextId, finished: false, records: 0, entries: 0, bytes: 0 };
+  if (details) j.recordList = [];
+  return j;
+}
+
+function recordOf(offset: number, rec: RecordHeader, bytes: number, checksum: WalkRecord['checksum']): WalkRecord {
+  return { offset, journalId: rec.journalId, entries: rec.entries.length, bytes, checksum };
+}
+
+function sumMatches(read: JournalRead, offset: number, length: number, rec: RecordHeader, keep: WalkOptions['keep']): 'ok' | 'bad' {
+  return md5Of(read, offset, length, keep).subarray(0, 8).equals(rec.sum) ? 'ok' : 'bad';
+}
+
+/** Whether two walks would copy the same bytes from the same journal places. */
+export function sameReplay(a: Walk, b: Walk): boolean {
+  if (a.replay.size !== b.replay.size || a.replay.bytes !== b.replay.bytes) return false;
+  const ib = b.replay.entries();
+  for (const ra of a.replay.entries()) {
+    const rb = ib.next().value;
+    if (!rb || rb.start !== ra.start || rb.end !== ra.end) return false;
+    if (ra.value.blob.joffset + ra.value.delta !== rb.value.blob.joffset + rb.value.delta) return false;
+  }
+  return true;
+}
+
+export interface WalkChoice {
+  /** The walk used. */
+  walk: Walk;
+  /** The walk with the other maxphys, when it went differently. */
+  other?: Walk;
+  /** The maxphys was given, not detected. */
+  given: boolean;
+  /**
+   * Both walks finish as many journals yet would replay different things:
+   * nothing on disk says which is right, so verbs that write refuse.
+   */
+  disagree: boolean;
+}
+
+/**
+ * journal.md's maxphys rule: with `maxphys` given, one walk. Otherwise walk
+ * with 1 MiB and, when anything on the way depends on maxphys, with 128 KiB
+ * too; use the walk that finishes more journals (1 MiB on a tie). Walks that
+ * finish different numbers of journals do not disagree: the one that stopped
+ * early met a sector that only makes sense under the other maxphys.
+ */
+export function chooseWalk(
+  read: JournalRead,
+  geo: WalkGeometry,
+  start: WalkStart,
+  opts: { maxphys?: number; checksum: boolean; details?: boolean; keep?: WalkOptions['keep'] },
+): WalkChoice {
+  const base = { checksum: opts.checksum, details: opts.details };
+  if (opts.maxphys !== undefined) {
+    return { walk: walkJournal(read, geo, start, { ...base, keep: opts.keep, maxphys: opts.maxphys }), given: true, disagree: false };
+  }
+  // Journal bytes are the same whichever walk reads them: only the first keeps them.
+  const big = walkJournal(read, geo, start, { ...base, keep: opts.keep, maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
+  if (!big.divergent) return { walk: big, given: false, disagree: false };
+  const small = walkJournal(read, geo, start, { ...base, maxphys: MAXPHYS_128K });
+  const walk = small.finished > big.finished ? small : big;
+  const other = walk === big ? small : big;
+  const disagree = small.finished === big.finished && !sameReplay(big, small);
+  return { walk, other, given: false, disagree };
+}
