@@ -127,6 +127,27 @@ describe('bad images', () => {
     expect(oneErrorLine(r.stderr)).toMatch(/noread\.img.*permission/i);
   });
 
+  it.each([['12Q'], ['-5']])('journal label -s %s is a usage error naming -s; the image is untouched', (bad) => {
+    const img = sparseImage(s.path(`badsize${bad}.img`), 256 << 20);
+    const before = sha256(img);
+    const r = geomctl(['journal', 'label', '-s', bad, img]);
+    expect(r.status).toBe(2);
+    expect(oneErrorLine(r.stderr)).toMatch(/-s/);
+    expect(sha256(img)).toBe(before);
+  });
+
+  it('a file without write permission: a write verb fails naming it, nothing changes', () => {
+    const img = sparseImage(s.path('nowrite.img'), 256 << 20);
+    chmodSync(img, 0o444);
+    chmodSync(s.dir, 0o755);
+    const before = sha256(img);
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const r = geomctl(['journal', 'label', '-s', '128M', img], asNobody);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r.stderr)).toMatch(/nowrite\.img.*permission/i);
+    expect(sha256(img)).toBe(before);
+  });
+
   it('list and status on a directory with no geoms print nothing and succeed', () => {
     const dir = s.path('empty');
     mkdirSync(dir, { recursive: true });
@@ -157,5 +178,42 @@ describe('locks', () => {
     // gone with its process: the next command gets the image
     const r = geomctl(['taste', img]);
     expect(r.status).toBe(0);
+  });
+});
+
+describe('top-level verbs on images with metadata', () => {
+  it('taste, dump, list and status answer for a journal and a virstor device', () => {
+    const dir = s.path('geoms');
+    mkdirSync(dir, { recursive: true });
+    const data = sparseImage(`${dir}/data.img`, 256 << 20);
+    const c0 = sparseImage(`${dir}/c0.img`, 64 << 20);
+    const c1 = sparseImage(`${dir}/c1.img`, 64 << 20);
+    const plain = sparseImage(`${dir}/plain.img`, 1 << 20);
+    expect(geomctl(['journal', 'label', '--id', '1886289645', '-s', '128M', data]).status).toBe(0);
+    expect(geomctl(['-d', dir, 'virstor', 'label', '-s', '1G', 'thin', c0, c1]).status).toBe(0);
+
+    const taste = geomctl(['taste', data, c0, plain]);
+    expect(taste.status).toBe(0);
+    expect(taste.stdout).toMatch(/data\.img: JOURNAL \(sector size 512\)/);
+    expect(taste.stdout).toMatch(/c0\.img: VIRSTOR \(sector size 512\)/);
+    expect(taste.stdout).toMatch(/plain\.img: no GEOM metadata/);
+
+    const dump = geomctl(['dump', data, c0]);
+    expect(dump.status).toBe(0);
+    expect(dump.stdout).toContain(`Metadata on ${data}:`);
+    expect(dump.stdout).toContain('     magic: GEOM::JOURNAL');
+    expect(dump.stdout).toContain(`Metadata on ${c0}:`);
+    expect(dump.stdout).toMatch(/Magic string: GEOM::VIRSTOR/);
+
+    const list = geomctl(['-d', dir, 'list']);
+    expect(list.status).toBe(0);
+    expect(list.stdout).toContain('Geom name: gjournal 1886289645');
+    expect(list.stdout).toContain('Geom name: thin');
+
+    const status = geomctl(['-d', dir, '--json', 'status']);
+    expect(status.status).toBe(0);
+    const doc = JSON.parse(status.stdout) as { command: string; geoms: { class: string }[] };
+    expect(doc.command).toBe('status');
+    expect(doc.geoms.map((g) => g.class).sort()).toEqual(['JOURNAL', 'VIRSTOR']);
   });
 });
