@@ -1,7 +1,7 @@
 // The journal class (gjournal(8)): its verbs declared as data. Logic lives in
 // src/journal/; handlers here only parse, call, and print.
 
-import { CorruptError, GeomError, PartialFailure, UsageError } from '../src/errors.js';
+import { CorruptError, GeomError, IoError, UsageError, errnoOf } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import type { Tasted } from '../src/taste.js';
 import { clearJournal, labelJournal } from '../src/journal/label.js';
@@ -15,8 +15,8 @@ import {
 } from '../src/journal/metadata.js';
 import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { dumpImages, finish } from './each.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { IoError, errnoOf } from '../src/errors.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
@@ -35,10 +35,6 @@ function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
 }
 
 /** Throws the collected failures after the others were processed (geom's "Not fully done"). */
-function finish(failures: GeomError[]): void {
-  if (failures.length === 1 && failures[0]) throw failures[0];
-  if (failures.length > 1) throw new PartialFailure(failures);
-}
 
 const numberOpt = (v: ParsedOptions[string]): number | undefined => (typeof v === 'number' ? v : undefined);
 
@@ -167,22 +163,7 @@ const dumpCommand: CommandSpec = {
   options: [],
   examples: ['geomctl journal dump data.img'],
   run(ctx, args) {
-    const failures: GeomError[] = [];
-    const docs: Record<string, unknown>[] = [];
-    let text = '';
-    for (const path of args) {
-      try {
-        const d = journalDump(ctx, path);
-        docs.push({ path, ...d.json });
-        text += d.text;
-      } catch (err) {
-        if (!(err instanceof GeomError)) throw err;
-        failures.push(err);
-      }
-    }
-    if (ctx.out.json) ctx.out.document('journal dump', { images: docs });
-    else if (text) ctx.out.raw(Buffer.from(text));
-    finish(failures);
+    dumpImages(ctx, 'journal dump', args, (path) => journalDump(ctx, path));
   },
 };
 

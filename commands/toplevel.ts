@@ -2,7 +2,8 @@
 // status over images of any class. Tasting is done here; each class turns the
 // images that carry its magic into dump text, listings and status rows.
 
-import { GeomError, PartialFailure } from '../src/errors.js';
+import { GeomError } from '../src/errors.js';
+import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
@@ -44,11 +45,6 @@ function noMetadata(path: string): GeomError {
   return new GeomError('NO_METADATA', `${path}: no GEOM metadata found (tried sector sizes 512 to 65536)`, "label it with 'geomctl journal label' or 'geomctl virstor label'");
 }
 
-/** Throws the collected failures after the others were printed (geom's "Not fully done"). */
-function finish(failures: GeomError[]): void {
-  if (failures.length === 1 && failures[0]) throw failures[0];
-  if (failures.length > 1) throw new PartialFailure(failures);
-}
 
 function tasteCommand(classes: ClassSpec[]): CommandSpec {
   return {
@@ -99,31 +95,15 @@ function dumpCommand(classes: ClassSpec[]): CommandSpec {
     examples: ['geomctl dump data.img c0.img'],
     run(ctx, args) {
       const hooks = hooksFor(classes);
-      const failures: GeomError[] = [];
-      const docs: Record<string, unknown>[] = [];
-      let text = '';
-      for (const r of tasteAll(ctx, args)) {
-        if (r.error) failures.push(r.error);
-        else if (!r.tasted) failures.push(noMetadata(r.path));
-        else {
-          const hook = hooks.get(r.tasted.className);
-          if (!hook) {
-            failures.push(new GeomError('NO_METADATA', `${r.path}: ${r.tasted.className} metadata is not supported yet`));
-            continue;
-          }
-          try {
-            const d = hook.dump(ctx, r.path);
-            docs.push({ path: r.path, class: r.tasted.className, ...d.json });
-            text += d.text;
-          } catch (err) {
-            if (!(err instanceof GeomError)) throw err;
-            failures.push(err);
-          }
-        }
-      }
-      if (ctx.out.json) ctx.out.document('dump', { images: docs });
-      else if (text) ctx.out.raw(Buffer.from(text));
-      finish(failures);
+      dumpImages(ctx, 'dump', args, (path) => {
+        const [r] = tasteAll(ctx, [path]);
+        if (r?.error) throw r.error;
+        if (!r?.tasted) throw noMetadata(path);
+        const hook = hooks.get(r.tasted.className);
+        if (!hook) throw new GeomError('NO_METADATA', `${path}: ${r.tasted.className} metadata has no class module in this build`);
+        const d = hook.dump(ctx, path);
+        return { text: d.text, json: { class: r.tasted.className, ...d.json } };
+      });
     },
   };
 }

@@ -1,7 +1,7 @@
 // The virstor class (gvirstor(8)): its verbs declared as data. Logic lives in
 // src/virstor/; handlers here only parse, call, and print.
 
-import { GeomError, PartialFailure, UsageError } from '../src/errors.js';
+import { GeomError, IoError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import { parseSizeBig } from '../src/size.js';
 import type { Provider } from '../src/provider/provider.js';
@@ -17,6 +17,7 @@ import {
 } from '../src/virstor/label.js';
 import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
@@ -48,15 +49,19 @@ function sizeOption(opts: ParsedOptions, key: string, flag: string, fallback: bi
   return typeof v === 'string' ? parseSizeBig(v, flag) : fallback;
 }
 
-/** Throws the collected failures after the others were processed (geom's "Not fully done"). */
-function finish(failures: GeomError[]): void {
-  if (failures.length === 1 && failures[0]) throw failures[0];
-  if (failures.length > 1) throw new PartialFailure(failures);
-}
 
 function notVirstor(path: string, tasted: Tasted | undefined): GeomError {
-  const what = tasted ? `${tasted.className.toLowerCase()} metadata, not virstor` : 'no virstor metadata';
-  return new GeomError('NO_METADATA', `${path}: ${what}`);
+  if (tasted) {
+    const cls = tasted.className.toLowerCase();
+    return new GeomError('NO_METADATA', `${path}: ${cls} metadata, not virstor`, `use 'geomctl ${cls}' verbs or 'geomctl dump ${path}'`);
+  }
+  return new GeomError('NO_METADATA', `${path}: no virstor metadata`, `'geomctl taste ${path}' shows what it holds; 'geomctl virstor label' makes a component`);
+}
+
+/** A -O file that cannot be opened: point at the option (other failures pass through). */
+function outputOpenHint(err: unknown, path: string): unknown {
+  if (err instanceof IoError && err.hint === undefined && err.message.startsWith(`open of ${path} `)) return new IoError(path, 'open', undefined, err.errno, 'check the -O path');
+  return err;
 }
 
 /** The metadata of one image, read under a shared lock. */
@@ -115,7 +120,12 @@ const labelCommand: CommandSpec = {
         hardcode: opts.hardcode === true,
         id: typeof opts.id === 'number' ? opts.id : randomVirstorId(),
       });
-      for (const m of messages) if (m.kind === 'notice') ctx.out.note(m.text);
+      for (const m of messages) {
+        if (m.kind !== 'notice') continue;
+        // FreeBSD's "WARNING: Virtual storage size < ..." stays a warning under --json, where notes are silent.
+        if (ctx.out.json && m.text.startsWith('WARNING: ')) ctx.out.warn(m.text.slice('WARNING: '.length));
+        else ctx.out.note(m.text);
+      }
       const progress = ctx.out.progress('writing the allocation map', plan.geometry.mapSize);
       try {
         labelVirstor(session.engine, plan, (done) => progress.update(done));
@@ -182,22 +192,7 @@ const dumpCommand: CommandSpec = {
   options: [],
   examples: ['geomctl virstor dump c0.img'],
   run(ctx, args) {
-    const failures: GeomError[] = [];
-    const docs: Record<string, unknown>[] = [];
-    let text = '';
-    for (const path of args) {
-      try {
-        const d = virstorDump(ctx, path);
-        docs.push({ path, ...d.json });
-        text += d.text;
-      } catch (err) {
-        if (!(err instanceof GeomError)) throw err;
-        failures.push(err);
-      }
-    }
-    if (ctx.out.json) ctx.out.document('virstor dump', { images: docs });
-    else if (text) ctx.out.raw(Buffer.from(text));
-    finish(failures);
+    dumpImages(ctx, 'virstor dump', args, (path) => virstorDump(ctx, path));
   },
 };
 
@@ -378,7 +373,12 @@ const writeCommand: CommandSpec = {
  * piles up the data (a Node stream would queue it).
  */
 function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void } {
-  const file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
+  let file: OutputFile;
+  try {
+    file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
+  } catch (err) {
+    throw path === undefined ? err : outputOpenHint(err, path);
+  }
   let at = 0;
   return {
     sink(piece) {
@@ -405,7 +405,7 @@ const readCommand: CommandSpec = {
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
       const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
-      if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)');
+      if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
       const out = outputSink(stringOption(opts, 'output'));
       const progress = ctx.out.progress(`reading ${name}`, length);
       try {
@@ -447,7 +447,10 @@ const mapCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
       if (ctx.out.json) {
-        ctx.out.document('virstor map', { name, chunkSize: dev.chunkSize, extents: [...mapExtents(dev)] });
+        // A virtual offset can pass 2^53 (4 GiB chunks, a 16 MiB map): computed exactly, as cli.md's 64-bit rule asks.
+        const cs = BigInt(dev.chunkSize);
+        const extents = [...mapExtents(dev)].map((e) => ({ ...e, offset: u64Json(BigInt(e.virtualChunk) * cs) }));
+        ctx.out.document('virstor map', { name, chunkSize: dev.chunkSize, extents });
         return;
       }
       // Streamed: a large device may have more extents than fit in one string.
@@ -468,13 +471,15 @@ const exportCommand: CommandSpec = {
   run(ctx, args, opts) {
     const name = needName(args, 'export');
     const path = stringOption(opts, 'output');
-    if (path === undefined) throw new UsageError('virstor export needs -O FILE');
+    if (path === undefined) throw new UsageError('virstor export needs -O FILE', 'add -O FILE, the flat file to create');
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
       const progress = ctx.out.progress(`exporting ${name}`, dev.size);
       let r: ExportResult;
       try {
         r = exportVirstor(dev, path, (done) => progress.update(done));
+      } catch (err) {
+        throw outputOpenHint(err, path);
       } finally {
         progress.stop();
       }

@@ -1,0 +1,37 @@
+// Verbs that take several images behave as geom(8) does when some of them
+// fail: the others are still processed, every failure is reported, and the
+// exit status is 1 ("Not fully done"; cli.md, "Exit status and messages").
+
+import { GeomError, PartialFailure } from '../src/errors.js';
+import type { Context } from './framework.js';
+
+/** Runs `fn` on each image; a GeomError for one image is kept and the rest still run. */
+export function forEachImage<T>(paths: string[], fn: (path: string) => T): { results: { path: string; value: T }[]; failures: GeomError[] } {
+  const results: { path: string; value: T }[] = [];
+  const failures: GeomError[] = [];
+  for (const path of paths) {
+    try {
+      results.push({ path, value: fn(path) });
+    } catch (err) {
+      if (!(err instanceof GeomError)) throw err;
+      failures.push(err);
+    }
+  }
+  return { results, failures };
+}
+
+/** Throws what failed, once everything that worked has been printed. */
+export function finish(failures: GeomError[]): void {
+  if (failures.length === 1 && failures[0]) throw failures[0];
+  if (failures.length > 1) throw new PartialFailure(failures);
+}
+
+export type ImageDump = { text: string; json: Record<string, unknown> };
+
+/** The dump verbs: each image's text as FreeBSD prints it, or one JSON document listing them. */
+export function dumpImages(ctx: Context, command: string, paths: string[], dump: (path: string) => ImageDump): void {
+  const { results, failures } = forEachImage(paths, dump);
+  if (ctx.out.json) ctx.out.document(command, { images: results.map((r) => ({ path: r.path, ...r.value.json })) });
+  else if (results.length) ctx.out.raw(Buffer.from(results.map((r) => r.value.text).join('')));
+  finish(failures);
+}
