@@ -10,6 +10,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
+import { alignedBuffer } from '../aligned.js';
 import { isZero, type VirstorDevice } from './device.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 
@@ -100,7 +101,7 @@ function forEachChunkPiece(dev: VirstorDevice, offset: number, length: number, f
  */
 export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void): void {
   checkRange(dev, offset, length, 'read');
-  const buf = Buffer.allocUnsafe(READ_BLOCK);
+  const buf = alignedBuffer(READ_BLOCK);
   forEachChunkPiece(dev, offset, length, (v, inChunk, len, pos) => {
     const e = dev.entry(v);
     for (let done = 0; done < len; done += READ_BLOCK) {
@@ -199,7 +200,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   const cs = dev.chunkSize;
   if (!dev.writable) throw new Error('virstor device opened read-only');
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) {
-    throw new UsageError(`offset ${offset} is not a multiple of the sector size (${ss})`);
+    throw new UsageError(`virstor ${dev.name}: offset ${offset} is not a multiple of the sector size (${ss})`, `use an -o that is a multiple of ${ss}`);
   }
   checkRange(dev, offset, src.length, 'write');
   const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
@@ -207,7 +208,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   const input = new CompletedInput(src, dev, offset);
   const allocator = dev.allocator;
   const scratch = Buffer.alloc(Math.min(IO_BLOCK, cs));
-  const block = Buffer.allocUnsafe(Math.min(IO_BLOCK, input.length));
+  const block = alignedBuffer(Math.min(IO_BLOCK, input.length));
 
   // Pass 1: which chunks this write allocates, and which it skips (--sparse).
   const first = Math.floor(offset / cs);
@@ -289,7 +290,7 @@ function spool(fd: number, what: string): WriteInput {
     closeSync(out);
     rmSync(dir, { recursive: true, force: true });
   };
-  const buf = Buffer.allocUnsafe(READ_BLOCK * 8);
+  const buf = alignedBuffer(READ_BLOCK * 8);
   let length = 0;
   try {
     for (;;) {
@@ -332,8 +333,8 @@ export function openWriteInput(path: string | undefined): WriteInput {
     fd = openSync(path, 'r');
   } catch (err) {
     const errno = errnoOf(err);
-    if (errno === 'ENOENT') throw new GeomError('NOT_FOUND', `${path}: no such file`);
-    throw new IoError(path, 'open', undefined, errno);
+    if (errno === 'ENOENT') throw new GeomError('NOT_FOUND', `${path}: no such file`, 'check the -i path');
+    throw new IoError(path, 'open', undefined, errno, 'check the -i path');
   }
   const st = fstatSync(fd);
   if (st.isFile()) return { source: fileSource(fd, st.size, path), close: () => closeSync(fd) };
