@@ -67,9 +67,9 @@ export function completionCommand(classes: ClassSpec[], topLevel: () => CommandS
     run(ctx, args) {
       const table = completionTable(classes, topLevel());
       const shell = args[0];
-      if (shell === 'bash') ctx.out.text(bashScript(table));
-      else if (shell === 'zsh') ctx.out.text(zshScript(table));
-      else throw new UsageError(`unknown shell '${shell}' for completion`, 'use bash or zsh');
+      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`unknown shell '${shell}' for completion`, 'use bash or zsh');
+      const script = shell === 'bash' ? bashScript(table) : zshScript(table);
+      ctx.out.result('completion', { shell, script }, () => script);
     },
   };
 }

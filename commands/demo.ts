@@ -43,6 +43,8 @@ function findMakefs(): string | undefined {
 
 class Demo {
   private failures = 0;
+  /** Every check, for the --json document. */
+  readonly checks: { what: string; ok: boolean }[] = [];
   constructor(
     private readonly ctx: Context,
     private readonly dir: string,
@@ -68,6 +70,7 @@ class Demo {
   }
 
   check(ok: boolean, what: string): void {
+    this.checks.push({ what, ok });
     this.show(ok ? `  ok: ${what}` : `  FAILED: ${what}`);
     if (!ok) this.failures++;
   }
@@ -176,7 +179,8 @@ export const demoCommand: CommandSpec = {
     } finally {
       if (!keep) rmSync(dir, { recursive: true, force: true });
     }
-    if (demo.failed) throw new GeomError('CHECK', `demo: ${demo.failed} step(s) did not do what they should (see above)`);
+    ctx.out.document('demo', { directory: dir, kept: keep !== undefined, ok: demo.failed === 0, checks: demo.checks });
+    if (demo.failed) throw new GeomError('CHECK', `demo: ${demo.failed} step(s) did not do what they should`, ctx.out.json ? "run 'geomctl demo' without --json to see each step's output" : 'see the FAILED lines above');
     ctx.out.text('\ndemo: every step did what it should');
   },
 };

@@ -134,9 +134,9 @@ function optionParser(o: OptionSpec): ((v: string, prev: unknown) => unknown) | 
       return (v) => parseSize(v, what);
     case 'int':
       return (v) => {
-        if (!/^(0x[0-9a-f]+|\d+)$/i.test(v)) throw new UsageError(`invalid number '${v}' for ${what}`);
+        if (!/^(0x[0-9a-f]+|\d+)$/i.test(v)) throw new UsageError(`invalid number '${v}' for ${what}`, 'use a whole number, decimal or 0x hex');
         const n = Number(v);
-        if (!Number.isSafeInteger(n)) throw new UsageError(`number '${v}' for ${what} is too large`);
+        if (!Number.isSafeInteger(n)) throw new UsageError(`number '${v}' for ${what} is too large`, 'use a smaller number');
         return n;
       };
     case 'list':

@@ -4,6 +4,7 @@
 // 1 failure, 2 usage error; one "geomctl: ..." line per error on stderr and no
 // stack trace unless GEOMCTL_DEBUG=1.
 
+import { statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { GeomError, PartialFailure } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
@@ -24,8 +25,9 @@ function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): G
     json: merged.json === true,
     verbose: merged.verbose === true,
     quiet: merged.quiet === true,
-    // commander turns --no-color into color: false; NO_COLOR (any value) does the same.
-    color: merged.color !== false && env.NO_COLOR === undefined,
+    // commander turns --no-color into color: false; NO_COLOR does the same when it is
+    // set and not empty (no-color.org).
+    color: merged.color !== false && (env.NO_COLOR ?? '') === '',
     dirs: tasteDirs((merged.dir as string[] | undefined) ?? [], env),
     maxphys: merged.maxphys as number | undefined,
     ignoreHardcoded: merged.ignoreHardcoded === true,
@@ -35,9 +37,19 @@ function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): G
   };
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 async function makeContext(merged: Record<string, unknown>): Promise<Context> {
   const global = globalsFrom(merged, process.env);
   const out = new Output({ json: global.json, quiet: global.quiet, color: global.color });
+  // A -d (or GEOMCTL_PATH) directory that is not there tastes nothing: say so rather than list nothing.
+  for (const dir of global.dirs) if (!isDirectory(dir)) out.warn(`${dir}: no such directory; no images are tasted there (check -d and GEOMCTL_PATH)`);
   if (!global.json && !global.quiet && process.stderr.isTTY) {
     // ora is loaded only when a spinner can be shown: start-up stays fast for scripts.
     const { default: ora } = await import('ora');
@@ -81,20 +93,26 @@ export function buildProgram(): Command {
     for (const spec of cls.commands) registerCommand(classCmd, spec, hooks);
   }
   for (const spec of topLevelCommands(CLASSES)) registerCommand(program, spec, hooks);
-  // Every subcommand inherits exitOverride and the silent error output.
-  const inherit = (cmd: Command): void => {
+  // Every subcommand inherits exitOverride and the silent error output; its
+  // usage errors point at its own --help ("see 'geomctl journal label --help'").
+  const inherit = (cmd: Command, path: string): void => {
     for (const sub of cmd.commands) {
-      sub.exitOverride().configureOutput({ outputError: () => {} });
-      inherit(sub);
+      const name = `${path} ${sub.name()}`;
+      sub
+        .exitOverride((err) => {
+          throw Object.assign(err, { helpCommand: name });
+        })
+        .configureOutput({ outputError: () => {} });
+      inherit(sub, name);
     }
   };
-  inherit(program);
+  inherit(program, 'geomctl');
   return program;
 }
 
-function usageHint(err: CommanderError): string {
-  const text = err.message.replace(/^error: /, '');
-  return `${text} (see 'geomctl --help')`;
+function usageHint(err: CommanderError & { helpCommand?: string }): string {
+  const text = err.message.replace(/^error: /, '').replace(/\.$/, '');
+  return `${text}; see '${err.helpCommand ?? 'geomctl'} --help'`;
 }
 
 /** The single top-level handler: every outcome becomes an exit status here. */

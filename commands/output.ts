@@ -24,12 +24,14 @@ export interface Progress {
 
 const SILENT_PROGRESS: Progress = { update() {}, stop() {} };
 
-type OraFactory = (options: { text: string; stream: NodeJS.WriteStream; discardStdin: boolean }) => Ora;
+type OraFactory = (options: { text: string; stream: NodeJS.WriteStream; discardStdin: boolean; color: 'cyan' | false }) => Ora;
 
 export class Output {
   readonly json: boolean;
   readonly quiet: boolean;
   readonly color: boolean;
+  /** --no-color / NO_COLOR not given (the spinner's own colour also depends on it). */
+  private readonly colorWanted: boolean;
   private readonly stdout: NodeJS.WriteStream;
   private readonly stderr: NodeJS.WriteStream;
   private jsonWritten = false;
@@ -40,6 +42,7 @@ export class Output {
     this.quiet = opts.quiet;
     this.stdout = opts.stdout ?? process.stdout;
     this.stderr = opts.stderr ?? process.stderr;
+    this.colorWanted = opts.color;
     this.color = opts.color && this.stdout.isTTY === true;
   }
 
@@ -79,9 +82,13 @@ export class Output {
     this.stderr.write(`geomctl: warning: ${message}\n`);
   }
 
-  /** Informational messages FreeBSD prints to stderr (e.g. gvirstor label's resizing notes). */
+  /**
+   * Informational messages FreeBSD prints to stderr (e.g. gvirstor label's
+   * resizing notes); silenced by --quiet, and by --json, whose document
+   * carries the same facts (a successful --json command leaves stderr empty).
+   */
   note(message: string): void {
-    if (this.quiet) return;
+    if (this.quiet || this.json) return;
     this.stderr.write(`${message}\n`);
   }
 
@@ -106,7 +113,10 @@ export class Output {
   /** A spinner showing `label: done / total (rate)`; silent off a TTY, with --json or --quiet. */
   progress(label: string, total: number): Progress {
     if (!this.canShowProgress || !this.oraFactory) return SILENT_PROGRESS;
-    const spinner = this.oraFactory({ text: label, stream: this.stderr, discardStdin: false });
+    // A pseudo-terminal without a window size (script(1) without a terminal, some CI
+    // runners) reports 0 columns: ora divides by them and then clears lines forever.
+    if (!this.stderr.columns) (this.stderr as { columns: number }).columns = 80;
+    const spinner = this.oraFactory({ text: label, stream: this.stderr, discardStdin: false, color: this.colorWanted ? 'cyan' : false });
     spinner.start();
     const started = Date.now();
     let lastRender = 0;

@@ -66,7 +66,7 @@ export function recoverImages(opts: RecoveryOptions): RecoveryResult {
           throw new GeomError(
             'UNFINISHED',
             `${ours.path} has an unfinished transaction (${path})`,
-            `run any write command (e.g. 'geomctl journal check -y ${ours.path}') to roll it back`,
+            `run any write command on it to roll it back (e.g. 'geomctl journal sync' or 'geomctl virstor stop' on its device)`,
           );
         }
         rollBack(opts, path, reader, header);

@@ -183,8 +183,8 @@ function describeSet(set: Member[]): string {
 }
 
 /** The names of the virstor devices among the candidates, in the order first found. */
-export function virstorNames(host: VirstorHost): string[] {
-  return [...new Set(tasteMembers(host, undefined, [], []).map((m) => m.md.name))];
+export function virstorNames(host: VirstorHost, ignored: string[] = []): string[] {
+  return [...new Set(tasteMembers(host, undefined, ignored, []).map((m) => m.md.name))];
 }
 
 /** Taste for one device: its images, the set to use, or why none can be used. Opens no session. */
@@ -193,7 +193,9 @@ export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
   const undecodable: string[] = [];
   const all = tasteMembers(host, name, warnings, undecodable);
   if (all.length === 0) {
-    const extra = undecodable.length ? ` (unreadable metadata: ${undecodable.join('; ')})` : '';
+    // Every image of the name may have been ignored (provsize, hardcoded name): that is the reason to give.
+    const notes = [...warnings, ...undecodable.map((u) => `unreadable metadata: ${u}`)];
+    const extra = notes.length ? ` (${notes.join('; ')})` : '';
     return {
       all,
       warnings,

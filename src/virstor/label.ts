@@ -139,7 +139,7 @@ export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
   const verbose = (text: string): void => void messages.push({ kind: 'verbose', text });
   const maxphys = BigInt(input.maxphys);
 
-  if (input.virsize === 0n || input.chunkSize === 0n) refuse('Virtual size and chunk size must be non-zero');
+  if (input.virsize === 0n || input.chunkSize === 0n) refuse('Virtual size and chunk size must be non-zero', 'give -s and -m sizes above 0');
 
   let chunk = input.chunkSize;
   if (chunk % maxphys !== 0n) {
@@ -163,7 +163,7 @@ export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
   for (const c of input.components) {
     physical += BigInt(c.size);
     if (c.sectorSize !== sectorSize) {
-      throw new GeomError('MISMATCH', `Devices need to have same sector size (${c.sectorSize} on ${c.path} needs to be ${sectorSize}).`);
+      throw new GeomError('MISMATCH', `Devices need to have same sector size (${c.sectorSize} on ${c.path} needs to be ${sectorSize}).`, 'label them all with one --sectorsize');
     }
   }
   const secsize = BigInt(sectorSize);

@@ -59,7 +59,11 @@ function inspectNewImage(host: VirstorHost, path: string, dev: VirstorDevice, op
     }
     const chunkCount = componentChunkCount(p.size, dev.chunkSize, ss);
     if (chunkCount < 4) {
-      throw new GeomError('REFUSED', `Provider too small: ${path} holds ${Math.max(chunkCount, 0)} chunks of ${dev.chunkSize} bytes, a component needs at least 4`);
+      throw new GeomError(
+        'REFUSED',
+        `Provider too small: ${path} holds ${Math.max(chunkCount, 0)} chunks of ${dev.chunkSize} bytes, a component needs at least 4`,
+        `use an image of at least ${4 * dev.chunkSize + ss} bytes`,
+      );
     }
     if (chunkCount > U32_MAX) throw new GeomError('REFUSED', `${path} holds ${chunkCount} chunks, more than chunk_count (u32) holds`);
     const tasted = tasteProvider(p);
@@ -143,7 +147,7 @@ export function removeComponents(host: VirstorHost, name: string, paths: string[
       } finally {
         p.close();
       }
-      if (!c) throw new GeomError('REFUSED', `${path} is not a component of virstor ${name}`);
+      if (!c) throw new GeomError('REFUSED', `${path} is not a component of virstor ${name}`, `'geomctl virstor list ${name}' shows its components`);
       if (c.index === 0) throw new GeomError('REFUSED', `component ${path} of ${name} holds the allocation map and cannot be removed`);
       if (holdsData(c)) throw new GeomError('REFUSED', `component ${path} of ${name} holds data and cannot be removed`);
       removed.add(c);
@@ -480,7 +484,9 @@ export interface ListResult {
  */
 export function listVirstor(host: VirstorHost, names: string[]): ListResult {
   const result: ListResult = { devices: [], warnings: [], failures: [] };
-  for (const name of names.length ? names : virstorNames(host)) {
+  // Images the kernel would ignore (provsize, hardcoded name) are warnings even when no device is left.
+  const ignored: string[] = [];
+  for (const name of names.length ? names : virstorNames(host, ignored)) {
     try {
       const outcome = tasteDevice(host, name);
       result.warnings.push(...outcome.warnings);
@@ -501,5 +507,6 @@ export function listVirstor(host: VirstorHost, names: string[]): ListResult {
       result.failures.push(err);
     }
   }
+  result.warnings = [...new Set([...ignored, ...result.warnings])];
   return result;
 }

@@ -1,0 +1,149 @@
+// Progress only on a TTY (cli.md, "Progress"; quality.md, "User experience"):
+// the long verbs run under a pseudo-terminal made by util-linux script(1) and
+// must show ora's spinner with bytes done / total and a rate; off a TTY, with
+// --json and with --quiet they print nothing but their result. NO_COLOR and
+// --no-color take the colour out of everything, the spinner included.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, geomctl, scratch, sparseImage } from './helpers/cli.js';
+
+const SCRIPT = '/usr/bin/script';
+const M = 1024 * 1024;
+/** ora's text: "write: 22M / 40M (35M/s)" — humanize()d bytes done, total, and rate. */
+const SPINNER = /\d+(\.\d)?[BKMGTPE] \/ \d+(\.\d)?[BKMGTPE] \(\d+(\.\d)?[BKMGTPE]\/s\)/;
+/** SGR sequences: colour and other character attributes. */
+const SGR = /\x1b\[[0-9;]*m/;
+const ESC = '\x1b';
+
+const s = scratch('geomctl-tty-');
+afterAll(() => s.cleanup());
+
+const quote = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+
+/** The environment a user's terminal would give: colour allowed unless the test asks. */
+function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  // A colour terminal: chalk (under ora) would not colour a dumb or unknown TERM anyway.
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', ...extra };
+  if (!('NO_COLOR' in extra)) delete env.NO_COLOR;
+  delete env.FORCE_COLOR;
+  delete env.GEOMCTL_DEBUG;
+  return env;
+}
+
+interface PtyRun {
+  status: number;
+  /** Everything geomctl wrote to the terminal: its stderr, and its stdout with `stdoutToTerminal`. */
+  terminal: string;
+  /** What went to stdout when it was redirected to a file. */
+  stdout: string;
+}
+
+/**
+ * Runs geomctl under a pseudo-terminal (stdin, stdout and stderr on the pty),
+ * stdout redirected to a file so that the terminal shows stderr alone, unless
+ * `stdoutToTerminal`. `size: false` leaves the pty without a window size
+ * (script(1) without a terminal makes one of 0 x 0); by default it gets 100 x 30.
+ */
+function pty(args: string[], opts: { env?: Record<string, string>; size?: boolean; stdoutToTerminal?: boolean } = {}): PtyRun {
+  const out = s.path('pty.stdout');
+  rmSync(out, { force: true });
+  const stty = opts.size === false ? '' : 'stty cols 100 rows 30 2>/dev/null; ';
+  const redirect = opts.stdoutToTerminal ? '' : ` >${quote(out)}`;
+  const command = `${stty}exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}${redirect}`;
+  const r = spawnSync(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: s.dir, env: userEnv(opts.env), encoding: 'utf8', timeout: 60_000, input: '' });
+  expect(r.error, 'script(1) ran and finished in time').toBeUndefined();
+  return { status: r.status ?? -1, terminal: r.stdout, stdout: existsSync(out) ? readFileSync(out, 'utf8') : '' };
+}
+
+/** The same command off a TTY: plain pipes. */
+function piped(args: string[], env: Record<string, string> = {}) {
+  return geomctl(args, { cwd: s.dir, env: userEnv(env) });
+}
+
+const LONG: { what: string; args: string[] }[] = [
+  { what: 'journal write', args: ['journal', 'write', '--sync', '-i', 'in.bin', 'j.img'] },
+  { what: 'journal read', args: ['journal', 'read', '-l', '32M', '-O', 'jread.out', 'j.img'] },
+  { what: 'journal export', args: ['journal', 'export', '-O', 'jexport.out', 'j.img'] },
+  { what: 'virstor write', args: ['virstor', 'write', '-i', 'in.bin', 'vd'] },
+  { what: 'virstor read', args: ['virstor', 'read', '-l', '32M', '-O', 'vread.out', 'vd'] },
+  { what: 'virstor export', args: ['virstor', 'export', '-O', 'vexport.out', 'vd'] },
+];
+
+describe.skipIf(!existsSync(SCRIPT))('progress under a pseudo-terminal (util-linux script)', () => {
+  beforeAll(() => {
+    writeFileSync(s.path('in.bin'), randomBytes(32 * M));
+    sparseImage(s.path('j.img'), 200 * M);
+    // Big enough that a 32 MiB write stays above the kernel's 100-chunk watermark (no warning).
+    sparseImage(s.path('v0.img'), 256 * M);
+    sparseImage(s.path('v1.img'), 256 * M);
+    for (const args of [
+      ['journal', 'label', '-s', '100M', 'j.img'],
+      ['virstor', 'label', '-m', '1M', '-s', '512M', 'vd', 'v0.img', 'v1.img'],
+    ]) {
+      const r = geomctl(args, { cwd: s.dir });
+      expect(r.status, r.stderr).toBe(0);
+    }
+  });
+
+  for (const { what, args } of LONG) {
+    it(`${what} shows a spinner with bytes and a rate on a TTY`, () => {
+      const r = pty(args);
+      expect(r.status, r.terminal).toBe(0);
+      expect(r.terminal).toMatch(SPINNER);
+      expect(r.stdout).toBe('');
+    });
+
+    it(`${what} prints nothing off a TTY, with --json and with --quiet`, () => {
+      const plain = piped(args);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(plain.stderr).toBe('');
+      expect(plain.stdout).toBe('');
+      const json = piped(['--json', ...args]);
+      expect(json.stderr).toBe('');
+      expect(JSON.parse(json.stdout).command).toBe(what);
+      const quietPty = pty(['--quiet', ...args]);
+      expect(quietPty.status).toBe(0);
+      expect(quietPty.terminal).toBe('');
+      const jsonPty = pty(['--json', ...args]);
+      expect(jsonPty.status).toBe(0);
+      expect(jsonPty.terminal).toBe('');
+      expect(JSON.parse(jsonPty.stdout).command).toBe(what);
+    });
+  }
+
+  it('the spinner is coloured on a terminal, and not with NO_COLOR or --no-color', () => {
+    const args = ['virstor', 'read', '-l', '32M', '-O', 'vread.out', 'vd'];
+    // Both streams on the terminal (chalk, under ora, colours only when stdout is a TTY too).
+    const run = (a: string[], env: Record<string, string> = {}) => pty(a, { env, stdoutToTerminal: true });
+    // The control: without either, ora colours its spinner (so the check below can fail).
+    expect(run(args).terminal).toMatch(SGR);
+    for (const r of [run(args, { NO_COLOR: '1' }), run(args, { NO_COLOR: 'yes' }), run(['--no-color', ...args])]) {
+      expect(r.status).toBe(0);
+      expect(r.terminal).toMatch(SPINNER);
+      expect(r.terminal).not.toMatch(SGR);
+    }
+    // no-color.org: an empty NO_COLOR is as good as none.
+    expect(run(args, { NO_COLOR: '' }).terminal).toMatch(SGR);
+  });
+
+  it('text results on a terminal carry no escape sequences', () => {
+    for (const args of [['list'], ['journal', 'dump', 'j.img'], ['virstor', 'map', 'vd'], ['status'], ['--json', 'virstor', 'list']]) {
+      for (const env of [{}, { NO_COLOR: '1' }] as Record<string, string>[]) {
+        const r = pty(args, { env, stdoutToTerminal: true });
+        expect(r.status, r.terminal).toBe(0);
+        expect(r.terminal.trim().length).toBeGreaterThan(0);
+        expect(r.terminal.includes(ESC), `${args.join(' ')}: ${JSON.stringify(r.terminal)}`).toBe(false);
+      }
+    }
+  });
+
+  it('a pseudo-terminal without a window size (0 columns) still shows progress and finishes', () => {
+    const r = pty(['virstor', 'read', '-l', '32M', '-O', 'vread.out', 'vd'], { size: false });
+    expect(r.status).toBe(0);
+    expect(r.terminal).toMatch(SPINNER);
+    expect(r.terminal.length).toBeLessThan(64 * 1024);
+  });
+});
