@@ -284,12 +284,12 @@ const readCommand: CommandSpec = {
   examples: ['geomctl journal read -o 1M -l 4k data.img | hexdump -C', 'geomctl journal read -O copy.bin data.img journal.img'],
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;
-    if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself goes to stdout otherwise');
+    if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself would go to stdout', 'add -O FILE, or drop --json');
     withDevice(ctx, args, { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const offset = numberOpt(opts.offset) ?? 0;
       const length = numberOpt(opts.length) ?? Math.max(0, dev.dataSize - offset);
-      if (offset + length > dev.dataSize) throw new UsageError(`-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`);
+      if (offset + length > dev.dataSize) throw new UsageError(`-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
       let fd: number | undefined;
       if (output !== undefined) {
         checkNotAnImage(dev, output);
@@ -407,7 +407,7 @@ const exportCommand: CommandSpec = {
   examples: ['geomctl journal export -O fs.img data.img'],
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;
-    if (output === undefined) throw new UsageError('export needs -O file');
+    if (output === undefined) throw new UsageError('journal export needs -O file', 'add -O FILE: the file to write the journaled provider to');
     withDevice(ctx, args, { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const progress = ctx.out.progress('export', dev.dataSize);
@@ -458,7 +458,7 @@ function tastedJournals(ctx: Context, named: string[]): { paths: string[]; only?
     try {
       p = openImage(path, { write: false });
       if (tasteProvider(p)?.className !== 'JOURNAL') {
-        if (named.includes(path)) throw new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`);
+        if (named.includes(path)) throw new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds");
         continue;
       }
       paths.push(path);
