@@ -6,7 +6,7 @@
 
 import { statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { GeomError, PartialFailure } from '../src/errors.js';
+import { GeomError, PartialFailure, UsageError } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
 import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
@@ -20,6 +20,17 @@ declare const GEOMCTL_VERSION: string;
 
 export const CLASSES: ClassSpec[] = [journalClass, virstorClass];
 
+/** FreeBSD's two maxphys worlds (cli.md): 1M on FreeBSD 13+ 64-bit, 128k on older or 32-bit kernels. */
+const MAXPHYS_VALUES = [128 * 1024, 1024 * 1024];
+
+function maxphysFrom(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !MAXPHYS_VALUES.includes(value)) {
+    throw new UsageError(`--maxphys ${String(value)} is not a maxphys FreeBSD uses`, 'use 1M (FreeBSD 13 and later, 64-bit) or 128k (older or 32-bit kernels)');
+  }
+  return value;
+}
+
 function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): GlobalOptions {
   return {
     json: merged.json === true,
@@ -29,7 +40,7 @@ function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): G
     // set and not empty (no-color.org).
     color: merged.color !== false && (env.NO_COLOR ?? '') === '',
     dirs: tasteDirs((merged.dir as string[] | undefined) ?? [], env),
-    maxphys: merged.maxphys as number | undefined,
+    maxphys: maxphysFrom(merged.maxphys),
     ignoreHardcoded: merged.ignoreHardcoded === true,
     stats: merged.stats === true,
     cacheLimit: (merged.cacheLimit as number | undefined) ?? DEFAULT_CACHE_LIMIT,
