@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import { findUfsSuperblock, markUfsDirty } from '../ufs.js';
-import { COPY_CHUNK, JournalDataCache, copyToData, directJournalRead, fillFromExtents, journalSource, type JournalIO, type JournalSource } from './replay.js';
+import { COPY_CHUNK, copyToData, fillFromExtents, rawJournalRead, journalSource, type JournalIO, type JournalSource } from './replay.js';
 import { minJournalSize } from './format.js';
 import {
   GJ_FLAG_CHECKSUM,
@@ -92,14 +92,11 @@ export class JournalDevice {
   readonly warnings: string[] = [];
   private readonly opts: JournalOpenOptions;
   private writerInstance: JournalWriter | undefined;
-  /** Journal bytes the walk read for its checksums, reused by the replay and reads. */
-  private readonly walkData: JournalDataCache;
   private readonly source: JournalSource;
 
   private constructor(engine: Engine, opts: JournalOpenOptions) {
     this.engine = engine;
     this.opts = opts;
-    this.walkData = new JournalDataCache(opts.cacheLimit);
     const providers = engine.providers;
     const dp = providers[0];
     if (!dp || providers.length > 2) throw new UsageError('a journal device is a data image and, optionally, a journal image');
@@ -144,15 +141,14 @@ export class JournalDevice {
     const jstart = Number(d.md.jstart);
     const jend = Number(d.md.jend);
     this.geo = { sectorSize: ss, jstart, jend, dataSize: jp ? dp.size - ss : jstart };
-    this.source = journalSource(engine, this.journal, this.walkData);
+    this.source = journalSource(engine, this.journal);
     this.checksum = hasChecksum(d.md);
     if (isClean(d.md)) {
       this.state = 'CLEAN';
       return;
     }
-    const read = directJournalRead(engine, this.journal);
-    const keep = (offset: number, data: Buffer): void => this.walkData.keep(offset, data);
-    this.choice = chooseWalk(read, this.geo, { joffset: Number(d.md.joffset), jid: d.md.jid }, { maxphys: opts.maxphys, checksum: this.checksum, details: opts.details, keep });
+    const { read, readInto } = rawJournalRead(engine, this.journal);
+    this.choice = chooseWalk(read, this.geo, { joffset: Number(d.md.joffset), jid: d.md.jid }, { maxphys: opts.maxphys, checksum: this.checksum, details: opts.details, readInto });
     this.state = this.choice.walk.finished > 0 ? 'DIRTY' : 'BROKEN';
   }
 
@@ -302,7 +298,6 @@ export class JournalDevice {
       this.engine.barrier([this.data]);
     }
     this.choice = undefined;
-    this.walkData.clear();
     this.state = 'CLEAN';
     return result;
   }

@@ -5,6 +5,8 @@
 // where inserting a million scattered entries one by one into a tree is
 // dominated by cache misses.
 
+import { orderBy } from './order.js';
+
 /** Entries in journal order: the later an entry, the newer its data. */
 export class EntryLog {
   private cap = 1024;
@@ -46,9 +48,7 @@ export interface Resolved {
  */
 export function newestWins(log: EntryLog, count: number): Resolved {
   const { starts, ends, joffsets } = log;
-  const order = new Uint32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
-  order.sort((a, b) => (starts[a] as number) - (starts[b] as number) || a - b);
+  const order = orderBy(starts, count);
   // A binary max-heap of entry indexes (an index is the entry's recency).
   const heap = new Uint32Array(count);
   let size = 0;
@@ -99,3 +99,4 @@ export function newestWins(log: EntryLog, count: number): Resolved {
   }
   return out;
 }
+

@@ -7,6 +7,7 @@
 import type { EngineStats } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import type { Extent } from './extent.js';
+import { orderBy } from './order.js';
 import type { Range, RangeSet } from './rangeset.js';
 
 /** What the journal needs of the flush engine. */
@@ -32,36 +33,7 @@ export function bump(stats: EngineStats, key: string, by = 1): void {
   stats.extra[key] = (stats.extra[key] ?? 0) + by;
 }
 
-/**
- * Journal bytes a walk already read (to check records' MD5), kept under a
- * byte limit so the copy that follows need not read them again. Keyed by the
- * journal offset each piece starts at.
- */
-export class JournalDataCache {
-  private readonly pieces = new Map<number, Buffer>();
-  private bytes = 0;
-
-  constructor(private readonly limit: number) {}
-
-  keep(offset: number, data: Buffer): void {
-    if (this.bytes + data.length > this.limit || this.pieces.has(offset)) return;
-    this.pieces.set(offset, data);
-    this.bytes += data.length;
-  }
-
-  /** The bytes at [offset, offset + length) when one kept piece starts there and holds them. */
-  get(offset: number, length: number): Buffer | undefined {
-    const p = this.pieces.get(offset);
-    return p && p.length >= length ? p.subarray(0, length) : undefined;
-  }
-
-  clear(): void {
-    this.pieces.clear();
-    this.bytes = 0;
-  }
-}
-
-/** Reads of the journal image for copies and overlays: kept walk data first, then the image. */
+/** Reads of the journal image for copies and overlays. */
 export interface JournalSource {
   read(offset: number, length: number): Buffer;
   /** Reads into `target` (all of it), without an intermediate buffer. */
@@ -98,29 +70,35 @@ function directJournalReadInto(io: JournalIO, journal: number): (offset: number,
   };
 }
 
+/**
+ * Reads of the journal image that never go through the engine's block cache,
+ * whatever their size: for a walk, which reads each record's header sector
+ * once — through the cache, each would load a whole block of entry data.
+ * (Sound for the reason directJournalRead gives.)
+ */
+export function rawJournalRead(io: JournalIO, journal: number): { read: (offset: number, length: number) => Buffer; readInto: (offset: number, target: Buffer) => void } {
+  const provider = io.providers[journal];
+  if (!provider) throw new RangeError(`no journal image ${journal}`);
+  const readInto = (offset: number, target: Buffer): void => {
+    provider.readInto(offset, target);
+    io.stats.reads++;
+    io.stats.readBytes += target.length;
+  };
+  return {
+    read: (offset, length) => {
+      const out = Buffer.allocUnsafe(length);
+      readInto(offset, out);
+      return out;
+    },
+    readInto,
+  };
+}
+
 /** Reads at least this long bypass the engine's block cache (directJournalRead). */
 const DIRECT_READ = 64 * 1024;
 
-export function journalSource(io: JournalIO, journal: number, cache?: JournalDataCache): JournalSource {
-  const read = directJournalRead(io, journal);
-  const into = directJournalReadInto(io, journal);
-  return {
-    read(offset, length) {
-      const kept = cache?.get(offset, length);
-      if (kept) return kept;
-      bump(io.stats, 'cacheMisses');
-      return read(offset, length);
-    },
-    readInto(offset, target) {
-      const kept = cache?.get(offset, target.length);
-      if (kept) {
-        kept.copy(target);
-        return;
-      }
-      bump(io.stats, 'cacheMisses');
-      into(offset, target);
-    },
-  };
+export function journalSource(io: JournalIO, journal: number): JournalSource {
+  return { read: directJournalRead(io, journal), readInto: directJournalReadInto(io, journal) };
 }
 
 /**
@@ -170,7 +148,7 @@ export function fillFromExtents(src: JournalSource, ranges: Iterable<Range<Exten
  */
 export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024): number {
   // The arena holds at least any one range that is batched (shorter than STREAM_RANGE).
-  const batch = new CopyBatch(Math.min(Math.max(batchBytes, STREAM_RANGE), set.bytes + set.size * GAP_FILL));
+  const batch = new CopyBatch(Math.min(Math.max(batchBytes, STREAM_RANGE), set.bytes + set.size * GAP_FILL), set.size);
   let bytes = 0;
   set.forEach((start, end, value) => {
     if (end - start >= STREAM_RANGE) {
@@ -195,11 +173,22 @@ export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, s
 /** Ranges at least this long are copied on their own, COPY_CHUNK at a time. */
 const STREAM_RANGE = 256 * 1024;
 
+/**
+ * Journal bytes of large ranges pass through this one buffer: fresh ones
+ * would cost a page fault per 4 KiB, more than the copy itself.
+ */
+let streamBuffer: Buffer | undefined;
+
 function streamRange(io: JournalIO, data: number, src: JournalSource, start: number, end: number, e: Extent): void {
   for (let o = 0; o < end - start; o += COPY_CHUNK) {
     const len = Math.min(COPY_CHUNK, end - start - o);
     const d = e.delta + o;
-    const bytes = e.blob.data ? e.blob.data.subarray(d, d + len) : src.read(e.blob.joffset + d, len);
+    let bytes: Buffer;
+    if (e.blob.data) bytes = e.blob.data.subarray(d, d + len);
+    else {
+      bytes = (streamBuffer ??= Buffer.allocUnsafe(COPY_CHUNK)).subarray(0, len);
+      src.readInto(e.blob.joffset + d, bytes);
+    }
     io.writeOrdered(data, start + o, bytes);
   }
 }
@@ -215,10 +204,13 @@ function streamRange(io: JournalIO, data: number, src: JournalSource, start: num
  * order, nearby pieces in one read, straight into their spans.
  */
 class CopyBatch {
-  private starts: number[] = [];
-  private lens: number[] = [];
-  /** The journal offset of each range, or -1 when its bytes are cached. */
-  private jofs: number[] = [];
+  /** Per range: its data offset, length, and journal offset (-1 when its bytes are cached). */
+  private readonly starts: Float64Array;
+  private readonly lens: Float64Array;
+  private readonly jofs: Float64Array;
+  /** Per range: where in the arena its bytes go. */
+  private readonly at: Float64Array;
+  private n = 0;
   /** Cached ranges: index -> [bytes, offset in them]. */
   private cached = new Map<number, [Buffer, number]>();
   /** Bytes of the spans the ranges so far make (the batch's memory). */
@@ -226,44 +218,51 @@ class CopyBatch {
   /** Bytes of the ranges (what the copy moves). */
   bytes = 0;
   /**
-   * One buffer the spans are carved from and one for journal reads, reused
-   * batch after batch: a million scattered entries would otherwise allocate
-   * enough buffers to keep the garbage collector busy for seconds.
+   * One buffer the spans are carved from, with the window for journal reads
+   * at its end, reused batch after batch: a million scattered entries would
+   * otherwise allocate enough buffers to keep the garbage collector busy for
+   * seconds — and pieces move from the window to their spans by copyWithin,
+   * much cheaper than a Buffer.copy between two buffers.
    */
   private readonly arena: Buffer;
-  private readonly window = Buffer.allocUnsafe(READ_WINDOW);
+  /** Where the window starts in the arena. */
+  private readonly windowAt: number;
 
-  constructor(capacity: number) {
-    this.arena = Buffer.allocUnsafe(Math.max(capacity, GAP_FILL));
+  /** `capacity`: span bytes; `ranges`: the most ranges a batch can hold. */
+  constructor(capacity: number, ranges: number) {
+    this.windowAt = Math.max(capacity, GAP_FILL);
+    this.arena = Buffer.allocUnsafe(this.windowAt + READ_WINDOW);
+    this.starts = new Float64Array(ranges);
+    this.lens = new Float64Array(ranges);
+    this.jofs = new Float64Array(ranges);
+    this.at = new Float64Array(ranges);
   }
 
   /** Whether a range of `length` more bytes still fits the arena. */
   fits(length: number): boolean {
-    return this.spanBytes + GAP_FILL + length <= this.arena.length;
+    return this.spanBytes + GAP_FILL + length <= this.windowAt;
   }
 
   add(start: number, end: number, e: Extent): void {
-    const i = this.starts.length;
+    const i = this.n++;
     const prevEnd = i > 0 ? (this.starts[i - 1] as number) + (this.lens[i - 1] as number) : -Infinity;
     if (start - prevEnd < GAP_FILL) this.spanBytes += start - prevEnd;
     this.spanBytes += end - start;
     this.bytes += end - start;
-    this.starts.push(start);
-    this.lens.push(end - start);
+    this.starts[i] = start;
+    this.lens[i] = end - start;
     if (e.blob.data) {
       this.cached.set(i, [e.blob.data, e.delta]);
-      this.jofs.push(-1);
-    } else this.jofs.push(e.blob.joffset + e.delta);
+      this.jofs[i] = -1;
+    } else this.jofs[i] = e.blob.joffset + e.delta;
   }
 
   copy(io: JournalIO, data: number, src: JournalSource): void {
-    const n = this.starts.length;
+    const n = this.n;
     if (n === 0) return;
-    const starts = this.starts;
-    const lens = this.lens;
-    // Spans: [first range, span start, span bytes] in offset order; each range's span and place in it.
-    const spans: { start: number; buf: Buffer }[] = [];
-    const spanOf = new Uint32Array(n);
+    const { starts, lens, jofs, at, arena } = this;
+    // Spans in offset order, carved from the arena: [data offset, arena offset, bytes].
+    const spans: [number, number, number][] = [];
     let used = 0;
     for (let i = 0; i < n; ) {
       let j = i + 1;
@@ -276,55 +275,49 @@ class CopyBatch {
         j++;
       }
       const len = (starts[j - 1] as number) + (lens[j - 1] as number) - s0;
-      const buf = this.arena.subarray(used, used + len);
-      used += len;
-      if (gaps) io.readInto(data, s0, buf);
-      spans.push({ start: s0, buf });
+      if (gaps) io.readInto(data, s0, arena.subarray(used, used + len));
+      spans.push([s0, used, len]);
       if (j - i > 1) bump(io.stats, 'combined', j - i - 1);
-      for (let k = i; k < j; k++) spanOf[k] = spans.length - 1;
+      for (let k = i; k < j; k++) at[k] = used + (starts[k] as number) - s0;
+      used += len;
       i = j;
     }
-    const spanAt = (i: number): { start: number; buf: Buffer } => spans[spanOf[i] as number] as { start: number; buf: Buffer };
-    for (const [i, [bytes, delta]] of this.cached) {
-      const sp = spanAt(i);
-      bytes.copy(sp.buf, (starts[i] as number) - sp.start, delta, delta + (lens[i] as number));
-    }
-    const order: number[] = [];
-    for (let i = 0; i < n; i++) if ((this.jofs[i] as number) >= 0) order.push(i);
-    order.sort((a, b) => (this.jofs[a] as number) - (this.jofs[b] as number));
-    for (let k = 0; k < order.length; ) {
-      // One read for this piece and the next ones that lie close behind it.
+    for (const [i, [bytes, delta]] of this.cached) bytes.copy(arena, at[i] as number, delta, delta + (lens[i] as number));
+    // Journal offsets in journal order; cached ranges (-1) sort first and are skipped.
+    const order = orderBy(jofs.subarray(0, n).map((j) => (j < 0 ? 0 : j)), n);
+    const w = this.windowAt;
+    for (let k = 0; k < n; ) {
       const first = order[k] as number;
-      const start = this.jofs[first] as number;
+      if ((jofs[first] as number) < 0) {
+        k++;
+        continue;
+      }
+      // One read for this piece and the next ones that lie close behind it.
+      const start = jofs[first] as number;
       let end = start + (lens[first] as number);
       let m = k + 1;
-      while (m < order.length) {
+      while (m < n) {
         const i = order[m] as number;
-        const s = this.jofs[i] as number;
-        if (s - end > READ_GAP || s + (lens[i] as number) - start > READ_WINDOW) break;
+        const s = jofs[i] as number;
+        if (s < 0 || s - end > READ_GAP || s + (lens[i] as number) - start > READ_WINDOW) break;
         end = Math.max(end, s + (lens[i] as number));
         m++;
       }
       if (m === k + 1) {
-        const sp = spanAt(first);
-        const at = (starts[first] as number) - sp.start;
-        src.readInto(start, sp.buf.subarray(at, at + (lens[first] as number)));
+        const a = at[first] as number;
+        src.readInto(start, arena.subarray(a, a + (lens[first] as number)));
         k = m;
         continue;
       }
-      const window = this.window.subarray(0, end - start);
-      src.readInto(start, window);
+      src.readInto(start, arena.subarray(w, w + end - start));
       for (; k < m; k++) {
         const i = order[k] as number;
-        const s = (this.jofs[i] as number) - start;
-        const sp = spanAt(i);
-        window.copy(sp.buf, (starts[i] as number) - sp.start, s, s + (lens[i] as number));
+        const s = w + (jofs[i] as number) - start;
+        arena.copyWithin(at[i] as number, s, s + (lens[i] as number));
       }
     }
-    for (const sp of spans) io.writeOrdered(data, sp.start, sp.buf);
-    this.starts = [];
-    this.lens = [];
-    this.jofs = [];
+    for (const [s0, a, len] of spans) io.writeOrdered(data, s0, arena.subarray(a, a + len));
+    this.n = 0;
     this.cached.clear();
     this.spanBytes = 0;
     this.bytes = 0;
