@@ -315,6 +315,16 @@ const readCommand: CommandSpec = {
   },
 };
 
+/** The replay of sync and stop, with a spinner for the bytes it copies (cli.md, "Progress"). */
+function replayWithProgress(ctx: Context, dev: JournalDevice, force: boolean): RecoverResult {
+  const progress = ctx.out.progress('replaying the journal', dev.replayBytes);
+  try {
+    return dev.recover(force, (copied) => progress.update(copied));
+  } finally {
+    progress.stop();
+  }
+}
+
 const syncCommand: CommandSpec = {
   name: 'sync',
   summary: 'replay the journal into the data area and mark it CLEAN (gjournal sync)',
@@ -323,7 +333,7 @@ const syncCommand: CommandSpec = {
   examples: ['geomctl journal sync data.img', 'geomctl journal sync -f data.img journal.img'],
   run(ctx, args, opts) {
     withDevice(ctx, args, { write: true }, (dev) => {
-      const rec = dev.recover(opts.force === true);
+      const rec = replayWithProgress(ctx, dev, opts.force === true);
       recoveryNote(ctx, dev, rec);
       if (verboseOf(ctx, opts)) ctx.out.text(`${dev.dataPath}.journal: CLEAN${rec.action === 'none' ? ' (nothing to replay)' : ''}.`);
       ctx.out.document('journal sync', { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec) });
@@ -340,7 +350,7 @@ const stopCommand: CommandSpec = {
   run(ctx, args, opts) {
     withDevice(ctx, args, { write: true }, (dev) => {
       const walk = dev.choice?.walk;
-      const rec = dev.recover(opts.force === true);
+      const rec = replayWithProgress(ctx, dev, opts.force === true);
       recoveryNote(ctx, dev, rec);
       const v = walk && walk.finished > 0 ? dev.verifyReplay(walk) : { ranges: 0, bytes: 0, mismatches: 0 };
       if (v.mismatches > 0) {

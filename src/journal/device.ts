@@ -267,7 +267,12 @@ export class JournalDevice {
    * dirty and the metadata CLEAN in one undo transaction). Afterwards the
    * device is CLEAN.
    */
-  recover(force: boolean): RecoverResult {
+  /** Bytes a replay would copy to the data image (0 when CLEAN): the total for progress. */
+  get replayBytes(): number {
+    return this.state === 'CLEAN' || !this.choice ? 0 : this.choice.walk.replay.bytes;
+  }
+
+  recover(force: boolean, onProgress?: (copied: number) => void): RecoverResult {
     const result: RecoverResult = { action: 'none', journals: 0, bytes: 0, ufsMarkedDirty: false };
     if (this.state === 'CLEAN' || !this.choice) return result;
     const choice = this.choice;
@@ -284,7 +289,7 @@ export class JournalDevice {
     result.maxphys = walk.maxphys;
     if (walk.finished > 0) {
       // Batches as large as the memory budget: fewer passes over a scattered journal.
-      result.bytes = copyToData(this.io, walk.replay, this.data, this.source, Math.max(COPY_CHUNK, Math.floor(this.opts.cacheLimit / 2)));
+      result.bytes = copyToData(this.io, walk.replay, this.data, this.source, Math.max(COPY_CHUNK, Math.floor(this.opts.cacheLimit / 2)), onProgress);
       result.journals = walk.finished;
       this.engine.barrier([this.data]);
     }

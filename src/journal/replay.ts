@@ -146,7 +146,7 @@ export function fillFromExtents(src: JournalSource, ranges: Iterable<Range<Exten
  * sequential passes over the journal, not a million scattered reads.
  * No barrier: the caller's. Returns the bytes copied.
  */
-export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024): number {
+export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024, onProgress?: (copied: number) => void): number {
   // The arena holds at least any one range that is batched (shorter than STREAM_RANGE).
   const batch = new CopyBatch(Math.min(Math.max(batchBytes, STREAM_RANGE), set.bytes + set.size * GAP_FILL), set.size);
   let bytes = 0;
@@ -157,11 +157,13 @@ export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, s
       batch.copy(io, data, src);
       streamRange(io, data, src, start, end, value);
       bytes += end - start;
+      onProgress?.(bytes);
       return;
     }
     if (batch.spanBytes > 0 && !batch.fits(end - start)) {
       bytes += batch.bytes;
       batch.copy(io, data, src);
+      onProgress?.(bytes);
     }
     batch.add(start, end, value);
   });
