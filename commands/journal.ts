@@ -20,7 +20,8 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
-import { checkWriteRange, inputSize, writeFromFd } from '../src/journal/input.js';
+import { checkWriteRange, writeFromFd } from '../src/journal/input.js';
+import { checkInputPath, openInput } from '../src/input-file.js';
 import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
@@ -235,24 +236,21 @@ const writeCommand: CommandSpec = {
   examples: ['geomctl journal write -o 1M -i boot.bin data.img', 'dd if=/dev/urandom bs=1M count=4 | geomctl journal write --sync data.img journal.img'],
   run(ctx, args, opts) {
     const offset = numberOpt(opts.offset) ?? 0;
-    const input = typeof opts.input === 'string' ? opts.input : undefined;
-    let fd = 0;
-    if (input !== undefined) {
+    const inputPath = typeof opts.input === 'string' ? opts.input : undefined;
+    // The images are validated before the input is opened (a FIFO waits for its writer) and
+    // the input is known whole before the journal is replayed or written: nothing changes first.
+    checkInputPath(inputPath);
+    withDevice(ctx, args, { write: true }, (dev) => {
+      checkWriteRange(dev, offset, undefined);
+      const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `${dev.dataPath}.journal`);
       try {
-        fd = openSync(input, 'r');
-      } catch (err) {
-        throw new GeomError('NOT_FOUND', `cannot read ${input}: ${errnoOf(err)}`, 'check the -i path');
-      }
-    }
-    try {
-      withDevice(ctx, args, { write: true }, (dev) => {
-        checkWriteRange(dev, offset, inputSize(fd));
+        checkWriteRange(dev, offset, input.size);
         const rec = dev.recover(opts.force === true);
         recoveryNote(ctx, dev, rec);
-        const progress = ctx.out.progress('write', inputSize(fd) ?? 0);
+        const progress = ctx.out.progress('write', input.size);
         let bytes: number;
         try {
-          bytes = writeFromFd(dev, fd, input ?? 'stdin', offset, (done) => progress.update(done));
+          bytes = writeFromFd(dev, input.fd, input.name, offset, (done) => progress.update(done));
         } finally {
           progress.stop();
         }
@@ -265,10 +263,10 @@ const writeCommand: CommandSpec = {
         const switches = dev.engine.stats.extra.switches ?? 0;
         if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${bytes} bytes at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${w.maxphys}).`);
         ctx.out.document('journal write', { data: dev.dataPath, journal: dev.journalPath, offset, bytes, journals: switches, maxphys: w.maxphys, state: dev.md.flags & 1n ? 'CLEAN' : 'DIRTY', recovery: recoveryJson(rec) });
-      });
-    } finally {
-      if (input !== undefined) closeSync(fd);
-    }
+      } finally {
+        input.close();
+      }
+    });
   },
 };
 

@@ -21,8 +21,9 @@ import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
-import { openWriteInput, readVirstor, writeVirstor } from '../src/virstor/io.js';
-import { OutputFile } from '../src/output-file.js';
+import { fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkInputPath, openInput } from '../src/input-file.js';
+import { OutputFile, refuseImageAsOutput } from '../src/output-file.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
 import {
   addComponents,
@@ -347,22 +348,26 @@ const writeCommand: CommandSpec = {
   examples: ['geomctl virstor write -i disk.raw --sparse mydata', 'echo hello | geomctl virstor write -o 1M mydata'],
   run(ctx, args, opts) {
     const name = needName(args, 'write');
-    const input = openWriteInput(stringOption(opts, 'input'));
+    const inputPath = stringOption(opts, 'input');
+    // The device is opened (and its images validated) before the input: opening a FIFO waits for its writer.
+    checkInputPath(inputPath);
+    const dev = openDevice(ctx, name, { write: true, scan: true });
     try {
-      const dev = openDevice(ctx, name, { write: true, scan: true });
-      const progress = ctx.out.progress(`writing ${name}`, input.source.length);
+      const offset = numberOption(opts, 'offset') ?? 0;
+      const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`);
+      const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
-        const r = writeVirstor(dev, input.source, { offset: numberOption(opts, 'offset') ?? 0, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
+        const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
         progress.stop();
         warnAll(ctx, r.warnings);
         if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${r.bytes} bytes to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
         ctx.out.document('virstor write', { name, bytes: r.bytes, newChunks: r.newChunks, skippedChunks: r.skippedChunks });
       } finally {
         progress.stop();
-        dev.close();
+        input.close();
       }
     } finally {
-      input.close();
+      dev.close();
     }
   },
 };
@@ -406,7 +411,9 @@ const readCommand: CommandSpec = {
       const offset = numberOption(opts, 'offset') ?? 0;
       const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
       if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
-      const out = outputSink(stringOption(opts, 'output'));
+      const output = stringOption(opts, 'output');
+      if (output !== undefined) refuseImageAsOutput(output, dev.engine.providers, `virstor ${name}`);
+      const out = outputSink(output);
       const progress = ctx.out.progress(`reading ${name}`, length);
       try {
         readVirstor(dev, offset, length, out.sink, (done) => progress.update(done));

@@ -3,8 +3,9 @@
 // the providers. Writes block until done: a reader on a pipe may be slow, and
 // Node's stream would otherwise queue (or, with a reused buffer, corrupt) data.
 
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { IoError, errnoOf } from './errors.js';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { GeomError, IoError, errnoOf } from './errors.js';
+import type { Provider } from './provider/provider.js';
 
 /**
  * writeSync until all of `data` is written. A pipe that stdout shares with a
@@ -76,4 +77,20 @@ export class OutputFile {
   close(): void {
     if (this.owned) closeSync(this.fd);
   }
+}
+
+/**
+ * Refuses an output path that is one of the command's own images (same device
+ * and inode, whatever the path says): opening it for writing would truncate
+ * the image the data is being read from. `device` names what it belongs to.
+ */
+export function refuseImageAsOutput(path: string, images: readonly Provider[], device: string): void {
+  let st: { dev: number; ino: number };
+  try {
+    st = statSync(path);
+  } catch {
+    return; // does not exist yet
+  }
+  const clash = images.find((p) => p.identity.dev === st.dev && p.identity.ino === st.ino);
+  if (clash) throw new GeomError('REFUSED', `${path} is ${clash.path}, an image of ${device}: writing there would destroy it`, 'give another output file');
 }

@@ -2,9 +2,10 @@
 // journaled provider streamed out in chunks — to a sink, or into a sparse
 // file where runs of zero sectors stay holes.
 
-import { closeSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import type { JournalDevice } from './device.js';
+import { refuseImageAsOutput } from '../output-file.js';
 
 /** Node's read/write loops are fastest with 64-128 KiB buffers (quality.md, "Performance"). */
 export const STREAM_CHUNK = 128 * 1024;
@@ -21,17 +22,7 @@ export function streamJournaled(dev: JournalDevice, offset: number, length: numb
 
 /** Refuses an output path that is one of the device's own images. */
 export function checkNotAnImage(dev: JournalDevice, path: string): void {
-  let st: { dev: number; ino: number };
-  try {
-    st = statSync(path);
-  } catch {
-    return; // does not exist yet
-  }
-  for (const p of dev.engine.providers) {
-    if (p.identity.dev === st.dev && p.identity.ino === st.ino) {
-      throw new GeomError('REFUSED', `${path} is ${p.path}, an image of this journal: writing there would destroy it`, 'give another output file');
-    }
-  }
+  refuseImageAsOutput(path, dev.engine.providers, `journal ${dev.dataPath}.journal`);
 }
 
 export interface ExportResult {

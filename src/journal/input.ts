@@ -39,7 +39,7 @@ export function inputSize(fd: number): number | undefined {
  * that the offset is a sector multiple (journal.md, "write").
  */
 export function checkWriteRange(dev: JournalDevice, offset: number, length: number | undefined): void {
-  if (offset % dev.sectorSize !== 0) throw new UsageError(`-o ${offset} is not a multiple of the sector size ${dev.sectorSize}`);
+  if (offset % dev.sectorSize !== 0) throw new UsageError(`-o ${offset} is not a multiple of the ${dev.sectorSize}-byte sectors of ${dev.dataPath}.journal`, `use a multiple of ${dev.sectorSize}`);
   const end = offset + (length ?? 0);
   if (offset > dev.dataSize || end > dev.dataSize) {
     throw new GeomError('REFUSED', `writing ${length ?? 'the input'} bytes at ${offset} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, 'give a smaller input or offset');

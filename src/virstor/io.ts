@@ -6,9 +6,7 @@
 // metadata (VOLUME) — one engine transaction, so the command is all or nothing
 // (data overwritten in place in chunks allocated before is the carve-out).
 
-import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readSync } from 'node:fs';
 import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
 import { alignedBuffer } from '../aligned.js';
 import { isZero, type VirstorDevice } from './device.js';
@@ -276,72 +274,4 @@ function zeroUnlessZero(dev: VirstorDevice, image: number, offset: number, lengt
   }
 }
 
-export interface WriteInput {
-  source: WriteSource;
-  close(): void;
-}
-
-/** Copies a stream that cannot be read at positions (a pipe, a terminal) into a temporary file. */
-function spool(fd: number, what: string): WriteInput {
-  const dir = mkdtempSync(join(tmpdir(), 'geomctl-spool-'));
-  const path = join(dir, 'input');
-  const out = openSync(path, 'w+');
-  const cleanup = (): void => {
-    closeSync(out);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const buf = alignedBuffer(READ_BLOCK * 8);
-  let length = 0;
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (err) {
-        // A non-blocking stdin with nothing yet: wait a little and try again.
-        if (errnoOf(err) === 'EAGAIN') {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-          continue;
-        }
-        if (errnoOf(err) === 'EOF') break;
-        throw new IoError(what, 'read', length, errnoOf(err));
-      }
-      if (n === 0) break;
-      writeSync(out, buf, 0, n, length);
-      length += n;
-    }
-  } catch (err) {
-    cleanup();
-    throw err instanceof GeomError ? err : new IoError(path, 'write', length, errnoOf(err));
-  }
-  return { source: fileSource(out, length, what), close: cleanup };
-}
-
-/**
- * The input of a write: the file `path`, or stdin when undefined — read at
- * positions when it is a regular file, spooled to a temporary file otherwise
- * (the write reads its input twice: to count chunks, then to write them).
- */
-export function openWriteInput(path: string | undefined): WriteInput {
-  if (path === undefined) {
-    const st = fstatSync(0);
-    if (st.isFile()) return { source: fileSource(0, st.size, 'stdin'), close() {} };
-    return spool(0, 'stdin');
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT') throw new GeomError('NOT_FOUND', `${path}: no such file`, 'check the -i path');
-    throw new IoError(path, 'open', undefined, errno, 'check the -i path');
-  }
-  const st = fstatSync(fd);
-  if (st.isFile()) return { source: fileSource(fd, st.size, path), close: () => closeSync(fd) };
-  try {
-    return spool(fd, path);
-  } finally {
-    closeSync(fd);
-  }
-}
 

@@ -4,13 +4,13 @@
 // last chunk over the metadata, remove's lost renumbering), each one engine
 // transaction; and geomctl's own check, map and export.
 
-import { statSync } from 'node:fs';
 import { GeomError, UsageError } from '../errors.js';
 import { tasteProvider } from '../taste.js';
 import { isZero, openVirstor, tasteDevice, virstorNames, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
-import { OutputFile } from '../output-file.js';
+import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { VIRSTOR_MAP_ALLOCATED } from './map.js';
+import { alignedBuffer } from '../aligned.js';
 import {
   newVirstorMetadata,
   VIRSTOR_NAME_MAX,
@@ -396,18 +396,11 @@ const EXPORT_BLOCK = 1 << 20;
  * everything else (unallocated chunks, zero blocks) left as holes.
  */
 export function exportVirstor(dev: VirstorDevice, outPath: string, onProgress?: (done: number, total: number) => void): ExportResult {
-  try {
-    const st = statSync(outPath);
-    const clash = dev.components.find((c) => c.identity.dev === st.dev && c.identity.ino === st.ino);
-    if (clash) throw new GeomError('REFUSED', `${outPath} is component ${clash.index} of virstor ${dev.name}; export to another file`);
-  } catch (err) {
-    if (err instanceof GeomError) throw err;
-    // does not exist yet: fine
-  }
+  refuseImageAsOutput(outPath, dev.engine.providers, `virstor ${dev.name}`);
   const size = dev.size;
   const out = new OutputFile(outPath);
   let allocatedChunks = 0;
-  const buf = Buffer.allocUnsafe(EXPORT_BLOCK);
+  const buf = alignedBuffer(EXPORT_BLOCK);
   try {
     out.truncate(size);
     for (const e of mapExtents(dev)) {

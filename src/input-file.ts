@@ -1,0 +1,117 @@
+// The input of a write verb: the -i file or stdin. Writes must know their
+// length before they change anything (past the end is an error first, and a
+// virstor write counts its chunks), so input that cannot be read at positions
+// (a pipe, a FIFO, a terminal) is spooled to a temporary file first — one
+// unlinked as soon as it is created, so that nothing is left behind however
+// the command ends, and never longer than what the device can take, so that
+// an endless pipe cannot fill the disk.
+
+import { closeSync, fstatSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GeomError, IoError, errnoOf } from './errors.js';
+import { alignedBuffer } from './aligned.js';
+
+export interface Input {
+  /** A descriptor of a regular file, positioned at its start. */
+  readonly fd: number;
+  readonly size: number;
+  /** The -i path, or "stdin", for messages. */
+  readonly name: string;
+  close(): void;
+}
+
+const SPOOL_BLOCK = 1 << 20;
+
+/**
+ * Checks -i without opening it (opening a FIFO blocks until a writer comes),
+ * so that the images can be validated before anything waits on the input.
+ */
+export function checkInputPath(path: string | undefined): void {
+  if (path === undefined) return;
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') throw new GeomError('NOT_FOUND', `${path}: no such file`, 'check the -i path');
+    throw new IoError(path, 'stat', undefined, errno, 'check the -i path');
+  }
+  if (st.isDirectory()) throw new GeomError('NOT_IMAGE', `${path} is a directory, not an input file`, 'give -i a file, or pipe the data to stdin');
+}
+
+/**
+ * Opens the input as a regular file of known size, spooling it when needed.
+ * `limit` is how many bytes the device can take from the write's offset:
+ * a longer input is refused before anything is written.
+ */
+export function openInput(path: string | undefined, limit: number, device: string): Input {
+  checkInputPath(path);
+  const name = path ?? 'stdin';
+  let fd = 0;
+  if (path !== undefined) {
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw new IoError(path, 'open', undefined, errnoOf(err), 'check the -i path');
+    }
+  }
+  const closeInput = (): void => {
+    if (path !== undefined) closeSync(fd);
+  };
+  const st = fstatSync(fd);
+  if (st.isFile()) return { fd, size: st.size, name, close: closeInput };
+  try {
+    return spool(fd, name, limit, device);
+  } finally {
+    closeInput();
+  }
+}
+
+function tooLong(name: string, limit: number, device: string): GeomError {
+  return new GeomError('REFUSED', `${name} is longer than the ${limit} bytes ${device} can take from the offset given; nothing was written`, 'give a smaller input or offset');
+}
+
+/** Copies a stream into an unlinked temporary file, at most `limit` bytes. */
+function spool(from: number, name: string, limit: number, device: string): Input {
+  const path = join(tmpdir(), `geomctl-spool-${randomBytes(6).toString('hex')}`);
+  let out: number;
+  try {
+    out = openSync(path, 'wx+', 0o600);
+    unlinkSync(path);
+  } catch (err) {
+    throw new IoError(path, 'create', undefined, errnoOf(err), 'set TMPDIR to a writable directory with room for the input');
+  }
+  const buf = alignedBuffer(SPOOL_BLOCK);
+  let size = 0;
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(from, buf, 0, buf.length, null);
+      } catch (err) {
+        const errno = errnoOf(err);
+        // A non-blocking stdin with nothing yet: wait a little and try again.
+        if (errno === 'EAGAIN') {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        if (errno === 'EOF') break;
+        throw new IoError(name, 'read', size, errno);
+      }
+      if (n === 0) break;
+      if (size + n > limit) throw tooLong(name, limit, device);
+      try {
+        writeSync(out, buf, 0, n, size);
+      } catch (err) {
+        throw new IoError(`the spool file for ${name} in ${tmpdir()}`, 'write', size, errnoOf(err), 'set TMPDIR to a directory with room for the input, or give -i a file');
+      }
+      size += n;
+    }
+  } catch (err) {
+    closeSync(out);
+    throw err;
+  }
+  return { fd: out, size, name, close: () => closeSync(out) };
+}
