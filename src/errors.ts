@@ -29,10 +29,12 @@ export class GeomError extends Error {
   readonly exitStatus: 1 | 2;
 
   constructor(code: ErrorCode, message: string, hint?: string, exitStatus: 1 | 2 = 1) {
-    super(message);
+    // Names read off an image (a virstor md_name, a hardcoded provider) may hold
+    // any byte: control characters are escaped so every message stays one line.
+    super(oneLine(message));
     this.name = 'GeomError';
     this.code = code;
-    this.hint = hint;
+    this.hint = hint === undefined ? undefined : oneLine(hint);
     this.exitStatus = exitStatus;
   }
 
@@ -40,6 +42,11 @@ export class GeomError extends Error {
   get line(): string {
     return this.hint ? `${this.message}; ${this.hint}` : this.message;
   }
+}
+
+/** Escapes control characters (a newline becomes \x0a). */
+function oneLine(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export class UsageError extends GeomError {
@@ -72,7 +79,7 @@ export class CorruptError extends GeomError {
 export class PartialFailure extends GeomError {
   readonly failures: GeomError[];
   constructor(failures: GeomError[]) {
-    super(failures[0]?.code ?? 'IO', failures.map((f) => f.line).join('\n'));
+    super(failures[0]?.code ?? 'IO', `${failures.length} images failed: ${failures.map((f) => f.line).join('; ')}`);
     this.name = 'PartialFailure';
     this.failures = failures;
   }

@@ -17,7 +17,8 @@ function npm(args: string[], cwd: string): string {
 
 describe('npm pack', () => {
   it('packs only the runtime files, and the tarball installs and runs', () => {
-    const listing = JSON.parse(npm(['pack', '--json', '--pack-destination', s.dir], ROOT)) as { filename: string; files: { path: string }[] }[];
+    // --ignore-scripts: `prepare` would rebuild dist/ under the CLI tests running beside this one.
+    const listing = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', s.dir], ROOT)) as { filename: string; files: { path: string }[] }[];
     const files = listing[0]!.files.map((f) => f.path);
     expect(files).toContain('bin/geomctl');
     expect(files).toContain('dist/geomctl.mjs');

@@ -29,6 +29,8 @@ function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', ...extra };
   if (!('NO_COLOR' in extra)) delete env.NO_COLOR;
   delete env.FORCE_COLOR;
+  // chalk turns colour off under CI=true (CI sets it): this terminal is meant to be a user's.
+  delete env.CI;
   delete env.GEOMCTL_DEBUG;
   return env;
 }
