@@ -16,7 +16,8 @@ import {
 import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
 import { dumpImages, finish } from './each.js';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { writeFully } from '../src/output-file.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
@@ -301,7 +302,13 @@ const readCommand: CommandSpec = {
       try {
         streamJournaled(dev, offset, length, (buf, at) => {
           if (fd === undefined) ctx.out.raw(buf);
-          else writeSync(fd, buf, 0, buf.length, at - offset);
+          else {
+            try {
+              writeFully(fd, buf, at - offset);
+            } catch (err) {
+              throw new IoError(output ?? 'stdout', 'write', at - offset, errnoOf(err), 'check the -O path and the room on its file system');
+            }
+          }
           progress.update(at + buf.length - offset);
         });
       } finally {

@@ -7,6 +7,7 @@
 import type { Ora } from 'ora';
 import { humanize } from '../src/size.js';
 import { writeFully } from '../src/output-file.js';
+import { IoError, errnoOf } from '../src/errors.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -58,8 +59,16 @@ export class Output {
    */
   raw(data: Buffer): void {
     const fd = (this.stdout as { fd?: unknown }).fd;
-    if (typeof fd === 'number') writeFully(fd, data, null);
-    else this.stdout.write(Buffer.from(data));
+    if (typeof fd !== 'number') {
+      this.stdout.write(Buffer.from(data));
+      return;
+    }
+    try {
+      writeFully(fd, data, null);
+    } catch (err) {
+      // A full disk or a closed pipe behind stdout is an I/O error, not a bug.
+      throw new IoError('stdout', 'write', undefined, errnoOf(err), 'check where standard output goes (a full disk?)');
+    }
   }
 
   /** The verb's single JSON document (cli.md: an object with a "command" field). */

@@ -36,6 +36,7 @@ import {
   appendFileSync,
   chmodSync,
   closeSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -69,6 +70,8 @@ export const SECTOR = 512;
 const BLOCK = 64 * 1024;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+/** Linux's /dev/full: every write fails with ENOSPC. */
+export const HAS_DEV_FULL = existsSync('/dev/full');
 /** root reads chmod 000 files: unreadable-file cases then run geomctl as nobody. */
 const NOBODY = 65534;
 
@@ -98,7 +101,7 @@ export interface RunOptions {
 
 export function runGeomctl(args: string[], opts: RunOptions): Run {
   const started = Date.now();
-  const full = opts.stdoutFull ? openSync('/dev/full', 'w') : undefined;
+  const full = opts.stdoutFull && HAS_DEV_FULL ? openSync('/dev/full', 'w') : undefined;
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd,
     stdio: ['pipe', full ?? 'pipe', 'pipe'],
