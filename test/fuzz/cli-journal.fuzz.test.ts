@@ -476,6 +476,7 @@ function apply(dir: string, tpl: Template, c: Corruption): { extra: string[]; un
           return { extra: isFile('copy.img') ? ['copy.img'] : [], unprivileged: false };
         case 'alias':
           // Another name for the journal image: one file, two names.
+          rmSync(path('alias.img'), { force: true });
           symlinkSync(tpl.journal, path('alias.img'));
           return { extra: ['alias.img'], unprivileged: false };
       }

@@ -369,6 +369,7 @@ function apply(dir: string, tpl: Template, c: Corruption): { extra: string[]; un
     }
     case 'alias': {
       // A second name for a component in the tasted directory: one file, two names.
+      rmSync(path('alias.img'), { force: true });
       symlinkSync(componentsOf(tpl, c.component)[0] as string, path('alias.img'));
       return { extra: ['alias.img'], unprivileged: false };
     }
