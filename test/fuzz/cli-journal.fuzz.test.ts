@@ -21,11 +21,16 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FUZZ_ALL,
-  FUZZ_RUNS,
   HAS_DEV_FULL,
   SECTOR,
   Tally,
+  type CommonOptions,
+  commonOptionArbs,
+  corruptAll,
+  fuzzTemplates,
+  globalArgs,
+  problemsIn,
+  readDestination,
   bytesAt,
   capture,
   crash,
@@ -33,12 +38,10 @@ import {
   faultArb,
   forgeUndoLog,
   forgeryArb,
-  judge,
   mustRun,
   nameFieldArb,
   nameFieldBytes,
   numArb,
-  openUp,
   pattern,
   readAt,
   readUint,
@@ -500,7 +503,7 @@ const READ_ONLY = ['dump', 'list', 'status', 'scan', 'check', 'read', 'export', 
 const WRITING = ['write', 'sync', 'stop', 'check-y', 'clear', 'label'] as const;
 type Verb = (typeof READ_ONLY)[number] | (typeof WRITING)[number];
 
-interface VerbCase {
+interface VerbCase extends CommonOptions {
   verb: Verb;
   targets: 'dj' | 'd' | 'jd' | 'dd' | 'j' | 'none' | 'd+missing' | 'd+extra' | 'newline';
   offset: string | null;
@@ -514,14 +517,7 @@ interface VerbCase {
   sync: boolean;
   force: boolean;
   all: boolean;
-  json: boolean;
-  quiet: boolean;
-  verbose: boolean;
-  ignoreHardcoded: boolean;
   maxphys: string | null;
-  cacheLimit: string | null;
-  wait: string | null;
-  dirs: string[];
   /** label's options */
   checksum: boolean;
   hardcode: boolean;
@@ -543,14 +539,8 @@ const verbArb: fc.Arbitrary<VerbCase> = fc.record({
   sync: fc.boolean(),
   force: fc.boolean(),
   all: fc.boolean(),
-  json: fc.boolean(),
-  quiet: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 7, arbitrary: fc.constant(false) }),
-  verbose: fc.boolean(),
-  ignoreHardcoded: fc.boolean(),
+  ...commonOptionArbs,
   maxphys: sometimes(sizeArb(['128k', '1M', '1m', '131072', '1048576', '128K', '64k', '2M', '0', '4k']), 15),
-  cacheLimit: sometimes(sizeArb(['0', '1', '4k', '64k', '1M', '256M']), 15),
-  wait: sometimes(fc.constantFrom('0', '1', '-1', 'abc', '99999999999', '0.5', ''), 5),
-  dirs: fc.constantFrom([], [], [], ['.'], ['sub'], ['nodir'], ['.', '.']),
   checksum: fc.boolean(),
   hardcode: fc.boolean(),
   jsize: sometimes(sizeArb(['100M', '100m', '99M', '101M', '104857600', '1G', '104857601']), 60),
@@ -573,19 +563,13 @@ function buildStep(tpl: Template, v: VerbCase, extra: string[], images: string[]
   }[v.targets];
   // A one-image journal names its image once.
   const imgs = tpl.kind === 'one' && v.targets === 'dj' ? [tpl.data] : targets;
-  const global: string[] = [];
-  if (v.json) global.push('--json');
-  if (v.quiet) global.push('-q');
-  if (v.ignoreHardcoded) global.push('-H');
+  const global = globalArgs(v);
   if (v.maxphys !== null) global.push('--maxphys', v.maxphys);
-  if (v.cacheLimit !== null) global.push('--cache-limit', v.cacheLimit);
-  if (v.wait !== null) global.push('--wait', v.wait);
-  for (const d of v.dirs) global.push('-d', d);
   const fileArg = (f: string) => (f === '<data>' ? tpl.data : f === '<journal>' ? tpl.journal : f);
   const output = v.output === null ? null : fileArg(v.output);
   const local: string[] = [];
   if (v.verbose) local.push('-v');
-  const outputs: string[] = [];
+  let outputs: string[] = [];
   let input: Buffer | undefined;
   let stdoutIsData = false;
   let stdoutFull = false;
@@ -623,14 +607,9 @@ function buildStep(tpl: Template, v: VerbCase, extra: string[], images: string[]
       if (v.offset !== null) args.push('-o', v.offset);
       // Without -l a read is the whole provider: still small here.
       if (v.length !== null) args.push('-l', v.length);
-      if (output !== null) {
-        args.push('-O', output);
-        outputs.push(output);
-      } else {
-        stdoutIsData = true;
-        stdoutFull = v.stdoutFull;
-      }
-      args.push(...imgs);
+      const to = readDestination(output, v.stdoutFull);
+      ({ outputs, stdoutIsData, stdoutFull } = to);
+      args.push(...to.args, ...imgs);
       break;
     }
     case 'export':
@@ -706,14 +685,7 @@ function runCase(tpl: Template, c: Case): void {
   tally.cases++;
   const dir = setUp(tpl);
   try {
-    const extra: string[] = [];
-    let unprivileged = false;
-    for (const k of c.corruptions) {
-      const r = apply(dir, tpl, k);
-      extra.push(...r.extra);
-      unprivileged ||= r.unprivileged;
-    }
-    if (unprivileged) openUp(dir);
+    const { extra, unprivileged } = corruptAll(dir, c.corruptions, (k) => apply(dir, tpl, k));
     const images = [...new Set([...tpl.files.keys(), ...extra])];
     const recipe = `template ${tpl.kind} (${[...tpl.files.keys()].join(', ')}), corruptions ${showRecipe(c.corruptions)}`;
     runSteps(tally, 'journal', dir, recipe, c.verbs.map((v) => buildStep(tpl, v, extra, images, unprivileged)));
@@ -722,22 +694,11 @@ function runCase(tpl: Template, c: Case): void {
   }
 }
 
-function property(kind: 'one' | 'two'): void {
-  fc.assert(
-    fc.property(caseArb, (c) => runCase(templates[kind] as Template, c)),
-    { numRuns: FUZZ_RUNS, endOnFailure: true },
-  );
-}
-
 describe('journal verbs on bad input (black box)', () => {
-  const budget = Math.max(120_000, FUZZ_RUNS * 20_000);
-  it('one-image journals: exit 0/1/2, one message, no hang, read-only verbs change nothing', () => property('one'), budget);
-  it('two-image journals: exit 0/1/2, one message, no hang, read-only verbs change nothing', () => property('two'), budget);
-  it('reports what it ran', () => {
-    console.log(tally.summary('journal'));
-    if (FUZZ_ALL && tally.failures.length > 0) console.log(tally.report());
-    expect(tally.failures).toEqual([]);
-  });
+  fuzzTemplates('journal', tally, caseArb, [
+    { title: 'one-image journals: exit 0/1/2, one message, no hang, read-only verbs change nothing', run: (c) => runCase(templates.one as Template, c) },
+    { title: 'two-image journals: exit 0/1/2, one message, no hang, read-only verbs change nothing', run: (c) => runCase(templates.two as Template, c) },
+  ]);
 });
 
 // ---------------------------------------------------------------------------
@@ -749,8 +710,7 @@ describe('journal bad input: cases the fuzzer found', () => {
     const dir = setUp(tpl);
     try {
       prepare?.(dir);
-      const j = judge(dir, { args, readOnly: false, outputs: [], maxErrorLines: 1, images: [...tpl.files.keys()], ...extra });
-      return j.problems.map((p) => `${p} [geomctl ${args.join(' ')}: exit ${j.run.status}; ${j.run.stderr.trim()}]`);
+      return problemsIn(dir, { args, readOnly: false, outputs: [], maxErrorLines: 1, images: [...tpl.files.keys()], ...extra });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -19,10 +19,15 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FUZZ_ALL,
-  FUZZ_RUNS,
   SECTOR,
   Tally,
+  type CommonOptions,
+  commonOptionArbs,
+  corruptAll,
+  fuzzTemplates,
+  globalArgs,
+  problemsIn,
+  readDestination,
   bytesAt,
   capture,
   crash,
@@ -35,7 +40,6 @@ import {
   nameFieldArb,
   nameFieldBytes,
   numArb,
-  openUp,
   pattern,
   readAt,
   readUint,
@@ -395,7 +399,7 @@ const READ_ONLY = ['dump', 'list', 'status', 'check', 'read', 'map', 'export', '
 const WRITING = ['write', 'stop', 'add', 'remove', 'clear', 'label'] as const;
 type Verb = (typeof READ_ONLY)[number] | (typeof WRITING)[number];
 
-interface VerbCase {
+interface VerbCase extends CommonOptions {
   verb: Verb;
   name: 'self' | 'other' | 'nosuch' | 'empty' | 'long' | 'self+nosuch' | 'newline';
   /** Which components (by index, 3 = a spare or stale image, 4 = a missing file). */
@@ -412,13 +416,6 @@ interface VerbCase {
   force: boolean;
   hardcode: boolean;
   spareSize: number;
-  json: boolean;
-  quiet: boolean;
-  verbose: boolean;
-  ignoreHardcoded: boolean;
-  cacheLimit: string | null;
-  wait: string | null;
-  dirs: string[];
   /** label's options */
   chunkSize: string | null;
   virsize: string | null;
@@ -444,13 +441,7 @@ const verbArb: fc.Arbitrary<VerbCase> = fc.record({
   force: fc.boolean(),
   hardcode: fc.boolean(),
   spareSize: fc.constantFrom(0, 512, 100 * K, 512 * K, 2 * M, 2 * M + 100, 3 * M),
-  json: fc.boolean(),
-  quiet: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 7, arbitrary: fc.constant(false) }),
-  verbose: fc.boolean(),
-  ignoreHardcoded: fc.boolean(),
-  cacheLimit: sometimes(sizeArb(['0', '1', '4k', '64k', '1M', '256M']), 15),
-  wait: sometimes(fc.constantFrom('0', '1', '-1', 'abc', '99999999999', '0.5', ''), 5),
-  dirs: fc.constantFrom([], [], [], ['.'], ['sub'], ['nodir'], ['.', '.']),
+  ...commonOptionArbs,
   chunkSize: sometimes(sizeArb(['128k', '256k', '1M', '4M', '0', '1', '512', '100k', '4G', '16E']), 60),
   virsize: sometimes(sizeArb(['1M', '32M', '64M', '1G', '2T', '1P', '8P', '16E', '0', '512', '128k']), 60),
   id: sometimes(fc.constantFrom('0', '1', '4294967295', '4294967296', '-1', 'abc', '0x10', '1e3', '99999999999999999999'), 30),
@@ -471,18 +462,12 @@ function buildStep(tpl: Template, v: VerbCase, extra: string[], images: string[]
     newline: [`${tpl.name}\nx`],
   }[v.name];
   const imgs = v.images.map((i) => (i < tpl.components.length ? (tpl.components[i] as string) : i === 3 ? (extra[0] ?? 'spare.img') : 'nosuch.img'));
-  const global: string[] = [];
-  if (v.json) global.push('--json');
-  if (v.quiet) global.push('-q');
-  if (v.ignoreHardcoded) global.push('-H');
-  if (v.cacheLimit !== null) global.push('--cache-limit', v.cacheLimit);
-  if (v.wait !== null) global.push('--wait', v.wait);
-  for (const d of v.dirs) global.push('-d', d);
+  const global = globalArgs(v);
   const fileArg = (f: string) => (f === '<c0>' ? (tpl.components[0] as string) : f === '<c1>' ? (tpl.components[1] as string) : f);
   const output = v.output === null ? null : fileArg(v.output);
   const local = v.verbose ? ['-v'] : [];
   let notes: RegExp | undefined;
-  const outputs: string[] = [];
+  let outputs: string[] = [];
   let input: Buffer | undefined;
   let stdoutIsData = false;
   let stdoutFull = false;
@@ -513,20 +498,16 @@ function buildStep(tpl: Template, v: VerbCase, extra: string[], images: string[]
     case 'map':
       args = ['virstor', v.verb, ...local, first];
       break;
-    case 'read':
+    case 'read': {
       args = ['virstor', 'read', ...local];
       if (v.offset !== null) args.push('-o', v.offset);
       // Without -l a read is the whole 32-64 MiB device: bound it.
       args.push('-l', v.length ?? '256k');
-      if (output !== null) {
-        args.push('-O', output);
-        outputs.push(output);
-      } else {
-        stdoutIsData = true;
-        stdoutFull = v.stdoutFull;
-      }
-      args.push(first);
+      const to = readDestination(output, v.stdoutFull);
+      ({ outputs, stdoutIsData, stdoutFull } = to);
+      args.push(...to.args, first);
       break;
+    }
     case 'export':
       args = ['virstor', 'export', ...local, '-O', output ?? 'out.bin', first];
       outputs.push(output ?? 'out.bin');
@@ -613,14 +594,7 @@ function runCase(tpl: Template, c: Case): void {
   const spareSize = c.verbs[0]?.spareSize ?? 2 * M;
   const dir = setUp(tpl, spareSize);
   try {
-    const extra: string[] = [];
-    let unprivileged = false;
-    for (const k of c.corruptions) {
-      const r = apply(dir, tpl, k);
-      extra.push(...r.extra);
-      unprivileged ||= r.unprivileged;
-    }
-    if (unprivileged) openUp(dir);
+    const { extra, unprivileged } = corruptAll(dir, c.corruptions, (k) => apply(dir, tpl, k));
     const images = [...new Set([...tpl.files.keys(), 'spare.img', ...extra])];
     const recipe = `template ${tpl.kind} (device ${tpl.name}: ${tpl.components.join(', ')}; spare.img ${spareSize} bytes), corruptions ${showRecipe(c.corruptions)}`;
     runSteps(tally, 'virstor', dir, recipe, c.verbs.map((v) => buildStep(tpl, v, extra, images, unprivileged)));
@@ -629,22 +603,11 @@ function runCase(tpl: Template, c: Case): void {
   }
 }
 
-function property(kind: 'three' | 'two'): void {
-  fc.assert(
-    fc.property(caseArb, (c) => runCase(templates[kind] as Template, c)),
-    { numRuns: FUZZ_RUNS, endOnFailure: true },
-  );
-}
-
 describe('virstor verbs on bad input (black box)', () => {
-  const budget = Math.max(120_000, FUZZ_RUNS * 20_000);
-  it('three components: exit 0/1/2, one message, no hang, read-only verbs change nothing, refusals change nothing', () => property('three'), budget);
-  it('two hardcoded components: exit 0/1/2, one message, no hang, read-only verbs change nothing, refusals change nothing', () => property('two'), budget);
-  it('reports what it ran', () => {
-    console.log(tally.summary('virstor'));
-    if (FUZZ_ALL && tally.failures.length > 0) console.log(tally.report());
-    expect(tally.failures).toEqual([]);
-  });
+  fuzzTemplates('virstor', tally, caseArb, [
+    { title: 'three components: exit 0/1/2, one message, no hang, read-only verbs change nothing, refusals change nothing', run: (c) => runCase(templates.three as Template, c) },
+    { title: 'two hardcoded components: exit 0/1/2, one message, no hang, read-only verbs change nothing, refusals change nothing', run: (c) => runCase(templates.two as Template, c) },
+  ]);
 });
 
 // ---------------------------------------------------------------------------
@@ -655,9 +618,7 @@ describe('virstor bad input: cases the fuzzer found', () => {
     const tpl = templates.three as Template;
     const dir = setUp(tpl, 2 * M);
     try {
-      const step: Step = { args, readOnly: false, outputs: [], maxErrorLines: 1, images: [...tpl.files.keys(), 'spare.img'], ...extra };
-      const j = judge(dir, step);
-      return j.problems.map((p) => `${p} [geomctl ${args.join(' ')}: exit ${j.run.status}; ${j.run.stderr.trim()}]`);
+      return problemsIn(dir, { args, readOnly: false, outputs: [], maxErrorLines: 1, images: [...tpl.files.keys(), 'spare.img'], ...extra });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

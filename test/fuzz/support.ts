@@ -50,6 +50,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { expect, it } from 'vitest';
 import { encodeHeader, encodeRecord } from '../../src/engine/undo-log.js';
 import { BIN } from '../helpers/cli.js';
 
@@ -820,4 +821,84 @@ export function runSteps(tally: Tally, label: string, dir: string, recipe: strin
 /** JSON for a recipe: bigints as "123n", byte arrays as hex. */
 export function showRecipe(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+}
+
+// ---------------------------------------------------------------------------
+// What both classes' fuzzers share: the options every verb takes, read's
+// destination, applying a case's corruptions, the property and its report.
+
+/** cli.md's global options plus each verb's -v, drawn alike for both classes. */
+export interface CommonOptions {
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  ignoreHardcoded: boolean;
+  cacheLimit: string | null;
+  wait: string | null;
+  dirs: string[];
+}
+
+/** Spread into a verb case's fc.record. */
+export const commonOptionArbs: { [K in keyof CommonOptions]: fc.Arbitrary<CommonOptions[K]> } = {
+  json: fc.boolean(),
+  quiet: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 7, arbitrary: fc.constant(false) }),
+  verbose: fc.boolean(),
+  ignoreHardcoded: fc.boolean(),
+  cacheLimit: sometimes(sizeArb(['0', '1', '4k', '64k', '1M', '256M']), 15),
+  wait: sometimes(fc.constantFrom('0', '1', '-1', 'abc', '99999999999', '0.5', ''), 5),
+  dirs: fc.constantFrom<string[]>([], [], [], ['.'], ['sub'], ['nodir'], ['.', '.']),
+};
+
+/** The global options of `v` as argv (the verb's -v is not one of them). */
+export function globalArgs(v: CommonOptions): string[] {
+  const args: string[] = [];
+  if (v.json) args.push('--json');
+  if (v.quiet) args.push('-q');
+  if (v.ignoreHardcoded) args.push('-H');
+  if (v.cacheLimit !== null) args.push('--cache-limit', v.cacheLimit);
+  if (v.wait !== null) args.push('--wait', v.wait);
+  for (const d of v.dirs) args.push('-d', d);
+  return args;
+}
+
+/** Where `read` sends its bytes: -O `output`, or stdout (to /dev/full when `stdoutFull`). */
+export function readDestination(output: string | null, stdoutFull: boolean): { args: string[]; outputs: string[]; stdoutIsData: boolean; stdoutFull: boolean } {
+  if (output !== null) return { args: ['-O', output], outputs: [output], stdoutIsData: false, stdoutFull: false };
+  return { args: [], outputs: [], stdoutIsData: true, stdoutFull };
+}
+
+/**
+ * Applies a case's corruptions in order. Returns the extra files they made
+ * and whether a case must run unprivileged (the directory is then opened up
+ * for that user).
+ */
+export function corruptAll<C>(dir: string, corruptions: readonly C[], apply: (c: C) => { extra: string[]; unprivileged: boolean }): { extra: string[]; unprivileged: boolean } {
+  const extra: string[] = [];
+  let unprivileged = false;
+  for (const c of corruptions) {
+    const r = apply(c);
+    extra.push(...r.extra);
+    unprivileged ||= r.unprivileged;
+  }
+  if (unprivileged) openUp(dir);
+  return { extra, unprivileged };
+}
+
+/** Runs the black-box property for each template, then reports the tally (and fails on any problem). */
+export function fuzzTemplates<C>(label: string, tally: Tally, caseArb: fc.Arbitrary<C>, templates: { title: string; run: (c: C) => void }[]): void {
+  const budget = Math.max(120_000, FUZZ_RUNS * 20_000);
+  for (const t of templates) {
+    it(t.title, () => fc.assert(fc.property(caseArb, t.run), { numRuns: FUZZ_RUNS, endOnFailure: true }), budget);
+  }
+  it('reports what it ran', () => {
+    console.log(tally.summary(label));
+    if (FUZZ_ALL && tally.failures.length > 0) console.log(tally.report());
+    expect(tally.failures).toEqual([]);
+  });
+}
+
+/** Judges one pinned-down command in a fresh directory; the problems, each with its reproduction. */
+export function problemsIn(dir: string, step: Step): string[] {
+  const j = judge(dir, step);
+  return j.problems.map((p) => `${p} [geomctl ${step.args.join(' ')}: exit ${j.run.status}; ${j.run.stderr.trim()}]`);
 }
