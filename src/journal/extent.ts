@@ -37,11 +37,6 @@ export function memoryExtent(data: Buffer): Extent {
   return { blob: { data, joffset: -1 }, delta: 0 };
 }
 
-/** Where the extent's first byte sits in the journal. */
-export function extentJoffset(e: Extent): number {
-  return e.blob.joffset < 0 ? -1 : e.blob.joffset + e.delta;
-}
-
 /**
  * A FIFO of cached blobs under a byte limit (kern.geom.journal.cache.limit):
  * the oldest blobs that are also in the journal lose their data first.
