@@ -3,11 +3,18 @@
 // gives the bundle one through createRequire. fs-ext is a native addon and stays
 // external: it is loaded from node_modules at run time.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+process.chdir(fileURLToPath(new URL('.', import.meta.url)));
 
-rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+
+// Build beside dist and swap it in with renames, so that a geomctl started
+// while a build runs (tests in another terminal) never finds dist half written.
+const staging = `dist.building-${process.pid}`;
+const retired = `dist.old-${process.pid}`;
+rmSync(staging, { recursive: true, force: true });
 
 await build({
   entryPoints: ['commands/main.ts'],
@@ -17,7 +24,7 @@ await build({
   format: 'esm',
   // Splitting puts what only some runs need (ora, loaded on a TTY) in its own chunk.
   splitting: true,
-  outdir: 'dist',
+  outdir: staging,
   entryNames: 'geomctl',
   chunkNames: 'chunks/[name]-[hash]',
   outExtension: { '.js': '.mjs' },
@@ -27,3 +34,11 @@ await build({
   logLevel: 'warning',
   legalComments: 'none',
 });
+
+try {
+  renameSync('dist', retired);
+} catch (e) {
+  if (e.code !== 'ENOENT') throw e;
+}
+renameSync(staging, 'dist');
+rmSync(retired, { recursive: true, force: true });
