@@ -6,7 +6,8 @@ import { build } from 'esbuild';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-process.chdir(fileURLToPath(new URL('.', import.meta.url)));
+const root = fileURLToPath(new URL('.', import.meta.url));
+process.chdir(root);
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
@@ -17,6 +18,7 @@ const retired = `dist.old-${process.pid}`;
 rmSync(staging, { recursive: true, force: true });
 
 await build({
+  absWorkingDir: root,
   entryPoints: ['commands/main.ts'],
   bundle: true,
   platform: 'node',
