@@ -85,8 +85,11 @@ describe('withFaults', () => {
   });
 
   it('kills the process at the N-th write: earlier writes done, that one and later ones not', () => {
-    // Bundle a tiny driver (the child runs plain Node, which cannot load .ts).
-    const driver = path.join(dir, 'driver.mjs');
+    // Bundle a tiny driver (the child runs plain Node, which cannot load .ts). fs-ext is a native
+    // addon left external: the driver lives where node_modules resolves it.
+    const cache = path.join(repo, 'node_modules', '.cache', 'geomctl-fault-test');
+    fs.mkdirSync(cache, { recursive: true });
+    const driver = path.join(cache, 'driver.mjs');
     buildSync({
       stdin: {
         contents: `
@@ -105,6 +108,7 @@ describe('withFaults', () => {
       platform: 'node',
       format: 'esm',
       outfile: driver,
+      external: ['fs-ext'],
       logLevel: 'silent',
     });
     const img = path.join(dir, 'killed.img');

@@ -176,17 +176,24 @@ interface Write {
 
 /** An engine over in-memory images that records what it is asked to do. */
 class RecordingEngine implements Engine {
-  readonly providers: readonly Provider[] = [];
+  readonly providers: readonly Provider[];
   readonly stats = {} as EngineStats;
   readonly critical = false;
   readonly log: Array<Write | 'commit'> = [];
   maxRead = 0;
+  readonly reads: number[] = [];
   constructor(
     private readonly images: Array<Buffer | undefined>,
     private readonly zeros?: Buffer,
-  ) {}
+    /** Where the images hold data (provider.dataRegions); default: everywhere. */
+    regions?: Array<[number, number]>,
+  ) {
+    // All label asks of a provider: where its data is.
+    this.providers = images.map(() => ({ dataRegions: (o: number, l: number) => regions ?? [[o, o + l]] }) as unknown as Provider);
+  }
   read(image: number, offset: number, length: number): Buffer {
     this.maxRead = Math.max(this.maxRead, length);
+    this.reads.push(offset);
     const img = this.images[image];
     // A sparse image too large to hold: it reads as zeros.
     if (!img) return this.zeros!.subarray(0, length);
@@ -270,5 +277,21 @@ describe('labelVirstor', () => {
     labelVirstor(engine, plan);
     expect(engine.maxRead).toBe(MiB);
     expect(engine.log).toEqual([{ image: 0, offset: 5 * GiB - 512, length: 512, type: 'VOLUME' }, 'commit']);
+  });
+
+  it('reads only the pieces of the map where the image holds data (the holes read as zeros)', () => {
+    const { plan } = planVirstorLabel(input({ virsize: 1n << 50n, components: [comp('c0.img', 5 * GiB)] }));
+    const progress: number[] = [];
+    const sparse = new RecordingEngine([undefined], Buffer.alloc(MiB), []);
+    labelVirstor(sparse, plan, (done) => progress.push(done));
+    expect(sparse.reads).toEqual([]);
+    expect(progress).toEqual([2 * GiB]);
+    expect(sparse.log).toEqual([{ image: 0, offset: 5 * GiB - 512, length: 512, type: 'VOLUME' }, 'commit']);
+    const scattered = new RecordingEngine([undefined], Buffer.alloc(MiB), [
+      [5 * MiB + 100, 5 * MiB + 200],
+      [GiB - 10, GiB + 10],
+    ]);
+    labelVirstor(scattered, plan);
+    expect(scattered.reads).toEqual([5 * MiB, GiB - MiB, GiB]);
   });
 });

@@ -173,6 +173,14 @@ class BufferedEngine implements FlushEngine {
     const st = this.image(image);
     this.checkRange(st, 'read', offset, target.length);
     const end = offset + target.length;
+    const bs = st.blockSize;
+    if (st.blocks.size === 0 && offset % bs === 0 && end <= st.lastSector && (end % bs === 0 || end === st.lastSector)) {
+      // Whole blocks and nothing of this image cached (a read-only stream): the
+      // direct read below, without looking up each block.
+      this.stats.cacheMisses += Math.ceil((end - offset) / bs);
+      this.providerRead(st, offset, target);
+      return;
+    }
     let pos = offset;
     while (pos < end) {
       const [start, len] = this.blockAt(st, pos);

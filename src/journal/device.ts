@@ -28,7 +28,7 @@ import {
 } from './metadata.js';
 import type { Extent } from './extent.js';
 import type { RangeSet } from './rangeset.js';
-import { chooseWalk, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry } from './walk.js';
+import { chooseWalk, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
 import { JournalWriter, type MetadataUpdate } from './writer.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
@@ -44,6 +44,8 @@ export interface JournalOpenOptions {
   details?: boolean;
   /** 32-bit random journal ids; arc4random's role. */
   random?: () => number;
+  /** Progress of the walk of a device that is not CLEAN (a spinner's feed). */
+  onWalk?: WalkProgress;
 }
 
 export interface RecoverResult {
@@ -120,7 +122,13 @@ export class JournalDevice {
       }
     } else {
       validateJournalMetadata(j.md, { path: jp.path, name: jp.name, size: jp.size, sectorSize: j.sectorSize }, vopts);
-      if (j.md.id !== d.md.id) throw new GeomError('MISMATCH', `${jp.path} belongs to journal ${j.md.id}, ${dp.path} to journal ${d.md.id} (md_id)`);
+      if (j.md.id !== d.md.id) {
+        throw new GeomError(
+          'MISMATCH',
+          `${jp.path} belongs to journal ${j.md.id}, ${dp.path} to journal ${d.md.id} (md_id)`,
+          `give the journal image labeled with ${dp.path} ('geomctl journal dump' shows each image's id), or leave it out to find it by tasting`,
+        );
+      }
       if (d.md.type !== GJ_TYPE_DATA || j.md.type !== GJ_TYPE_JOURNAL) {
         throw new GeomError(
           'MISMATCH',
@@ -148,7 +156,7 @@ export class JournalDevice {
       return;
     }
     const { read, readInto } = rawJournalRead(engine, this.journal);
-    this.choice = chooseWalk(read, this.geo, { joffset: Number(d.md.joffset), jid: d.md.jid }, { maxphys: opts.maxphys, checksum: this.checksum, details: opts.details, readInto });
+    this.choice = chooseWalk(read, this.geo, { joffset: Number(d.md.joffset), jid: d.md.jid }, { maxphys: opts.maxphys, checksum: this.checksum, details: opts.details, readInto, onProgress: opts.onWalk });
     this.state = this.choice.walk.finished > 0 ? 'DIRTY' : 'BROKEN';
   }
 
@@ -222,19 +230,49 @@ export class JournalDevice {
     const start = Math.floor(offset / ss) * ss;
     const end = Math.ceil((offset + length) / ss) * ss;
     const out = Buffer.allocUnsafe(end - start);
-    const layers = this.overlays().filter((s) => s.size > 0 && !s.entries(start, end).next().done);
-    if (layers.length === 0) this.engine.readInto(this.data, start, out);
-    else {
-      // Read the data image only where no journal covers it.
-      let at = start;
-      for (const [s, e] of covered(layers, start, end)) {
-        if (s > at) this.engine.readInto(this.data, at, out.subarray(at - start, s - start));
-        at = Math.max(at, e);
-      }
-      if (at < end) this.engine.readInto(this.data, at, out.subarray(at - start));
-      for (const s of layers) fillFromExtents(this.source, s.entries(start, end), out, start);
-    }
+    this.readInto(start, out);
     return start === offset && end === offset + length ? out : out.subarray(offset - start, offset - start + length);
+  }
+
+  /**
+   * read() into the caller's buffer: `offset` and `target.length` are sector
+   * multiples. A stream reuses one page-aligned buffer through it: a fresh
+   * buffer per chunk costs a page fault per 4 KiB, more than the read itself.
+   */
+  readInto(offset: number, target: Buffer): void {
+    const ss = this.sectorSize;
+    const end = offset + target.length;
+    if (!(offset >= 0 && end <= this.dataSize) || offset % ss !== 0 || end % ss !== 0) {
+      throw new RangeError(`journal readInto of ${target.length} bytes at ${offset}: not whole ${ss}-byte sectors inside the journaled provider (${this.dataSize} bytes)`);
+    }
+    const all = this.overlays();
+    // A stream's usual chunk: the newest layer that touches it covers all of
+    // it with one range (or no layer touches it) — one read, nothing merged.
+    let touched = false;
+    for (let i = all.length - 1; i >= 0; i--) {
+      const r = (all[i] as RangeSet<Extent>).firstEndingAfter(offset);
+      if (!r || r.start >= end) continue;
+      touched = true;
+      if (r.start > offset || r.end < end) break;
+      const { blob } = r.value;
+      const delta = r.value.delta + (offset - r.start);
+      if (blob.data) blob.data.copy(target, 0, delta, delta + target.length);
+      else this.source.readInto(blob.joffset + delta, target);
+      return;
+    }
+    if (!touched) {
+      this.engine.readInto(this.data, offset, target);
+      return;
+    }
+    const layers = all.filter((s) => s.size > 0 && !s.entries(offset, end).next().done);
+    // Read the data image only where no journal covers it.
+    let at = offset;
+    for (const [s, e] of covered(layers, offset, end)) {
+      if (s > at) this.engine.readInto(this.data, at, target.subarray(at - offset, s - offset));
+      at = Math.max(at, e);
+    }
+    if (at < end) this.engine.readInto(this.data, at, target.subarray(at - offset));
+    for (const s of layers) fillFromExtents(this.source, s.entries(offset, end), target, offset);
   }
 
   /** One ordered write of the data image's metadata sector (g_journal_metadata_update). */

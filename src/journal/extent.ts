@@ -14,6 +14,8 @@ export interface Blob {
   data: Buffer | undefined;
   /** Where the bytes sit on the journal provider; -1 while they are only in memory. */
   joffset: number;
+  /** `data` is the caller's buffer, lent until its record is written and never kept after that. */
+  readonly lent?: boolean;
 }
 
 export interface Extent {
@@ -32,9 +34,9 @@ export function journalExtent(joffset: number): Extent {
   return { blob: JOURNAL, delta: joffset };
 }
 
-/** An extent for bytes only in memory (the current queue). */
-export function memoryExtent(data: Buffer): Extent {
-  return { blob: { data, joffset: -1 }, delta: 0 };
+/** An extent for bytes only in memory (the current queue); `lent`: see Blob. */
+export function memoryExtent(data: Buffer, lent = false): Extent {
+  return { blob: { data, joffset: -1, lent }, delta: 0 };
 }
 
 /**

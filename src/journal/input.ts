@@ -7,6 +7,7 @@ import { fstatSync, readSync } from 'node:fs';
 import { GeomError, IoError, UsageError, errnoOf } from '../errors.js';
 import type { JournalDevice } from './device.js';
 import { alignedBuffer } from '../aligned.js';
+import { GJ_RECORD_MAX_ENTRIES } from './format.js';
 
 /** Reads until `buf` is full or the input ends; returns the bytes read. Waits out EAGAIN on a non-blocking stdin. */
 function readFull(fd: number, buf: Buffer, name: string): number {
@@ -49,6 +50,12 @@ export function checkWriteRange(dev: JournalDevice, offset: number, length: numb
 /**
  * Streams `fd` into the device's writer at `offset`. Returns the bytes
  * written. The caller finishes the journal (writer.finish / sync).
+ *
+ * The input goes through one page-aligned buffer of a record's worth of
+ * requests (src/aligned.ts), lent to the writer and reused once those
+ * records are written: fresh memory for every request would cost a page
+ * fault per 4 KiB — more than reading it back from the journal, which the
+ * copy then does.
  */
 export function writeFromFd(dev: JournalDevice, fd: number, name: string, offset: number, progress?: (done: number) => void): number {
   const size = inputSize(fd);
@@ -56,11 +63,15 @@ export function writeFromFd(dev: JournalDevice, fd: number, name: string, offset
   const writer = dev.writer();
   const ss = dev.sectorSize;
   const request = Math.max(ss, Math.floor(writer.maxphys / ss) * ss);
+  const arena = alignedBuffer(request * GJ_RECORD_MAX_ENTRIES);
+  let used = 0;
   let done = 0;
   for (;;) {
-    // A fresh buffer per request: the writer keeps it until the journal is copied.
-    // Page-aligned, so the kernel's copy into it runs at full speed (src/aligned.ts).
-    const buf = alignedBuffer(request);
+    if (used + request > arena.length) {
+      writer.flush();
+      used = 0;
+    }
+    const buf = arena.subarray(used, used + request);
     const n = readFull(fd, buf, name);
     if (n === 0) break;
     const at = offset + done;
@@ -69,10 +80,12 @@ export function writeFromFd(dev: JournalDevice, fd: number, name: string, offset
       throw new GeomError('REFUSED', `the input passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes) at ${at + n}`, 'the journals finished so far stay written; give a smaller input or offset');
     }
     if (whole > n) dev.read(at + n, whole - n).copy(buf, n);
-    writer.write(at, buf.subarray(0, whole));
+    writer.write(at, buf.subarray(0, whole), true);
+    used += whole;
     done += n;
     progress?.(done);
     if (n < request) break;
   }
+  writer.flush();
   return done;
 }

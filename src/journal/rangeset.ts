@@ -278,6 +278,22 @@ export class RangeSet<V> {
     return best && best.end > offset ? { start: best.start, end: best.end, value: best.value } : undefined;
   }
 
+  /**
+   * The first range in offset order that ends after `offset` (whole, not
+   * clipped): whether and how a range set touches a span, without an iterator.
+   */
+  firstEndingAfter(offset: number): Range<V> | undefined {
+    let n = this.root;
+    let best: Node<V> | undefined;
+    while (n) {
+      if (n.end > offset) {
+        best = n;
+        n = n.left;
+      } else n = n.right;
+    }
+    return best ? { start: best.start, end: best.end, value: best.value } : undefined;
+  }
+
   /** The first range in offset order. */
   first(): Range<V> | undefined {
     let n = this.root;

@@ -8,6 +8,7 @@ import type { EngineStats } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import type { Extent } from './extent.js';
 import { orderBy } from './order.js';
+import { alignedBuffer } from '../aligned.js';
 import type { Range, RangeSet } from './rangeset.js';
 
 /** What the journal needs of the flush engine. */
@@ -177,7 +178,8 @@ const STREAM_RANGE = 256 * 1024;
 
 /**
  * Journal bytes of large ranges pass through this one buffer: fresh ones
- * would cost a page fault per 4 KiB, more than the copy itself.
+ * would cost a page fault per 4 KiB, more than the copy itself. Page-aligned,
+ * so the kernel's copy into it runs at full speed (src/aligned.ts).
  */
 let streamBuffer: Buffer | undefined;
 
@@ -188,7 +190,7 @@ function streamRange(io: JournalIO, data: number, src: JournalSource, start: num
     let bytes: Buffer;
     if (e.blob.data) bytes = e.blob.data.subarray(d, d + len);
     else {
-      bytes = (streamBuffer ??= Buffer.allocUnsafe(COPY_CHUNK)).subarray(0, len);
+      bytes = (streamBuffer ??= alignedBuffer(COPY_CHUNK)).subarray(0, len);
       src.readInto(e.blob.joffset + d, bytes);
     }
     io.writeOrdered(data, start + o, bytes);

@@ -125,17 +125,20 @@ export class JournalWriter {
 
   /**
    * Queues a write of the journaled provider (g_journal_add_current), which
-   * takes ownership of `data`. `offset` and the length are sector multiples
-   * inside the data area; records go out as the queue fills.
+   * takes ownership of `data` — or with `lent`, only borrows it: `data` must
+   * stay unchanged until flush() (or a finish) and is not kept afterwards,
+   * so a caller can refill one buffer again and again; copies then read the
+   * bytes back from the journal. `offset` and the length are sector
+   * multiples inside the data area; records go out as the queue fills.
    */
-  write(offset: number, data: Buffer): void {
+  write(offset: number, data: Buffer, lent = false): void {
     const { sectorSize: ss, dataSize } = this.o.geo;
     if (offset % ss !== 0 || data.length % ss !== 0 || offset < 0 || offset + data.length > dataSize) {
       throw new RangeError(`journal write of ${data.length} bytes at ${offset} is not sector-aligned inside the data area (${dataSize} bytes)`);
     }
     for (let o = 0; o < data.length; o += this.o.maxphys) {
       const piece = data.subarray(o, Math.min(o + this.o.maxphys, data.length));
-      bump(this.o.io.stats, 'skippedBytes', this.queue.insert(offset + o, offset + o + piece.length, memoryExtent(piece)));
+      bump(this.o.io.stats, 'skippedBytes', this.queue.insert(offset + o, offset + o + piece.length, memoryExtent(piece, lent)));
     }
     while (this.queue.bytes >= this.space.rmax - this.ss || this.queue.size >= GJ_RECORD_MAX_ENTRIES) this.flushRecord();
   }
@@ -145,8 +148,13 @@ export class JournalWriter {
    * header that finishes the active journal. Returns whether a journal was finished.
    */
   finish(): boolean {
-    while (this.queue.size > 0) this.flushRecord();
+    this.flush();
     return this.finishActive();
+  }
+
+  /** Writes everything queued as records of the active journal (which stays open): lent buffers are free again. */
+  flush(): void {
+    while (this.queue.size > 0) this.flushRecord();
   }
 
   /** `sync`: finish, copy everything to the data image, mark CLEAN (Ordering 2 and 3). */
@@ -196,16 +204,21 @@ export class JournalWriter {
     this.writeRecord(active, this.takeEntries(size - this.ss));
   }
 
-  /** Up to 20 entries of at most maxphys each, `budget` bytes in all, from the front of the queue. */
-  private takeEntries(budget: number): { offset: number; data: Buffer }[] {
-    const out: { offset: number; data: Buffer }[] = [];
+  /**
+   * Up to 20 entries of at most maxphys each, `budget` bytes in all, from the
+   * front of the queue; `keep`: whether the bytes may stay cached (not lent).
+   */
+  private takeEntries(budget: number): { offset: number; data: Buffer; keep: boolean }[] {
+    const out: { offset: number; data: Buffer; keep: boolean }[] = [];
     let left = budget;
     for (const run of this.queue.runs(this.o.maxphys)) {
       if (out.length === GJ_RECORD_MAX_ENTRIES || left < this.ss) break;
       const first = run[0] as Range<Extent>;
       const last = run[run.length - 1] as Range<Extent>;
       const len = Math.min(last.end - first.start, Math.floor(left / this.ss) * this.ss);
-      out.push({ offset: first.start, data: this.bytesOf(run, first.start, len) });
+      const one = run.length === 1 || first.end - first.start >= len;
+      // Bytes gathered from several ranges are a fresh copy, ours to keep.
+      out.push({ offset: first.start, data: this.bytesOf(run, first.start, len), keep: !one || first.value.blob.lent !== true });
       if (run.length > 1) bump(this.o.io.stats, 'combined', run.length - 1);
       left -= len;
     }
@@ -225,7 +238,7 @@ export class JournalWriter {
     return out;
   }
 
-  private writeRecord(active: ActiveJournal, entries: { offset: number; data: Buffer }[]): void {
+  private writeRecord(active: ActiveJournal, entries: { offset: number; data: Buffer; keep: boolean }[]): void {
     const { io, journal } = this.o;
     const vStart = this.space.place(this.vW);
     const at = this.space.phys(vStart);
@@ -242,7 +255,7 @@ export class JournalWriter {
     entries.forEach((e, i) => {
       const entry = list[i] as JournalEntry;
       io.writeOrdered(journal, entry.joffset, e.data);
-      const blob: Blob = { data: e.data, joffset: entry.joffset };
+      const blob: Blob = { data: e.keep ? e.data : undefined, joffset: entry.joffset };
       active.set.insert(e.offset, e.offset + e.data.length, { blob, delta: 0 });
       this.cache.add(blob);
     });

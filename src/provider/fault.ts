@@ -72,6 +72,10 @@ class FaultyProvider implements Provider {
     this.inner.readInto(offset, target);
   }
 
+  dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
+    return this.inner.dataRegions ? this.inner.dataRegions(offset, length) : [[offset, offset + length]];
+  }
+
   write(offset: number, data: Buffer): void {
     if (this.counter.hit('write')) this.fault('write', offset);
     this.inner.write(offset, data);

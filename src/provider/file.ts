@@ -7,9 +7,12 @@
 
 import fs from 'node:fs';
 import nodePath from 'node:path';
+import fsExt from 'fs-ext';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import { checkRange } from './bounds.js';
+import { seekDataRegions } from './holes.js';
 import type { Provider, ProviderIdentity } from './provider.js';
+import { Writeback } from './writeback.js';
 
 export interface OpenImageOptions {
   write: boolean;
@@ -116,6 +119,8 @@ function openError(path: string, err: unknown, write: boolean): GeomError {
 export class FileProvider implements Provider {
   readonly name: string;
   private closed = false;
+  /** Starts writing dirty pages back while geomctl goes on (provider/writeback.ts). */
+  private readonly writeback: Writeback;
 
   constructor(
     readonly path: string,
@@ -127,6 +132,7 @@ export class FileProvider implements Provider {
     readonly identity: ProviderIdentity,
   ) {
     this.name = nodePath.basename(path);
+    this.writeback = new Writeback(path, identity);
   }
 
   read(offset: number, length: number): Buffer {
@@ -151,6 +157,11 @@ export class FileProvider implements Provider {
     }
   }
 
+  /** SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite ignore the file position it moves. */
+  dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
+    return seekDataRegions((at, whence) => fsExt.seekSync(this.fd, at, whence), offset, length);
+  }
+
   write(offset: number, data: Buffer): void {
     if (!this.writable) throw new IoError(this.path, 'write', offset, 'EBADF (opened read-only)');
     checkRange(this.path, 'write', offset, data.length, this.size);
@@ -162,6 +173,7 @@ export class FileProvider implements Provider {
         throw new IoError(this.path, 'write', offset + done, errnoOf(err));
       }
     }
+    this.writeback.wrote(data.length);
   }
 
   barrier(): void {
@@ -172,11 +184,13 @@ export class FileProvider implements Provider {
     } catch (err) {
       throw new IoError(this.path, 'fsync', undefined, errnoOf(err));
     }
+    this.writeback.synced();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.writeback.close();
     try {
       fs.closeSync(this.fd);
     } catch (err) {

@@ -26,6 +26,14 @@ export interface Provider {
   readInto(offset: number, target: Buffer): void;
   /** Writes all of `data` at `offset` (no implicit extension past `size`). */
   write(offset: number, data: Buffer): void;
+  /**
+   * Where [offset, offset + length) may hold data, as ascending, disjoint
+   * [start, end) ranges inside it: every byte outside them reads as zeros
+   * (the holes of a sparse file). Optional: a provider that cannot tell has
+   * none, and callers then treat the whole range as data. Reports the medium,
+   * not a cache above it.
+   */
+  dataRegions?(offset: number, length: number): Iterable<readonly [number, number]>;
   /** The barrier: every write issued before it is durable when it returns (fsync, BIO_FLUSH). */
   barrier(): void;
   close(): void;

@@ -12,12 +12,15 @@
 //    log), re-read their metadata under the lock, and taste again if anything
 //    changed;
 //  - stream the map once (never whole in memory: 1 PiB of 4 MiB chunks is a
-//    2 GiB map) to validate every entry and recompute each component's
+//    2 GiB map, and only the parts of a sparse image that hold data are
+//    read) to validate every entry and recompute each component's
 //    chunk_next as max(chunk_reserved, 1 + highest allocated chunk).
 
 import { GeomError, CorruptError, UsageError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { Provider, ProviderIdentity } from '../provider/provider.js';
+import { alignedDataRegions } from '../provider/holes.js';
+import { alignedBuffer } from '../aligned.js';
 import { tasteProvider } from '../taste.js';
 import { ChunkAllocator, type AllocComponent } from './allocator.js';
 import { MapView } from './mapview.js';
@@ -63,6 +66,8 @@ export interface OpenVirstorOptions {
    * problem instead of refusing (check reports it).
    */
   lenient?: boolean;
+  /** The scan's progress: map bytes passed (read or skipped as holes) and the map's size. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface VirstorComponent extends AllocComponent {
@@ -295,6 +300,8 @@ export function openVirstor(host: VirstorHost, name: string, opts: OpenVirstorOp
 
 /** Map bytes read per engine call while scanning. */
 const SCAN_BLOCK = 1 << 20;
+/** The map's data regions are widened to this: fewer, larger reads; an isolated 4 KiB of entries costs one. */
+const REGION_ALIGN = 64 * 1024;
 /** Zero runs are skipped this many bytes at a time (a native compare). */
 const ZERO_STRIDE = 64 * 1024;
 const ZERO_BLOCK = Buffer.alloc(ZERO_STRIDE);
@@ -366,7 +373,7 @@ export class VirstorDevice {
       throw new CorruptError(`virstor ${this.name}: component 0 (${c0.path}) cannot hold the ${this.geometry.mapSize}-byte map`);
     }
     this.map = new MapView(this.engine, this.sectorSize, this.geometry);
-    if (opts.scan) this.scan(opts.lenient === true);
+    if (opts.scan) this.scan(opts.lenient === true, opts.onProgress);
   }
 
   private component(m: Member, index: number): VirstorComponent {
@@ -400,9 +407,9 @@ export class VirstorDevice {
    * entry"), per component allocated count and highest chunk, then chunk_next
    * and ALLOCATED recomputed (virstor.md, "open").
    */
-  private scan(lenient: boolean): void {
+  private scan(lenient: boolean, onProgress: ((done: number, total: number) => void) | undefined): void {
     const comps = this.components;
-    for (const [block, p, v] of this.nonZeroEntries()) {
+    for (const [block, p, v] of this.nonZeroEntries(onProgress)) {
       const flags = block.readUInt16LE(p);
       const no = block.readUInt16LE(p + 2);
       const chunk = block.readUInt32LE(p + 4);
@@ -434,16 +441,35 @@ export class VirstorDevice {
 
   /**
    * The map streamed in blocks through the engine: [first virtual chunk,
-   * bytes]. The buffer is reused: it is valid until the next block.
+   * bytes], in map order. The buffer is reused: it is valid until the next
+   * block. `onProgress` gets the map bytes passed (read or skipped) and the
+   * map's size.
+   *
+   * Blocks that lie in holes of component 0's image are skipped: a hole reads
+   * as zeros, which are unallocated entries, so skipping it is exact as long
+   * as the image holds the map. It does whenever no map change waits in the
+   * engine's cache — at open (a fresh engine: recovery rolled back before it
+   * was made, so nothing in it is dirty) and after a commit, which is when
+   * the verbs stream the map. A map changed since then is read whole through
+   * the engine, whose dirty buffers win over the disk.
    */
-  *mapBlocks(): Generator<[number, Buffer]> {
+  *mapBlocks(onProgress?: (done: number, total: number) => void): Generator<[number, Buffer]> {
     const { mapSize } = this.geometry;
-    const buf = Buffer.allocUnsafe(Math.min(SCAN_BLOCK, mapSize));
-    for (let off = 0; off < mapSize; off += SCAN_BLOCK) {
-      const block = buf.subarray(0, Math.min(SCAN_BLOCK, mapSize - off));
-      this.engine.readInto(0, off, block);
-      yield [off / VIRSTOR_MAP_ENTRY_SIZE, block];
+    const regions: Iterable<readonly [number, number]> = this.map.uncommitted
+      ? [[0, mapSize]]
+      : alignedDataRegions(this.engine.providers[0] as Provider, 0, mapSize, REGION_ALIGN);
+    const buf = alignedBuffer(Math.min(SCAN_BLOCK, mapSize));
+    let done = 0;
+    for (const [start, end] of regions) {
+      for (let off = start; off < end; off += SCAN_BLOCK) {
+        const block = buf.subarray(0, Math.min(SCAN_BLOCK, end - off));
+        this.engine.readInto(0, off, block);
+        yield [off / VIRSTOR_MAP_ENTRY_SIZE, block];
+        done = off + block.length;
+        onProgress?.(done, mapSize);
+      }
     }
+    if (done < mapSize) onProgress?.(mapSize, mapSize);
   }
 
   /**
@@ -451,8 +477,8 @@ export class VirstorDevice {
    * virtual chunk], skipping zero runs with a native compare (a thin device's
    * map is mostly zeros). The block is reused: decode before the next one.
    */
-  *nonZeroEntries(): Generator<[Buffer, number, number]> {
-    for (const [firstChunk, block] of this.mapBlocks()) {
+  *nonZeroEntries(onProgress?: (done: number, total: number) => void): Generator<[Buffer, number, number]> {
+    for (const [firstChunk, block] of this.mapBlocks(onProgress)) {
       for (let off = 0; off < block.length; off += ZERO_STRIDE) {
         const end = Math.min(off + ZERO_STRIDE, block.length);
         if (block.subarray(off, end).equals(ZERO_BLOCK.subarray(0, end - off))) continue;
@@ -523,6 +549,7 @@ export class VirstorDevice {
     this.map.flush();
     if (this.scanned) this.updateMetadata();
     this.engine.commit();
+    this.map.committed();
   }
 
   /** Releases the images (uncommitted changes are dropped). */

@@ -9,6 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
+import type { Provider } from '../provider/provider.js';
+import { alignedDataRegions } from '../provider/holes.js';
 import { mapGeometry, type MapGeometry } from './map.js';
 import {
   encodeVirstorMetadata,
@@ -253,20 +255,29 @@ const MAP_PIECE = 1 << 20;
  * keeps sparse images sparse and the undo log small — the bytes are the same),
  * then every component's metadata sector (VOLUME; writing the whole sector is
  * FreeBSD's "clear the last sector" and "store metadata" in one), then commit.
+ *
+ * Pieces in holes of component 0's image are not even read: a hole reads as
+ * zeros. Asking the image rather than the engine is exact here: the engine
+ * is fresh (nothing dirty), and a piece is only ever written after it was read.
  */
 export function labelVirstor(engine: Engine, plan: VirstorLabelPlan, onProgress?: (done: number, total: number) => void): void {
   const { mapSize } = plan.geometry;
   const zeros = Buffer.alloc(Math.min(MAP_PIECE, mapSize));
   // One reused buffer for the reads: a 2 GiB map read piece by piece must not allocate 2 GiB.
   const current = Buffer.alloc(zeros.length);
-  for (let off = 0; off < mapSize; off += MAP_PIECE) {
-    const length = Math.min(MAP_PIECE, mapSize - off);
-    const piece = zeros.subarray(0, length);
-    const old = current.subarray(0, length);
-    engine.readInto(0, off, old);
-    if (!old.equals(piece)) engine.write(0, off, piece, 'META');
-    onProgress?.(off + length, mapSize);
+  let done = 0;
+  for (const [start, end] of alignedDataRegions(engine.providers[0] as Provider, 0, mapSize, MAP_PIECE)) {
+    for (let off = start; off < end; off += MAP_PIECE) {
+      const length = Math.min(MAP_PIECE, end - off);
+      const piece = zeros.subarray(0, length);
+      const old = current.subarray(0, length);
+      engine.readInto(0, off, old);
+      if (!old.equals(piece)) engine.write(0, off, piece, 'META');
+      done = off + length;
+      onProgress?.(done, mapSize);
+    }
   }
+  if (done < mapSize) onProgress?.(mapSize, mapSize);
   plan.metadata.forEach((md, i) => {
     const sector = encodeVirstorMetadata(md, Buffer.alloc(plan.sectorSize));
     engine.write(i, plan.components[i]!.size - plan.sectorSize, sector, 'VOLUME');

@@ -11,6 +11,7 @@ export class MapView {
   private sectorOffset = -1;
   private sector: Buffer;
   private dirty = false;
+  private changed = false;
 
   constructor(
     private readonly engine: Engine,
@@ -45,6 +46,17 @@ export class MapView {
     const at = this.load(virtualChunk);
     encodeMapEntry(entry, this.sector, at);
     this.dirty = true;
+    this.changed = true;
+  }
+
+  /** Whether an entry changed since open or the last committed(): the image alone is stale then. */
+  get uncommitted(): boolean {
+    return this.changed;
+  }
+
+  /** The engine has committed every change handed to it: the image holds the map again. */
+  committed(): void {
+    if (!this.dirty) this.changed = false;
   }
 
   /** Hands a changed sector to the engine (a META write, covered by the undo log). */
