@@ -5,7 +5,7 @@
 // all derived from the same tables (test/cli-help.test.ts checks the manual).
 
 import type { Command } from 'commander';
-import { UsageError } from '../src/errors.js';
+import { UsageError, type GeomError } from '../src/errors.js';
 import { parseSize } from '../src/size.js';
 import type { Output } from './output.js';
 import type { Session } from '../src/session.js';
@@ -67,11 +67,12 @@ export interface ClassTopLevel {
   /**
    * Every geom of this class found among the tasted `candidates` (images with
    * this class's magic), in geom(8) list form — only those with a component in
-   * `named` when it is not empty. Warnings go to ctx.out.
+   * `named` when it is not empty. Warnings go to ctx.out; `failures` are
+   * what went wrong with named images (reported after the listing, exit 1).
    */
-  list(ctx: Context, candidates: string[], named: string[]): { text: string; json: Record<string, unknown>[] };
+  list(ctx: Context, candidates: string[], named: string[]): { text: string; json: Record<string, unknown>[]; failures?: GeomError[] };
   /** The same geoms as status rows. */
-  status(ctx: Context, candidates: string[], named: string[]): { rows: StatusRow[]; json: Record<string, unknown>[] };
+  status(ctx: Context, candidates: string[], named: string[]): { rows: StatusRow[]; json: Record<string, unknown>[]; failures?: GeomError[] };
   /** For taste: the geom name the image belongs to and why it would be ignored, if it would. */
   describe(ctx: Context, path: string, tasted: Tasted): { name: string; ignored?: string };
 }

@@ -1,7 +1,7 @@
 // The journal class (gjournal(8)): its verbs declared as data. Logic lives in
 // src/journal/; handlers here only parse, call, and print.
 
-import { CorruptError, GeomError, IoError, UsageError, errnoOf } from '../src/errors.js';
+import { CorruptError, GeomError, IoError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import type { Tasted } from '../src/taste.js';
 import { clearJournal, labelJournal } from '../src/journal/label.js';
@@ -16,8 +16,8 @@ import {
 import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
 import { dumpImages, finish } from './each.js';
-import { closeSync, openSync } from 'node:fs';
-import { writeFully } from '../src/output-file.js';
+import { statSync } from 'node:fs';
+import { OutputFile } from '../src/output-file.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
@@ -31,6 +31,8 @@ import { openImage } from '../src/provider/file.js';
 import { tasteProvider } from '../src/taste.js';
 import type { Provider } from '../src/provider/provider.js';
 import { formatStatus } from './toplevel.js';
+import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
+import type { Progress } from './output.js';
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
@@ -55,6 +57,9 @@ const labelCommand: CommandSpec = {
   examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img'],
   run(ctx, args, opts) {
     if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
+    // Before any image is opened: a bad value leaves every image untouched.
+    checkSectorSizeOption(numberOpt(opts.sectorsize));
+    checkIdOption(numberOpt(opts.id));
     const session = ctx.openSession(args, { write: true });
     try {
       // The session opens each image once: the same image twice shows as fewer providers.
@@ -188,19 +193,54 @@ function journalArgs(args: string[]): { data: string; jimg: string | undefined }
   return { data: args[0] as string, jimg: args[1] };
 }
 
-/** Opens the journal device of `args` (finding a two-image journal's journal image by tasting) and runs `body`. */
-function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean }, body: (dev: JournalDevice) => T): T {
+/**
+ * A spinner fed by (done, total) reports (cli.md, "Progress"), started by the
+ * first one; a new total (a second maxphys walk) starts it afresh.
+ */
+function spinner(ctx: Context, label: string): { update: (done: number, total: number) => void; stop: () => void } {
+  let shown: Progress | undefined;
+  let shownTotal = -1;
+  return {
+    update(done, total) {
+      if (total !== shownTotal) {
+        shown?.stop();
+        shown = ctx.out.progress(label, total);
+        shownTotal = total;
+      }
+      shown?.update(done);
+    },
+    stop() {
+      shown?.stop();
+      shown = undefined;
+      shownTotal = -1;
+    },
+  };
+}
+
+/**
+ * Opens the journal device of `args` (finding a two-image journal's journal
+ * image by tasting) and runs `body`. The walk of a device that is not CLEAN
+ * shows a spinner unless `progress` is false (list and status).
+ */
+function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }, body: (dev: JournalDevice) => T): T {
   const { data, jimg } = journalArgs(args);
   const paths = journalImages(data, jimg, ctx.global.dirs);
   const session = ctx.openSession(paths, { write: o.write });
   try {
     if (session.providers.length !== paths.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
-    const dev = JournalDevice.open(session.engine, {
-      maxphys: ctx.global.maxphys,
-      ignoreHardcoded: ctx.global.ignoreHardcoded,
-      cacheLimit: ctx.global.cacheLimit,
-      details: o.details,
-    });
+    const walking = o.progress === false ? undefined : spinner(ctx, 'walking the journal');
+    let dev: JournalDevice;
+    try {
+      dev = JournalDevice.open(session.engine, {
+        maxphys: ctx.global.maxphys,
+        ignoreHardcoded: ctx.global.ignoreHardcoded,
+        cacheLimit: ctx.global.cacheLimit,
+        details: o.details,
+        ...(walking ? { onWalk: walking.update } : {}),
+      });
+    } finally {
+      walking?.stop();
+    }
     for (const w of dev.warnings) ctx.out.warn(w);
     return body(dev);
   } finally {
@@ -288,32 +328,38 @@ const readCommand: CommandSpec = {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const offset = numberOpt(opts.offset) ?? 0;
       const length = numberOpt(opts.length) ?? Math.max(0, dev.dataSize - offset);
-      if (offset + length > dev.dataSize) throw new UsageError(`-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
-      let fd: number | undefined;
+      // A well-formed offset or length outside this device is about the image, not usage (exit 1).
+      if (offset + length > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
+      let file: OutputFile | undefined;
       if (output !== undefined) {
         checkNotAnImage(dev, output);
         try {
-          fd = openSync(output, 'w');
+          file = new OutputFile(output);
         } catch (err) {
-          throw new IoError(output, 'open', undefined, errnoOf(err), 'check the -O path');
+          throw err instanceof IoError ? new IoError(output, 'open', undefined, err.errno, 'check the -O path') : err;
         }
       }
       const progress = ctx.out.progress('read', length);
       try {
         streamJournaled(dev, offset, length, (buf, at) => {
-          if (fd === undefined) ctx.out.raw(buf);
+          if (file === undefined) ctx.out.raw(buf);
           else {
             try {
-              writeFully(fd, buf, at - offset);
+              file.write(buf, at - offset);
             } catch (err) {
-              throw new IoError(output ?? 'stdout', 'write', at - offset, errnoOf(err), 'check the -O path and the room on its file system');
+              throw err instanceof IoError ? new IoError(output ?? '-O', 'write', at - offset, err.errno, 'check the -O path and the room on its file system') : err;
             }
           }
           progress.update(at + buf.length - offset);
         });
+      } catch (err) {
+        // No half file that looks like a whole one.
+        file?.discard();
+        file = undefined;
+        throw err;
       } finally {
         progress.stop();
-        if (fd !== undefined) closeSync(fd);
+        file?.close();
       }
       ctx.out.document('journal read', { data: dev.dataPath, journal: dev.journalPath, offset, length, output });
     });
@@ -375,7 +421,23 @@ const scanCommand: CommandSpec = {
   examples: ['geomctl journal scan data.img', 'geomctl --json journal scan --all data.img journal.img'],
   run(ctx, args, opts) {
     withDevice(ctx, args, { write: false, details: true }, (dev) => {
-      const report = scanJournal(dev, { maxphys: ctx.global.maxphys, all: opts.all === true });
+      const walking = spinner(ctx, 'walking the journal');
+      const reading = spinner(ctx, 'reading the journal space');
+      let report: ReturnType<typeof scanJournal>;
+      try {
+        report = scanJournal(dev, {
+          maxphys: ctx.global.maxphys,
+          all: opts.all === true,
+          onWalk: walking.update,
+          onReadAll: (done, total) => {
+            walking.stop();
+            reading.update(done, total);
+          },
+        });
+      } finally {
+        walking.stop();
+        reading.stop();
+      }
       ctx.out.result('journal scan', scanJson(report), () => renderScan(report));
     });
   },
@@ -393,9 +455,23 @@ const checkCommand: CommandSpec = {
     const paths = journalImages(data, jimg, ctx.global.dirs);
     const session = ctx.openSession(paths, { write: repair });
     let report: ReturnType<typeof checkJournal>;
+    const walking = spinner(ctx, 'walking the journal');
+    const replaying = spinner(ctx, 'replaying the journal');
     try {
-      report = checkJournal(session.engine, { maxphys: ctx.global.maxphys, ignoreHardcoded: ctx.global.ignoreHardcoded, cacheLimit: ctx.global.cacheLimit, repair });
+      report = checkJournal(session.engine, {
+        maxphys: ctx.global.maxphys,
+        ignoreHardcoded: ctx.global.ignoreHardcoded,
+        cacheLimit: ctx.global.cacheLimit,
+        repair,
+        onWalk: walking.update,
+        onReplay: (done, total) => {
+          walking.stop();
+          replaying.update(done, total);
+        },
+      });
     } finally {
+      walking.stop();
+      replaying.stop();
       session.close();
     }
     const fixed = report.repaired !== undefined && report.state === 'CLEAN';
@@ -438,72 +514,93 @@ const exportCommand: CommandSpec = {
   },
 };
 
+/** An image's identity (device and inode), so that "./a.img" and "a.img" are one; the path when it cannot be stat()ed. */
+function identityKey(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return path;
+  }
+}
+
+/** Journal devices for list and status, and what went wrong with the images named. */
+interface JournalListing {
+  devices: JournalListingDevice[];
+  failures: GeomError[];
+}
+
 /**
- * Every journal device among `paths` (tasted as JOURNAL), opened read-only,
- * as list and status show it; devices that do not open are warnings.
+ * The journal devices among `paths` (tasted as JOURNAL), opened read-only, as
+ * list and status show them; with images `named`, only the devices those
+ * belong to. What the kernel would log and ignore (metadata that does not
+ * decode, a half without its other half, a device that does not open) is a
+ * failure when it concerns a named image — the user asked for it — and
+ * otherwise a warning, as the kernel's log line is.
  */
-function journalDevices(ctx: Context, paths: string[]): JournalListingDevice[] {
-  const { groups, warnings } = groupJournalImages(paths);
-  for (const w of warnings) ctx.out.warn(w);
+function journalDevices(ctx: Context, paths: string[], named: string[], untasted: GeomError[] = []): JournalListing {
+  const wanted = new Set(named.map(identityKey));
+  const concernsNamed = (images: string[]): boolean => images.some((p) => wanted.has(identityKey(p)));
+  const failures: GeomError[] = [];
+  const { groups, problems } = groupJournalImages(paths, untasted);
+  for (const p of problems) {
+    const mine = concernsNamed(p.paths);
+    if (named.length && !mine) continue;
+    if (mine && !p.warning) failures.push(p.error);
+    else ctx.out.warn(p.error.line);
+  }
   const devices: JournalListingDevice[] = [];
   for (const g of groups) {
+    const images = g.journal ? [g.data, g.journal] : [g.data];
+    if (named.length && !concernsNamed(images)) continue;
     try {
-      withDevice(ctx, g.journal ? [g.data, g.journal] : [g.data], { write: false }, (dev) => {
+      withDevice(ctx, images, { write: false, progress: false }, (dev) => {
         const [dp, jp] = dev.engine.providers;
         const image = (p: Provider): { path: string; name: string; size: number } => ({ path: p.path, name: p.name, size: p.size });
         devices.push({ md: dev.md, sectorSize: dev.sectorSize, data: image(dp as Provider), ...(jp ? { journal: image(jp) } : {}), ...journalSummary(dev) });
       });
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      ctx.out.warn(err.line);
+      if (concernsNamed(images)) failures.push(err);
+      else ctx.out.warn(err.line);
     }
   }
-  return devices;
+  return { devices, failures };
 }
 
 /**
  * The journal images among the candidates (named images first, then the -d
- * directories); with images named, only the devices they belong to count.
+ * directories). A named image that cannot be read or holds no journal
+ * metadata is a failure; a directory's file that cannot be read is skipped,
+ * and kept to be named if a device then lacks an image.
  */
-function tastedJournals(ctx: Context, named: string[]): { paths: string[]; only?: Set<string> } {
+function tastedJournals(ctx: Context, named: string[]): { paths: string[]; failures: GeomError[]; untasted: GeomError[] } {
   const paths: string[] = [];
-  const only = new Set<string>();
+  const failures: GeomError[] = [];
+  const untasted: GeomError[] = [];
   for (const path of candidateImages(named, ctx.global.dirs)) {
+    const isNamed = named.includes(path);
     let p: ReturnType<typeof openImage> | undefined;
     try {
       p = openImage(path, { write: false });
-      if (tasteProvider(p)?.className !== 'JOURNAL') {
-        if (named.includes(path)) throw new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds");
-        continue;
-      }
-      paths.push(path);
-      if (named.includes(path)) only.add(`${p.identity.dev}:${p.identity.ino}`);
+      if (tasteProvider(p)?.className === 'JOURNAL') paths.push(path);
+      else if (isNamed) failures.push(new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds"));
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      if (named.includes(path)) throw err;
+      if (isNamed) failures.push(err);
+      else if (err.code === 'PERMISSION' || err.code === 'IO') untasted.push(err);
     } finally {
       p?.close();
     }
   }
-  return named.length ? { paths, only } : { paths };
+  return { paths, failures, untasted };
 }
 
-function listedDevices(ctx: Context, named: string[]): JournalListingDevice[] {
-  const { paths, only } = tastedJournals(ctx, named);
-  const devices = journalDevices(ctx, paths);
-  if (!only) return devices;
-  const ids = new Set<number>();
-  for (const path of paths) {
-    const p = openImage(path, { write: false });
-    try {
-      if (only.has(`${p.identity.dev}:${p.identity.ino}`)) ids.add(readJournalMetadata(p).md.id);
-    } catch (err) {
-      if (!(err instanceof GeomError)) throw err;
-    } finally {
-      p.close();
-    }
-  }
-  return devices.filter((d) => ids.has(d.md.id));
+/** list and status of the class: the devices found, then (geom's "Not fully done") what failed for the images named. */
+function listedDevices(ctx: Context, named: string[]): JournalListing {
+  const tasted = tastedJournals(ctx, named);
+  const r = journalDevices(ctx, tasted.paths, named, tasted.untasted);
+  return { devices: r.devices, failures: [...tasted.failures, ...r.failures] };
 }
 
 const listCommand: CommandSpec = {
@@ -513,8 +610,9 @@ const listCommand: CommandSpec = {
   options: [],
   examples: ['geomctl journal list', 'geomctl journal list data.img journal.img'],
   run(ctx, args) {
-    const devices = listedDevices(ctx, args);
+    const { devices, failures } = listedDevices(ctx, args);
     ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices).replace(/\n$/, ''));
+    finish(failures);
   },
 };
 
@@ -525,9 +623,10 @@ const statusCommand: CommandSpec = {
   options: [],
   examples: ['geomctl journal status'],
   run(ctx, args) {
-    const devices = listedDevices(ctx, args);
+    const { devices, failures } = listedDevices(ctx, args);
     const rows = devices.map(journalStatusRow);
     ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
+    finish(failures);
   },
 };
 
@@ -538,12 +637,12 @@ journalClass.topLevel = {
   className: 'JOURNAL',
   dump: journalDump,
   describe: journalDescribe,
-  list(ctx, paths) {
-    const devices = journalDevices(ctx, paths);
-    return { text: renderJournalList(devices).replace(/\n$/, ''), json: devices.map(journalListingJson) };
+  list(ctx, paths, named) {
+    const { devices, failures } = journalDevices(ctx, paths, named);
+    return { text: renderJournalList(devices).replace(/\n$/, ''), json: devices.map(journalListingJson), failures };
   },
-  status(ctx, paths) {
-    const devices = journalDevices(ctx, paths);
-    return { rows: devices.map(journalStatusRow), json: devices.map(journalListingJson) };
+  status(ctx, paths, named) {
+    const { devices, failures } = journalDevices(ctx, paths, named);
+    return { rows: devices.map(journalStatusRow), json: devices.map(journalListingJson), failures };
   },
 };

@@ -72,7 +72,7 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
     out,
     sessions,
     openSession(paths, { write }) {
-      const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs });
+      const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs, progress: (label, total) => out.progress(label, total) });
       sessions.push(session);
       return session;
     },

@@ -115,7 +115,11 @@ function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName,
   for (const r of tasteAll(ctx, candidateImages(named, ctx.global.dirs))) {
     if (r.error) {
       // Named images must open; a file in a tasted directory that cannot be read is skipped, as the kernel would.
-      if (named.includes(r.path)) failures.push(r.error);
+      // Without names, one half way through a transaction is not: hiding its geom would pass a
+      // crash off as nothing. Said once: the other images of that transaction would only repeat
+      // it. With names, a named image in that transaction fails on its own; others are not asked about.
+      const unfinished = named.length === 0 && r.error.code === 'UNFINISHED' && !failures.some((f) => f.code === 'UNFINISHED');
+      if (named.includes(r.path) || unfinished) failures.push(r.error);
       continue;
     }
     if (!r.tasted) {
@@ -144,6 +148,7 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
         const hook = hooksFor(classes).get(cls);
         if (!hook) continue;
         const r = hook.list(ctx, paths, args);
+        failures.push(...(r.failures ?? []));
         if (r.text) texts.push(r.text);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
       }
@@ -181,6 +186,7 @@ function statusCommand(classes: ClassSpec[]): CommandSpec {
         const hook = hooksFor(classes).get(cls);
         if (!hook) continue;
         const r = hook.status(ctx, paths, args);
+        failures.push(...(r.failures ?? []));
         rows.push(...r.rows);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
       }

@@ -17,11 +17,12 @@ import {
 } from '../src/virstor/label.js';
 import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
-import { fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { OutputFile, refuseImageAsOutput } from '../src/output-file.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
@@ -36,9 +37,12 @@ import {
   removeComponents,
   stopDevice,
   type ExportResult,
+  type CheckReport,
   type ListResult,
+  type MapProgress,
 } from '../src/virstor/ops.js';
 import { formatStatus } from './toplevel.js';
+import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
@@ -101,6 +105,9 @@ const labelCommand: CommandSpec = {
     if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
     const chunkSize = sizeOption(opts, 'chunksize', '-m', DEFAULT_CHUNK_SIZE);
     const virsize = sizeOption(opts, 'virsize', '-s', DEFAULT_VIRSIZE);
+    // Before any image is opened: a bad value leaves every image untouched.
+    checkSectorSizeOption(typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined);
+    checkIdOption(typeof opts.id === 'number' ? opts.id : undefined);
     const session = ctx.openSession(images, { write: true });
     try {
       // The session opens each image once: the same image twice would show as fewer providers.
@@ -375,9 +382,10 @@ const writeCommand: CommandSpec = {
 /**
  * Where read output goes: a file (-O), or stdout — written with blocking
  * writes of the reused read buffer, so that a slow pipe neither corrupts nor
- * piles up the data (a Node stream would queue it).
+ * piles up the data (a Node stream would queue it). discard() instead of
+ * close() after a failure removes the -O file: no partial result is left.
  */
-function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void } {
+function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void; discard(): void } {
   let file: OutputFile;
   try {
     file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
@@ -391,6 +399,7 @@ function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; 
       at += piece.length;
     },
     close: () => file.close(),
+    discard: () => file.discard(),
   };
 }
 
@@ -412,14 +421,19 @@ const readCommand: CommandSpec = {
       const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
       if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
       const output = stringOption(opts, 'output');
+      // Refused before the -O file is touched: an existing one keeps its bytes.
+      checkRange(dev, offset, length, 'read');
       if (output !== undefined) refuseImageAsOutput(output, dev.engine.providers, `virstor ${name}`);
       const out = outputSink(output);
       const progress = ctx.out.progress(`reading ${name}`, length);
+      let complete = false;
       try {
         readVirstor(dev, offset, length, out.sink, (done) => progress.update(done));
+        complete = true;
       } finally {
         progress.stop();
-        out.close();
+        if (complete) out.close();
+        else out.discard();
       }
       ctx.out.document('virstor read', { name, offset, bytes: length });
     } finally {
@@ -427,6 +441,28 @@ const readCommand: CommandSpec = {
     }
   },
 };
+
+/** Passes over a smaller map end before a spinner could say anything (cli.md: "longer than a second"). */
+const MAP_PROGRESS_MIN = 64 * 1024 * 1024;
+
+/**
+ * The spinner of a verb that streams the map (check, map), made on the first
+ * report once the total is known, and only when that many map bytes may take
+ * a while: a 2 GiB map on a medium whose holes cannot be skipped.
+ */
+function mapProgress(ctx: Context, label: string): { report: MapProgress; stop(): void } {
+  let progress: Progress | undefined;
+  return {
+    report(done, total) {
+      if (!progress) {
+        if (total < MAP_PROGRESS_MIN) return;
+        progress = ctx.out.progress(label, total);
+      }
+      progress.update(done);
+    },
+    stop: () => progress?.stop(),
+  };
+}
 
 const checkCommand: CommandSpec = {
   name: 'check',
@@ -436,7 +472,13 @@ const checkCommand: CommandSpec = {
   examples: ['geomctl virstor check mydata'],
   run(ctx, args) {
     const name = needName(args, 'check');
-    const r = checkDevice(hostOf(ctx), name);
+    const progress = mapProgress(ctx, `checking ${name}`);
+    let r: CheckReport;
+    try {
+      r = checkDevice(hostOf(ctx), name, progress.report);
+    } finally {
+      progress.stop();
+    }
     const text = [...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `warning: ${w}`), `virstor ${name}: ${r.allocated} allocated chunks, ${r.errors.length} errors, ${r.warnings.length} warnings`];
     ctx.out.result('virstor check', { name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings }, () => text.join('\n'));
     if (r.errors.length) throw new GeomError('CHECK', `virstor ${name} has ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
@@ -452,6 +494,7 @@ const mapCommand: CommandSpec = {
   run(ctx, args) {
     const name = needName(args, 'map');
     const dev = openDevice(ctx, name, { write: false, scan: false });
+    const progress = mapProgress(ctx, `reading the map of ${name}`);
     try {
       if (ctx.out.json) {
         // A virtual offset can pass 2^53 (4 GiB chunks, a 16 MiB map): computed exactly, as cli.md's 64-bit rule asks.
@@ -460,10 +503,11 @@ const mapCommand: CommandSpec = {
         ctx.out.document('virstor map', { name, chunkSize: dev.chunkSize, extents });
         return;
       }
-      // Streamed: a large device may have more extents than fit in one string.
+      // Streamed: a large device may have more extents than fit in one string (ora keeps the spinner below them).
       ctx.out.text(MAP_HEADER);
-      for (const e of mapExtents(dev)) ctx.out.text(formatExtent(e));
+      for (const e of mapExtents(dev, progress.report)) ctx.out.text(formatExtent(e));
     } finally {
+      progress.stop();
       dev.close();
     }
   },

@@ -3,7 +3,7 @@
 // the providers. Writes block until done: a reader on a pipe may be slow, and
 // Node's stream would otherwise queue (or, with a reused buffer, corrupt) data.
 
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import type { Provider } from './provider/provider.js';
 
@@ -76,6 +76,30 @@ export class OutputFile {
 
   close(): void {
     if (this.owned) closeSync(this.fd);
+  }
+
+  /**
+   * After a failure: closes and removes the file this created, so that half
+   * a result never looks like a whole one. Only a regular file still at its
+   * path is removed (`-O /dev/null` stays); inherited descriptors are left
+   * alone. Never throws: the failure that led here is what the user needs.
+   */
+  discard(): void {
+    if (!this.owned) return;
+    const quietly = (fn: () => void): void => {
+      try {
+        fn();
+      } catch {
+        // Already gone, or not ours to remove.
+      }
+    };
+    let st: Stats | undefined;
+    quietly(() => (st = fstatSync(this.fd)));
+    quietly(() => closeSync(this.fd));
+    quietly(() => {
+      const at = lstatSync(this.path);
+      if (st?.isFile() && at.dev === st.dev && at.ino === st.ino) unlinkSync(this.path);
+    });
   }
 }
 

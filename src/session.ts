@@ -20,7 +20,7 @@ import { faultFromEnv, withFaults } from './provider/fault.js';
 import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
-import { recoverImages } from './engine/recovery.js';
+import { recoverImages, type RecoveryProgress } from './engine/recovery.js';
 import { fileLogStore, withLogFaults, type LogStore, type UndoImage } from './engine/undo-log.js';
 
 export interface SessionOptions {
@@ -37,6 +37,8 @@ export interface SessionOptions {
   open?: (path: string, write: boolean) => Provider & Lockable;
   /** Tests: the environment GEOMCTL_FAULT is read from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Reports a rollback's progress (cli.md, "Progress": recovery on open). */
+  progress?: RecoveryProgress;
 }
 
 export interface Session {
@@ -98,7 +100,7 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
       }
       return wrap(p);
     };
-    const { recovered } = recoverImages({ store, providers, dirs: opts.dirs, write: opts.write, openExtra });
+    const { recovered } = recoverImages({ store, providers, dirs: opts.dirs, write: opts.write, openExtra, ...(opts.progress ? { progress: opts.progress } : {}) });
     const engine = createEngine({ providers, cacheLimit: opts.cacheLimit, logStore: store });
     return { engine, providers, recovered, close: () => engine.close() };
   } catch (err) {

@@ -5,10 +5,12 @@
 // --no-color take the colour out of everything, the spinner included.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, geomctl, scratch, sparseImage } from './helpers/cli.js';
+import { createEngine } from '../src/engine/engine.js';
+import { openImage } from '../src/provider/file.js';
 
 const SCRIPT = '/usr/bin/script';
 const M = 1024 * 1024;
@@ -160,10 +162,112 @@ describe.skipIf(!existsSync(SCRIPT))('progress under a pseudo-terminal (util-lin
     }
   });
 
+  // virstor check and map stream the allocation map: a spinner once the map is large (here 64 MiB: 8 TiB of 1 MiB chunks).
+  const bigDevice = (): void => {
+    if (existsSync(s.path('big0.img'))) return;
+    sparseImage(s.path('big0.img'), 160 * M);
+    sparseImage(s.path('big1.img'), 80 * M);
+    writeFileSync(s.path('big.in'), randomBytes(4096));
+    for (const args of [
+      ['virstor', 'label', '-m', '1M', '-s', '8T', 'big', 'big0.img', 'big1.img'],
+      ['virstor', 'write', '-o', '4T', '-i', 'big.in', 'big'],
+    ]) {
+      const r = geomctl(args, { cwd: s.dir });
+      expect(r.status, r.stderr).toBe(0);
+    }
+  };
+
+  for (const { verb, result } of [
+    { verb: 'check', result: /^virstor big: 1 allocated chunks, 0 errors, 0 warnings\n$/ },
+    { verb: 'map', result: /^Offset .*\n0x40000000000 +0x100000 +0x8000000 +big0\.img \(chunks 4194304 -> component 0 chunks 128\)\n$/ },
+  ]) {
+    it(`virstor ${verb} of a large map shows a spinner on a TTY, and nothing off it or with --json or --quiet`, () => {
+      bigDevice();
+      const args = ['virstor', verb, 'big'];
+      const r = pty(args);
+      expect(r.status, r.terminal).toBe(0);
+      expect(r.terminal).toMatch(SPINNER);
+      expect(r.stdout).toMatch(result);
+      // Both on the terminal: the result lines stay whole around the spinner.
+      const both = pty(args, { stdoutToTerminal: true });
+      expect(both.terminal.replace(/\r\n/g, '\n')).toContain(r.stdout.split('\n').at(-2));
+      const plain = piped(args);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(plain.stderr).toBe('');
+      expect(plain.stdout).toBe(r.stdout);
+      expect(pty(['--quiet', ...args]).terminal).toBe('');
+      const jsonPty = pty(['--json', ...args]);
+      expect(jsonPty.terminal).toBe('');
+      expect(JSON.parse(jsonPty.stdout).command).toBe(`virstor ${verb}`);
+      // A small map is over at once: no spinner.
+      const small = pty(['virstor', verb, 'vd']);
+      expect(small.status, small.terminal).toBe(0);
+      expect(small.terminal).toBe('');
+    });
+  }
+
   it('a pseudo-terminal without a window size (0 columns) still shows progress and finishes', () => {
     const r = pty(['virstor', 'read', '-l', '32M', '-O', 'vread.out', 'vd'], { size: false });
     expect(r.status).toBe(0);
     expect(r.terminal).toMatch(SPINNER);
     expect(r.terminal.length).toBeLessThan(64 * 1024);
+  });
+
+  it('journal scan, scan --all and check show the walk on a TTY, and nothing off it, with --json or --quiet', () => {
+    const dirty = ['journal', 'write', '-i', 'in.bin', 'j.img'];
+    const cases: { args: string[]; labels: string[] }[] = [
+      { args: ['journal', 'scan', 'j.img'], labels: ['walking the journal'] },
+      { args: ['journal', 'scan', '--all', 'j.img'], labels: ['walking the journal', 'reading the journal space'] },
+      { args: ['journal', 'check', 'j.img'], labels: ['walking the journal'] },
+    ];
+    try {
+      for (const { args, labels } of cases) {
+        prepare(dirty); // a journal to walk
+        const r = pty(args);
+        expect(r.status, r.terminal).toBe(0);
+        for (const label of labels) expect(r.terminal).toMatch(new RegExp(`${label}: ${SPINNER.source}`));
+        expect(r.stdout).not.toBe('');
+        const plain = piped(args);
+        expect(plain.status, plain.stderr).toBe(0);
+        expect(plain.stderr).toBe('');
+        expect(pty(['--quiet', ...args]).terminal).toBe('');
+        const jsonPty = pty(['--json', ...args]);
+        expect(jsonPty.terminal).toBe('');
+        expect(JSON.parse(jsonPty.stdout).command).toBe(args.slice(0, 2).join(' '));
+      }
+    } finally {
+      prepare(['journal', 'sync', 'j.img']);
+    }
+  });
+
+  it('rolling back an unfinished transaction on open shows a spinner on a TTY, and nothing off it', () => {
+    const image = s.path('rb.img');
+    /** An abandoned transaction over 8 MiB of old bytes: a hot undo log beside rb.img. */
+    const crash = (): void => {
+      writeFileSync(image, randomBytes(8 * M));
+      truncateSync(image, 110 * M);
+      const e = createEngine({ providers: [openImage(image, { write: true })], cacheLimit: M });
+      for (let off = 0; off < 8 * M; off += M) e.write(0, off, Buffer.alloc(M, 0x5a), 'META');
+      e.abort();
+      e.close();
+      expect(existsSync(`${image}.geomctl-undo`)).toBe(true);
+    };
+    // Any writing verb rolls back first: here a journal label over the image.
+    const args = ['journal', 'label', '-f', '-s', '100M', 'rb.img'];
+    crash();
+    const r = pty(args);
+    expect(r.status, r.terminal).toBe(0);
+    expect(r.terminal).toMatch(new RegExp(`rolling back an unfinished transaction: ${SPINNER.source}`));
+    crash();
+    const plain = piped(args);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(plain.stderr).toBe('');
+    crash();
+    expect(pty(['--quiet', ...args]).terminal).toBe('');
+    crash();
+    const jsonPty = pty(['--json', ...args]);
+    expect(jsonPty.terminal).toBe('');
+    expect(JSON.parse(jsonPty.stdout).command).toBe('journal label');
+    expect(existsSync(`${image}.geomctl-undo`)).toBe(false);
   });
 });

@@ -13,6 +13,13 @@ import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import { UNDO_SUFFIX, decodeHeader, readerRange, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
 
+/**
+ * Starts a progress report (a spinner, commands/output.ts) of `total` bytes:
+ * a rollback restores as many bytes as the crashed transaction modified,
+ * which for a virstor map can be hundreds of MiB (seconds of writing).
+ */
+export type RecoveryProgress = (label: string, total: number) => { update(done: number): void; stop(): void };
+
 export interface RecoveryOptions {
   store: LogStore;
   /** The command's images, opened (for writing in write sessions) and locked. */
@@ -27,6 +34,8 @@ export interface RecoveryOptions {
    * GeomError when it cannot; the caller closes what it returns.
    */
   openExtra?: (image: UndoImage) => Provider;
+  /** Reports the bytes each rollback has restored. */
+  progress?: RecoveryProgress;
 }
 
 export interface RecoveryResult {
@@ -99,6 +108,7 @@ const ZERO_CHUNK = 1024 * 1024;
 
 function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header: UndoHeader): void {
   const extras: Provider[] = [];
+  let progress: ReturnType<RecoveryProgress> | undefined;
   try {
     const targets = header.images.map((img) => {
       let p = opts.providers.find((q) => sameImage(q, img));
@@ -115,6 +125,8 @@ function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header
     const records = scanRecords(reader, header);
     const written = new Set<number>();
     let zeros: Buffer | undefined;
+    progress = opts.progress?.('rolling back an unfinished transaction', records.reduce((n, r) => n + r.length, 0));
+    let restored = 0;
     for (let i = records.length - 1; i >= 0; i--) {
       const r = records[i]!;
       const target = targets[r.image] as Provider;
@@ -125,10 +137,13 @@ function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header
           const n = Math.min(zeros.length, r.length - done);
           target.write(r.offset + done, zeros.subarray(0, n));
           done += n;
+          progress?.update(restored + done);
         }
       } else {
         target.write(r.offset, reader.read(r.payloadAt, r.length));
       }
+      restored += r.length;
+      progress?.update(restored);
       written.add(r.image);
     }
     for (const i of [...written].sort((a, b) => a - b)) (targets[i] as Provider).barrier();
@@ -137,6 +152,7 @@ function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header
   } catch (err) {
     throw recoveryError(path, err);
   } finally {
+    progress?.stop();
     for (const p of extras) p.close();
   }
 }

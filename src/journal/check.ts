@@ -15,7 +15,8 @@ export interface CheckReport {
   state?: JournalDevice['state'];
 }
 
-export function checkJournal(engine: Engine, opts: JournalOpenOptions & { repair: boolean }): CheckReport {
+/** opts.onWalk reports the walk's progress; onReplay, with repair, the bytes copied out of those to copy. */
+export function checkJournal(engine: Engine, opts: JournalOpenOptions & { repair: boolean; onReplay?: (copied: number, total: number) => void }): CheckReport {
   const report: CheckReport = { problems: [], notes: [] };
   let dev: JournalDevice;
   try {
@@ -42,7 +43,9 @@ export function checkJournal(engine: Engine, opts: JournalOpenOptions & { repair
   }
   if (opts.repair && dev.state !== 'CLEAN') {
     try {
-      report.repaired = dev.recover(true);
+      const total = dev.replayBytes;
+      const onReplay = opts.onReplay;
+      report.repaired = dev.recover(true, onReplay && ((copied) => onReplay(copied, total)));
       report.state = dev.state;
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;

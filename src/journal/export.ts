@@ -6,16 +6,28 @@ import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:f
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import type { JournalDevice } from './device.js';
 import { refuseImageAsOutput } from '../output-file.js';
+import { alignedBuffer } from '../aligned.js';
 
 /** Node's read/write loops are fastest with 64-128 KiB buffers (quality.md, "Performance"). */
 export const STREAM_CHUNK = 128 * 1024;
 
-/** Calls `sink` with the journaled provider's bytes [offset, offset + length), in order, chunk by chunk. */
+/**
+ * Calls `sink` with the journaled provider's bytes [offset, offset + length),
+ * in order, chunk by chunk. Every whole-sector chunk comes in the same
+ * page-aligned buffer (src/aligned.ts), so `sink` must be done with a chunk
+ * before it returns; only a partial sector at either end is read apart.
+ */
 export function streamJournaled(dev: JournalDevice, offset: number, length: number, sink: (data: Buffer, at: number) => void): void {
+  const ss = dev.sectorSize;
+  const buf = alignedBuffer(Math.min(STREAM_CHUNK, Math.ceil(length / ss) * ss));
   for (let o = offset; o < offset + length; ) {
     // Chunks end on chunk boundaries of the provider, so reads stay aligned after a first partial one.
     const next = Math.min(offset + length, (Math.floor(o / STREAM_CHUNK) + 1) * STREAM_CHUNK);
-    sink(dev.read(o, next - o), o);
+    if (o % ss === 0 && next % ss === 0) {
+      const chunk = next - o === buf.length ? buf : buf.subarray(0, next - o);
+      dev.readInto(o, chunk);
+      sink(chunk, o);
+    } else sink(dev.read(o, next - o), o);
     o = next;
   }
 }

@@ -7,6 +7,7 @@
 
 import { randomInt } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
+import { checkIdOption, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
 import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
@@ -67,12 +68,7 @@ const refused = (message: string, hint?: string): GeomError => new GeomError('RE
 const FORCE_HINT = 'use -f if you really want to do it';
 
 function checkSectorSize(engine: Engine, opts: JournalLabelOptions): number[] {
-  if (opts.sectorSize !== undefined) {
-    const ss = opts.sectorSize;
-    if (!Number.isInteger(ss) || ss < 512 || ss > 65536 || (ss & (ss - 1)) !== 0) {
-      throw new UsageError(`invalid sector size ${ss} for --sectorsize`, 'use a power of two from 512 to 65536');
-    }
-  }
+  checkSectorSizeOption(opts.sectorSize);
   return engine.providers.map((p) => {
     const ss = opts.sectorSize ?? Math.max(512, p.mediaSectorSize);
     if (ss < p.mediaSectorSize) throw refused(`${p.path}: sector size ${ss} is smaller than the medium's ${p.mediaSectorSize}`, `use --sectorsize ${p.mediaSectorSize} or more`);
@@ -97,9 +93,7 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   const data = images[0];
   if (!data || images.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
   const journal = images[1] ?? data;
-  if (opts.id !== undefined && (!Number.isInteger(opts.id) || opts.id < 0 || opts.id > 0xffffffff)) {
-    throw new UsageError(`invalid --id ${opts.id}`, 'use a number from 0 to 4294967295');
-  }
+  checkIdOption(opts.id);
   const maxphys = opts.maxphys ?? DEFAULT_MAXPHYS;
   const sizes = checkSectorSize(engine, opts);
   const dss = sizes[0] as number;

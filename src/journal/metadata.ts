@@ -159,7 +159,11 @@ export function decodeJournalMetadata(buf: Buffer, imageName: string): JournalMe
     throw new CorruptError(`journal metadata on ${imageName} has md_version ${version}, newer than this geomctl handles (${G_JOURNAL_VERSION})`);
   }
   if (!md5Of(buf).equals(buf.subarray(85, 101))) {
-    throw new CorruptError(`MD5 hash mismatch for ${imageName}`);
+    // The kernel ignores such a provider (g_journal_metadata_read); only relabeling brings it back.
+    throw new CorruptError(
+      `MD5 hash mismatch for ${imageName}`,
+      "FreeBSD ignores it too: relabel it as it was ('geomctl journal label' with the same images and -s, and -f over a UFS), which loses any journal not yet copied",
+    );
   }
   return decodeFields(buf);
 }

@@ -7,14 +7,16 @@ import { candidateImages } from '../candidates.js';
 import { openImage } from '../provider/file.js';
 import { GJ_TYPE_DATA, GJ_TYPE_JOURNAL, readJournalMetadata, type JournalMetadata } from './metadata.js';
 
-/** Reads an image's journal metadata, or undefined when it has none (or cannot be read). */
-function metadataOf(path: string): { md: JournalMetadata; dev: number; ino: number } | undefined {
+/** An image's journal metadata, or the error that says why it has none to use. */
+type Probe = { md: JournalMetadata; dev: number; ino: number; error?: undefined } | { error: GeomError };
+
+function probe(path: string): Probe {
   let p: ReturnType<typeof openImage> | undefined;
   try {
     p = openImage(path, { write: false });
     return { md: readJournalMetadata(p).md, dev: p.identity.dev, ino: p.identity.ino };
   } catch (err) {
-    if (err instanceof GeomError) return undefined;
+    if (err instanceof GeomError) return { error: err };
     throw err;
   } finally {
     p?.close();
@@ -22,23 +24,49 @@ function metadataOf(path: string): { md: JournalMetadata; dev: number; ino: numb
 }
 
 /**
+ * Whether an image that failed to taste could still be the image looked for:
+ * one that cannot be read, or whose journal metadata does not decode (not one
+ * without journal metadata, or not an image at all).
+ */
+function mayHideJournal(err: GeomError): boolean {
+  return err.code === 'PERMISSION' || err.code === 'IO' || err.code === 'CORRUPT';
+}
+
+/** " (not tasted: a.img: permission denied (...), ...)": the images a search could not look into, for its message. */
+export function notTasted(errors: GeomError[]): string {
+  if (errors.length === 0) return '';
+  const shown = errors.slice(0, 3).map((e) => e.message);
+  return ` (not tasted: ${shown.join(', ')}${errors.length > 3 ? `, and ${errors.length - 3} more` : ''})`;
+}
+
+/**
  * [dataimg] or [dataimg, jimg]: the journal image as given, else, for a
  * data image of a two-image journal, the image in `dirs` with the same md_id
- * and type JOURNAL. Errors about the data image itself are left to the open.
+ * and type JOURNAL. Errors about the data image itself are left to the open;
+ * images that could not be tasted are named when nothing is found, since the
+ * journal image may be one of them.
  */
 export function journalImages(dataPath: string, journalPath: string | undefined, dirs: string[]): string[] {
   if (journalPath !== undefined) return [dataPath, journalPath];
-  const data = metadataOf(dataPath);
-  if (!data || data.md.type !== GJ_TYPE_DATA) return [dataPath];
+  const data = probe(dataPath);
+  if (data.error || data.md.type !== GJ_TYPE_DATA) return [dataPath];
+  const unusable: GeomError[] = [];
   for (const path of candidateImages([], dirs)) {
-    const m = metadataOf(path);
-    if (!m || (m.dev === data.dev && m.ino === data.ino)) continue;
+    const m = probe(path);
+    if (m.error) {
+      if (mayHideJournal(m.error)) unusable.push(m.error);
+      continue;
+    }
+    if (m.dev === data.dev && m.ino === data.ino) continue;
     if (m.md.id === data.md.id && m.md.type === GJ_TYPE_JOURNAL) return [dataPath, path];
   }
+  const first = unusable[0];
   throw new GeomError(
     'NOT_FOUND',
-    `${dataPath} is the data image of journal ${data.md.id}, and no image with its journal was found in ${dirs.join(', ')}`,
-    'give the journal image as the second argument, or -d DIR where it lies',
+    `${dataPath} is the data image of journal ${data.md.id}, and no image with its journal was found in ${dirs.join(', ')}${notTasted(unusable)}`,
+    first?.code === 'PERMISSION' && first.hint
+      ? `${first.hint}, or give the journal image as the second argument`
+      : 'give the journal image as the second argument, or -d DIR where it lies',
   );
 }
 
@@ -50,33 +78,53 @@ export interface JournalGroup {
   journal?: string;
 }
 
+/** Something about tasted images that the kernel would log (and then ignore them). */
+export interface JournalProblem {
+  /** The images it concerns. */
+  paths: string[];
+  error: GeomError;
+  /** The device is still found (with another image): a warning even when a concerned image was named. */
+  warning?: boolean;
+}
+
 /**
  * Groups tasted journal images into devices by md_id (the kernel's
  * g_journal_create pairing): a one-image device alone, a data image with the
- * journal image of the same id. Halves without their other half are reported,
- * as the kernel would keep waiting for them.
+ * journal image of the same id. Images whose metadata does not decode, and
+ * halves without their other half (the kernel would keep waiting for them),
+ * are problems; `untasted` (images that could not be read) are named with a
+ * lone half, since its other half may be among them.
  */
-export function groupJournalImages(paths: string[]): { groups: JournalGroup[]; warnings: string[] } {
+export function groupJournalImages(paths: string[], untasted: GeomError[] = []): { groups: JournalGroup[]; problems: JournalProblem[] } {
   const byId = new Map<number, { data?: string; journal?: string; both?: string }>();
-  const warnings: string[] = [];
+  const problems: JournalProblem[] = [];
   for (const path of paths) {
-    const m = metadataOf(path);
-    if (!m) continue;
+    const m = probe(path);
+    if (m.error) {
+      problems.push({ paths: [path], error: m.error });
+      continue;
+    }
     const g = byId.get(m.md.id) ?? {};
     const slot = m.md.type === GJ_TYPE_DATA ? 'data' : m.md.type === GJ_TYPE_JOURNAL ? 'journal' : 'both';
-    if (g[slot] !== undefined) {
-      warnings.push(`${path} and ${g[slot]} both claim to be the ${slot === 'both' ? 'image' : `${slot} image`} of journal ${m.md.id}; using ${g[slot]}`);
+    const taken = g[slot];
+    if (taken !== undefined) {
+      const what = slot === 'both' ? 'image' : `${slot} image`;
+      problems.push({ paths: [path], warning: true, error: new GeomError('MISMATCH', `${path} and ${taken} both claim to be the ${what} of journal ${m.md.id}; using ${taken}`) });
       continue;
     }
     g[slot] = path;
     byId.set(m.md.id, g);
   }
   const groups: JournalGroup[] = [];
+  const where = notTasted(untasted);
   for (const [id, g] of byId) {
     if (g.both !== undefined) groups.push({ id, data: g.both });
     if (g.data !== undefined && g.journal !== undefined) groups.push({ id, data: g.data, journal: g.journal });
-    else if (g.data !== undefined) warnings.push(`${g.data}: data image of journal ${id} without its journal image`);
-    else if (g.journal !== undefined) warnings.push(`${g.journal}: journal image of journal ${id} without its data image`);
+    else if (g.data !== undefined) {
+      problems.push({ paths: [g.data], error: new GeomError('NOT_FOUND', `${g.data}: data image of journal ${id} without its journal image${where}`, 'name the directory where its journal image lies with -d DIR') });
+    } else if (g.journal !== undefined) {
+      problems.push({ paths: [g.journal], error: new GeomError('NOT_FOUND', `${g.journal}: journal image of journal ${id} without its data image${where}`, 'name the directory where its data image lies with -d DIR') });
+    }
   }
-  return { groups, warnings };
+  return { groups, problems };
 }

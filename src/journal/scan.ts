@@ -10,7 +10,7 @@ import { humanize } from '../size.js';
 import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize } from './format.js';
 import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
-import { chooseWalk, type Walk, type WalkChoice, type WalkJournal } from './walk.js';
+import { chooseWalk, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
 
 export interface ScanWalk {
   maxphys: number;
@@ -62,14 +62,23 @@ function scanWalk(w: Walk): ScanWalk {
 }
 
 /** The walk scan shows: the device's own when it was dirty, else a fresh one from md_joffset. */
-function walksOf(dev: JournalDevice, maxphys: number | undefined): WalkChoice {
+function walksOf(dev: JournalDevice, maxphys: number | undefined, onProgress: WalkProgress | undefined): WalkChoice {
   if (dev.choice && dev.choice.walk.journals.every((j) => j.recordList)) return dev.choice;
   const read = (o: number, l: number): Buffer => dev.engine.read(dev.journal, o, l);
-  return chooseWalk(read, dev.geo, { joffset: Number(dev.md.joffset), jid: dev.md.jid }, { maxphys, checksum: dev.checksum, details: true });
+  return chooseWalk(read, dev.geo, { joffset: Number(dev.md.joffset), jid: dev.md.jid }, { maxphys, checksum: dev.checksum, details: true, onProgress });
 }
 
-export function scanJournal(dev: JournalDevice, opts: { maxphys?: number; all?: boolean }): ScanReport {
-  const choice = walksOf(dev, opts.maxphys);
+export interface ScanOptions {
+  maxphys?: number;
+  all?: boolean;
+  /** Progress of the walk from md_joffset (that of a device opened dirty is reported by its open). */
+  onWalk?: WalkProgress;
+  /** Progress of --all's pass over the journal space: bytes read of the space. */
+  onReadAll?: WalkProgress;
+}
+
+export function scanJournal(dev: JournalDevice, opts: ScanOptions): ScanReport {
+  const choice = walksOf(dev, opts.maxphys, opts.onWalk);
   const report: ScanReport = {
     data: dev.dataPath,
     journal: dev.journalPath,
@@ -84,7 +93,7 @@ export function scanJournal(dev: JournalDevice, opts: { maxphys?: number; all?: 
     maxphysGiven: choice.given,
     disagree: choice.disagree,
   };
-  if (opts.all) report.found = scanAll(dev, choice.walk.maxphys);
+  if (opts.all) report.found = scanAll(dev, choice.walk.maxphys, opts.onReadAll);
   return report;
 }
 
@@ -93,12 +102,13 @@ export function scanJournal(dev: JournalDevice, opts: { maxphys?: number; all?: 
  * journal space, in offset order. A record whose entries fit where it sits
  * (as checkRecord sees them, for its own journal id) is stepped over whole.
  */
-export function scanAll(dev: JournalDevice, maxphys: number): ScanFound[] {
+export function scanAll(dev: JournalDevice, maxphys: number, onProgress?: WalkProgress): ScanFound[] {
   const { sectorSize: ss, jstart, jend, dataSize } = dev.geo;
   const out: ScanFound[] = [];
   const chunk = Math.max(ss, Math.floor((1024 * 1024) / ss) * ss);
   let pos = jstart;
   while (pos < jend) {
+    onProgress?.(pos - jstart, jend - jstart);
     const len = Math.min(chunk, jend - pos);
     const buf = dev.engine.read(dev.journal, pos, len);
     let next = pos + len;
@@ -133,6 +143,7 @@ export function scanAll(dev: JournalDevice, maxphys: number): ScanFound[] {
     }
     pos = next;
   }
+  onProgress?.(jend - jstart, jend - jstart);
   return out;
 }
 

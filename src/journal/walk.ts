@@ -26,6 +26,12 @@ export const MAXPHYS_128K = 128 * 1024;
 export type JournalRead = (offset: number, length: number) => Buffer;
 /** Reads the journal provider at `offset` into all of `target`. */
 export type JournalReadInto = (offset: number, target: Buffer) => void;
+/**
+ * Progress of a walk for a spinner (cli.md, "Progress"): journal bytes walked
+ * so far out of `total`, the journal space once per walk (a second maxphys
+ * walk raises the total). A walk usually ends long before the total.
+ */
+export type WalkProgress = (walked: number, total: number) => void;
 
 export interface WalkGeometry {
   sectorSize: number;
@@ -52,6 +58,8 @@ export interface WalkOptions {
   details?: boolean;
   /** Reads journal bytes into a buffer: with it, MD5s are computed through one reused buffer. */
   readInto?: JournalReadInto;
+  /** Told the bytes of journal space walked so far, before each sector the walk reads. */
+  onProgress?: (walked: number) => void;
 }
 
 export interface WalkRecord {
@@ -170,6 +178,7 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
   let dist = ss;
   let pos = j0 + ss;
   for (;;) {
+    opts.onProgress?.(dist);
     const at = validateOffset(pos, jstart, jend, ss, opts.maxphys);
     if (opts.altMaxphys !== undefined && validateOffset(pos, jstart, jend, ss, opts.altMaxphys) !== at) walk.divergent = true;
     if (at !== pos) dist += jend - pos + (at - jstart);
@@ -281,7 +290,8 @@ export interface WalkChoice {
 /**
  * journal.md's maxphys rule: with `maxphys` given, one walk. Otherwise walk
  * with 1 MiB and, when anything on the way depends on maxphys, with 128 KiB
- * too; use the walk that finishes more journals (1 MiB on a tie). Walks that
+ * too; use the walk that finishes more journals (1 MiB on a tie, unless only
+ * the 128 KiB walk ended at a record failing its MD5). Walks that
  * finish different numbers of journals do not disagree: the one that stopped
  * early met a sector that only makes sense under the other maxphys.
  */
@@ -289,16 +299,24 @@ export function chooseWalk(
   read: JournalRead,
   geo: WalkGeometry,
   start: WalkStart,
-  opts: { maxphys?: number; checksum: boolean; details?: boolean; readInto?: JournalReadInto },
+  opts: { maxphys?: number; checksum: boolean; details?: boolean; readInto?: JournalReadInto; onProgress?: WalkProgress },
 ): WalkChoice {
   const base = { checksum: opts.checksum, details: opts.details, readInto: opts.readInto };
+  const space = geo.jend - geo.jstart;
+  const report = opts.onProgress;
+  // The n-th walk (from 0) counts on from the walks before it.
+  const progress = (n: number) => (report ? { onProgress: (walked: number) => report(n * space + walked, (n + 1) * space) } : {});
   if (opts.maxphys !== undefined) {
-    return { walk: walkJournal(read, geo, start, { ...base, maxphys: opts.maxphys }), given: true, disagree: false };
+    return { walk: walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: opts.maxphys }), given: true, disagree: false };
   }
-  const big = walkJournal(read, geo, start, { ...base, maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
+  const big = walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
   if (!big.divergent) return { walk: big, given: false, disagree: false };
-  const small = walkJournal(read, geo, start, { ...base, maxphys: MAXPHYS_128K });
-  const walk = small.finished > big.finished ? small : big;
+  const small = walkJournal(read, geo, start, { ...base, ...progress(1), maxphys: MAXPHYS_128K });
+  // On a tie, a walk that ended at a record failing its MD5 found damage the
+  // other one merely did not reach (e.g. a journal too small for 1 MiB records
+  // wraps at once): prefer it, so that the damage is reported and repaired as such.
+  const damaged = (w: Walk): boolean => w.end.reason === 'checksum';
+  const walk = small.finished > big.finished || (small.finished === big.finished && damaged(small) && !damaged(big)) ? small : big;
   const other = walk === big ? small : big;
   const disagree = small.finished === big.finished && !sameReplay(big, small);
   return { walk, other, given: false, disagree };

@@ -63,7 +63,8 @@ function readPhysical(dev: VirstorDevice, image: number, offset: number, length:
   return start === offset && end === offset + length ? buf : buf.subarray(offset - start, offset - start + length);
 }
 
-function checkRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
+/** Refuses a range outside the virtual device (read and write check it first; the read command before it opens -O). */
+export function checkRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`invalid offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`invalid length ${length}`);
   if (offset + length > dev.size) {

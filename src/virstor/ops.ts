@@ -170,6 +170,9 @@ export function removeComponents(host: VirstorHost, name: string, paths: string[
   }
 }
 
+/** Progress of a pass over the map: bytes done out of total (virstor check and map show it). */
+export type MapProgress = (done: number, total: number) => void;
+
 export interface MapReport {
   /** Allocated virtual chunks. */
   allocated: number;
@@ -212,7 +215,7 @@ function capped(list: string[], kind: string): string[] {
  * or over a component's last sector, components holding chunks a prefix of
  * the list, leaked chunks below chunk_next.
  */
-export function analyzeMap(dev: VirstorDevice): MapReport {
+export function analyzeMap(dev: VirstorDevice, onProgress?: MapProgress): MapReport {
   const errors: string[] = [];
   const warnings: string[] = [];
   const seen = new ChunkSet();
@@ -221,7 +224,7 @@ export function analyzeMap(dev: VirstorDevice): MapReport {
   const duplicates: string[] = [];
   const reserved: string[] = [];
   const overlap: string[] = [];
-  for (const [block, p, v] of dev.nonZeroEntries()) {
+  for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
     if ((block.readUInt16LE(p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
     const no = block.readUInt16LE(p + 2);
     const chunk = block.readUInt32LE(p + 4);
@@ -285,12 +288,14 @@ function swappedMakesSense(dev: VirstorDevice): boolean {
 /**
  * check (like thin_check): the metadata of every component, the map, their
  * agreement. Errors make the device unsafe to use; warnings are the normal
- * leftovers of a kernel crash. Read-only.
+ * leftovers of a kernel crash. Read-only. The map is streamed twice (open's
+ * scan, then the analysis): `onProgress` counts both passes.
  */
-export function checkDevice(host: VirstorHost, name: string): CheckReport {
+export function checkDevice(host: VirstorHost, name: string, onProgress?: MapProgress): CheckReport {
   let dev: VirstorDevice;
   try {
-    dev = openVirstor(host, name, { write: false, scan: true, lenient: true });
+    const onScan = onProgress && ((done: number, total: number) => onProgress(done, 2 * total));
+    dev = openVirstor(host, name, { write: false, scan: true, lenient: true, onProgress: onScan });
   } catch (err) {
     if (err instanceof GeomError && (err.code === 'CORRUPT' || err.code === 'MISMATCH' || err.code === 'NOT_FOUND')) {
       return { name, allocated: 0, errors: [err.message], warnings: [] };
@@ -309,7 +314,7 @@ export function checkDevice(host: VirstorHost, name: string): CheckReport {
     if (problems.length && swappedMakesSense(dev)) {
       errors.push('the map makes sense only byte-swapped: it was written by a big-endian machine; geomctl reads little-endian maps only');
     }
-    const map = analyzeMap(dev);
+    const map = analyzeMap(dev, onProgress && ((done, total) => onProgress(total + done, 2 * total)));
     errors.push(...map.errors);
     warnings.push(...map.warnings);
     let staleCurrent = false;
@@ -346,14 +351,14 @@ export interface Extent {
 }
 
 /** The allocated extents, coalesced, in virtual order; streamed (the map may be huge). */
-export function* mapExtents(dev: VirstorDevice): Generator<Extent> {
+export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Generator<Extent> {
   const cs = dev.chunkSize;
   let run: Extent | undefined;
   const make = (v: number, no: number, chunk: number): Extent => {
     const c = dev.components[no] as VirstorComponent;
     return { virtualChunk: v, chunks: 1, component: no, path: c.path, physicalChunk: chunk, offset: v * cs, length: cs, physicalOffset: chunk * cs };
   };
-  for (const [block, p, v] of dev.nonZeroEntries()) {
+  for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
     if ((block.readUInt16LE(p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
     const no = block.readUInt16LE(p + 2);
     const chunk = block.readUInt32LE(p + 4);
@@ -393,7 +398,8 @@ const EXPORT_BLOCK = 1 << 20;
 
 /**
  * A sparse flat file of the device's virtual size: allocated chunks copied,
- * everything else (unallocated chunks, zero blocks) left as holes.
+ * everything else (unallocated chunks, zero blocks) left as holes. A failure
+ * removes the file: a partial export must not pass for a whole one.
  */
 export function exportVirstor(dev: VirstorDevice, outPath: string, onProgress?: (done: number, total: number) => void): ExportResult {
   refuseImageAsOutput(outPath, dev.engine.providers, `virstor ${dev.name}`);
@@ -401,6 +407,7 @@ export function exportVirstor(dev: VirstorDevice, outPath: string, onProgress?: 
   const out = new OutputFile(outPath);
   let allocatedChunks = 0;
   const buf = alignedBuffer(EXPORT_BLOCK);
+  let complete = false;
   try {
     out.truncate(size);
     for (const e of mapExtents(dev)) {
@@ -414,8 +421,10 @@ export function exportVirstor(dev: VirstorDevice, outPath: string, onProgress?: 
       }
     }
     out.sync();
+    complete = true;
   } finally {
-    out.close();
+    if (complete) out.close();
+    else out.discard();
   }
   return { bytes: size, allocatedChunks };
 }
@@ -486,6 +495,9 @@ export function listVirstor(host: VirstorHost, names: string[]): ListResult {
       if (!outcome.chosen) {
         const ids = new Set(outcome.all.map((m) => m.md.id));
         if (outcome.all.length === 0 || ids.size !== 1) throw outcome.refusal as GeomError;
+        // Its images may be half way through a transaction (a crashed label or add):
+        // a read-only session refuses them then, as it does a complete device's.
+        host.openSession(outcome.all.map((m) => m.path), { write: false }).close();
         result.devices.push(listingOfMembers(outcome.all));
         continue;
       }

@@ -1,0 +1,21 @@
+// Option values of the label verbs that can be judged without any image
+// (--sectorsize, --id; cli.md: a bad value is a usage error). The commands
+// check them before an image is opened, locked or created, so a bad value
+// leaves every image as it was; the classes' label code checks them again
+// for callers that come without a command line.
+
+import { UsageError } from './errors.js';
+
+/** GEOM's sector sizes: powers of two from 512 to 65536 (the sizes tasting tries). */
+export function checkSectorSizeOption(ss: number | undefined): void {
+  if (ss === undefined) return;
+  if (!Number.isInteger(ss) || ss < 512 || ss > 65536 || (ss & (ss - 1)) !== 0) {
+    throw new UsageError(`invalid sector size ${ss} for --sectorsize`, 'use a power of two from 512 to 65536');
+  }
+}
+
+/** md_id is a u32 in both classes' metadata. */
+export function checkIdOption(id: number | undefined): void {
+  if (id === undefined) return;
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new UsageError(`invalid --id ${id}`, 'use a number from 0 to 4294967295');
+}
