@@ -2,7 +2,7 @@
 // what geomctl needs, and it installs and runs in an empty directory.
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { scratch } from './helpers/cli.js';
@@ -33,4 +33,13 @@ describe('npm pack', () => {
     const version = execFileSync('npx', ['geomctl', '--version'], { cwd: app, encoding: 'utf8' }).trim();
     expect(version).toBe(JSON.parse(npm(['pkg', 'get', 'version'], ROOT)));
   }, 240_000);
+
+  it('runs on a Node.js that package.json engines names (engines lists only versions tested)', () => {
+    // engines is "^20.0.0 || ^22.0.0": the majors the suite has passed on. A run
+    // on another major fails here until it has passed and engines names it.
+    const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const majors = [...engines.matchAll(/\^(\d+)\.0\.0/g)].map((m) => Number(m[1]));
+    expect(majors.length).toBeGreaterThan(0);
+    expect(majors).toContain(Number(process.versions.node.split('.')[0]));
+  });
 });
