@@ -237,6 +237,19 @@ describe('total parsing', { timeout: 60_000 }, () => {
     expect(walk(img, false).finished).toBe(1);
   });
 
+  it('a bad MD5 in the unfinished last journal is a write cut short, not damage', () => {
+    // A crash between a record's header and its data leaves exactly this: the
+    // journal it belongs to was never finished, so it is dropped like any tail.
+    const img = image();
+    img.fill(0, rec + ss + 5120, rec + ss + 5120 + ss); // no header finishes the journal
+    const w = walk(img, true);
+    expect(w.end.reason).toBe('end');
+    expect(w.end.offset).toBe(rec);
+    expect(w.end.detail).toMatch(/fails its MD5 checksum, in the unfinished last journal/);
+    expect(w.finished).toBe(0);
+    expect(w.replay.size).toBe(0);
+  });
+
   it('md_joffset outside the journal space or misaligned: no start', () => {
     const img = image();
     for (const joffset of [0, jstart - ss, jstart + 1, jend, jend + ss, 2 ** 52]) {

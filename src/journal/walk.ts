@@ -177,13 +177,21 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
   // may consume the journal space once; past that it would read its own start.
   let dist = ss;
   let pos = j0 + ss;
+  // A record failing its MD5 is damage only if its journal was finished: the
+  // writer puts a barrier between a journal's records and the header that
+  // finishes it, so a finished journal's records were all on disk. In the
+  // unfinished last journal it is what a crash part way through a write
+  // leaves, dropped with the rest of that journal like any unfinished tail.
+  // So from a bad record the walk looks ahead, collecting nothing, for the
+  // header that would finish its journal.
+  let badSum: { offset: number; detail: string } | undefined;
   for (;;) {
     opts.onProgress?.(dist);
     const at = validateOffset(pos, jstart, jend, ss, opts.maxphys);
     if (opts.altMaxphys !== undefined && validateOffset(pos, jstart, jend, ss, opts.altMaxphys) !== at) walk.divergent = true;
     if (at !== pos) dist += jend - pos + (at - jstart);
     if (dist + ss > space) {
-      walk.end = { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
+      walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
       break;
     }
     const sector = read(at, ss);
@@ -199,14 +207,21 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
       if (bad === undefined) {
         const size = recordSize(rec, ss);
         if (dist + size > space) {
-          walk.end = { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
+          walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
           break;
+        }
+        if (badSum) {
+          dist += size;
+          pos = at + size;
+          continue;
         }
         const sum = opts.checksum ? sumMatches(read, opts.readInto, at + ss, size - ss, rec) : 'none';
         if (sum === 'bad') {
           if (cur.recordList) cur.recordList.push(recordOf(at, rec, size - ss, sum));
-          walk.end = { offset: at, reason: 'checksum', detail: `the record at ${at} fails its MD5 checksum` };
-          break;
+          badSum = { offset: at, detail: `the record at ${at} fails its MD5 checksum` };
+          dist += size;
+          pos = at + size;
+          continue;
         }
         for (const e of rec.entries) log.push(e.offset, e.offset + e.length, e.joffset);
         cur.records++;
@@ -220,6 +235,10 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
       why = `the record at ${at} is not one: ${bad}`;
     } else {
       const h = decodeJournalHeader(sector);
+      if (h && h.journalId === cur.nextId && badSum) {
+        walk.end = { offset: badSum.offset, reason: 'checksum', detail: badSum.detail };
+        break;
+      }
       if (h && h.journalId === cur.nextId) {
         // Found the termination: the journal just walked is finished.
         cur.finished = true;
@@ -238,13 +257,18 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
         ? `the journal header at ${at} has id ${h.journalId}, not the expected ${cur.nextId}`
         : `nothing at ${at} is a record or a journal header (${decoded.reason})`;
     }
-    walk.end = { offset: at, reason: 'end', detail: why };
+    walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'end', detail: why };
     break;
   }
   // Entries after the last finished journal are dropped; later journals win.
   const r = newestWins(log, finishedEntries);
   walk.replay = RangeSet.fromSorted(sliceExtent, r.starts, r.ends, (i) => journalExtent(r.joffsets[i] as number));
   return walk;
+}
+
+/** The walk's end when the first bad record was in the unfinished last journal. */
+function badInTail(bad: { offset: number; detail: string }): Walk['end'] {
+  return { offset: bad.offset, reason: 'end', detail: `${bad.detail}, in the unfinished last journal (a write cut short)` };
 }
 
 function newJournal(offset: number, id: number, nextId: number, details: boolean | undefined): WalkJournal {

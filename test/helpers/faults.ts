@@ -13,6 +13,12 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { CliResult } from './cli.js';
 
+/**
+ * GEOMCTL_FAULTS_ALL=1 (set by `npm run fuzz`): tests that sample a long
+ * command's writes kill it at every one instead.
+ */
+export const ALL_FAULTS = process.env.GEOMCTL_FAULTS_ALL === '1';
+
 /** kill@write:1, kill@barrier:1, ..., kill@write:n, kill@barrier:n. */
 export function every(n: number): string[] {
   return Array.from({ length: n }, (_v, i) => [`kill@write:${i + 1}`, `kill@barrier:${i + 1}`]).flat();
