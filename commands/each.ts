@@ -35,3 +35,19 @@ export function dumpImages(ctx: Context, command: string, paths: string[], dump:
   else if (results.length) ctx.out.raw(Buffer.from(results.map((r) => r.value.text).join('')));
   finish(failures);
 }
+
+/**
+ * list and status: keeps, among `failures`, the error of an image that could
+ * not be opened for tasting when it must be reported — and says whether it
+ * was. Named images must open. A file of a tasted directory that cannot be
+ * read is skipped, as the kernel would — but not one half way through a
+ * transaction when no image is named: hiding its geom would pass a crash off
+ * as nothing. That is said once (the other images of the transaction would
+ * only repeat it); with images named, only the named ones are asked about.
+ */
+export function keepTasteFailure(failures: GeomError[], named: readonly string[], path: string, err: GeomError): boolean {
+  const unfinished = named.length === 0 && err.code === 'UNFINISHED' && !failures.some((f) => f.code === 'UNFINISHED');
+  if (!named.includes(path) && !unfinished) return false;
+  failures.push(err);
+  return true;
+}

@@ -15,7 +15,7 @@ import {
 } from '../src/journal/metadata.js';
 import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
-import { dumpImages, finish } from './each.js';
+import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { statSync } from 'node:fs';
 import { OutputFile } from '../src/output-file.js';
 import { checkJournal } from '../src/journal/check.js';
@@ -27,7 +27,7 @@ import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
 import { candidateImages } from '../src/candidates.js';
-import { openImage } from '../src/provider/file.js';
+import { rollBackCandidates, type Session } from '../src/session.js';
 import { tasteProvider } from '../src/taste.js';
 import type { Provider } from '../src/provider/provider.js';
 import { formatStatus } from './toplevel.js';
@@ -218,14 +218,45 @@ function spinner(ctx: Context, label: string): { update: (done: number, total: n
 }
 
 /**
+ * A session over the images of the journal device of `args`: both as given,
+ * or the journal image of a two-image journal found by tasting
+ * (journalImages). Tasting reads the images as they are, and a killed
+ * relabel leaves them half way: the data image may carry an id whose journal
+ * image is not labeled yet, or name one the rollback takes back. So a writing
+ * verb that tastes rolls back the crashed transactions covering the
+ * candidates when the search finds nothing (rollBackCandidates), and tastes
+ * again when opening its session rolled one back.
+ */
+function openDevice(ctx: Context, args: string[], write: boolean): { session: Session; paths: string[] } {
+  const { data, jimg } = journalArgs(args);
+  const tastes = write && jimg === undefined;
+  const resolve = (): string[] => {
+    try {
+      return journalImages(data, jimg, ctx.global.dirs);
+    } catch (err) {
+      if (!tastes || !(err instanceof GeomError)) throw err;
+      const rolledBack = rollBackCandidates(candidateImages([data], ctx.global.dirs), ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true }));
+      if (rolledBack.length === 0) throw err;
+      return journalImages(data, jimg, ctx.global.dirs);
+    }
+  };
+  let paths = resolve();
+  let session = ctx.openSession(paths, { write });
+  if (tastes && session.recovered.length > 0) {
+    session.close();
+    paths = resolve();
+    session = ctx.openSession(paths, { write });
+  }
+  return { session, paths };
+}
+
+/**
  * Opens the journal device of `args` (finding a two-image journal's journal
  * image by tasting) and runs `body`. The walk of a device that is not CLEAN
  * shows a spinner unless `progress` is false (list and status).
  */
 function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }, body: (dev: JournalDevice) => T): T {
-  const { data, jimg } = journalArgs(args);
-  const paths = journalImages(data, jimg, ctx.global.dirs);
-  const session = ctx.openSession(paths, { write: o.write });
+  const { session, paths } = openDevice(ctx, args, o.write);
   try {
     if (session.providers.length !== paths.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
     const walking = o.progress === false ? undefined : spinner(ctx, 'walking the journal');
@@ -451,9 +482,8 @@ const checkCommand: CommandSpec = {
   examples: ['geomctl journal check data.img', 'geomctl journal check -y data.img journal.img'],
   run(ctx, args, opts) {
     const repair = opts.yes === true;
-    const { data, jimg } = journalArgs(args);
-    const paths = journalImages(data, jimg, ctx.global.dirs);
-    const session = ctx.openSession(paths, { write: repair });
+    const data = journalArgs(args).data;
+    const { session } = openDevice(ctx, args, repair);
     let report: ReturnType<typeof checkJournal>;
     const walking = spinner(ctx, 'walking the journal');
     const replaying = spinner(ctx, 'replaying the journal');
@@ -570,8 +600,11 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
 
 /**
  * The journal images among the candidates (named images first, then the -d
- * directories). A named image that cannot be read or holds no journal
- * metadata is a failure; a directory's file that cannot be read is skipped,
+ * directories), each tasted in a read-only session as the top-level list
+ * tastes them: an image half way through a transaction is refused there.
+ * A named image that cannot be read or holds no journal metadata is a
+ * failure, and so is the first unfinished transaction when none is named
+ * (keepTasteFailure); a directory's file that cannot be read is skipped,
  * and kept to be named if a device then lacks an image.
  */
 function tastedJournals(ctx: Context, named: string[]): { paths: string[]; failures: GeomError[]; untasted: GeomError[] } {
@@ -579,18 +612,17 @@ function tastedJournals(ctx: Context, named: string[]): { paths: string[]; failu
   const failures: GeomError[] = [];
   const untasted: GeomError[] = [];
   for (const path of candidateImages(named, ctx.global.dirs)) {
-    const isNamed = named.includes(path);
-    let p: ReturnType<typeof openImage> | undefined;
+    let session: ReturnType<Context['openSession']> | undefined;
     try {
-      p = openImage(path, { write: false });
+      session = ctx.openSession([path], { write: false });
+      const p = session.providers[0] as Provider;
       if (tasteProvider(p)?.className === 'JOURNAL') paths.push(path);
-      else if (isNamed) failures.push(new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds"));
+      else if (named.includes(path)) failures.push(new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds"));
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      if (isNamed) failures.push(err);
-      else if (err.code === 'PERMISSION' || err.code === 'IO') untasted.push(err);
+      if (!keepTasteFailure(failures, named, path, err) && (err.code === 'PERMISSION' || err.code === 'IO')) untasted.push(err);
     } finally {
-      p?.close();
+      session?.close();
     }
   }
   return { paths, failures, untasted };

@@ -3,7 +3,7 @@
 // images that carry its magic into dump text, listings and status rows.
 
 import { GeomError } from '../src/errors.js';
-import { dumpImages, finish } from './each.js';
+import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
@@ -114,12 +114,7 @@ function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName,
   const failures: GeomError[] = [];
   for (const r of tasteAll(ctx, candidateImages(named, ctx.global.dirs))) {
     if (r.error) {
-      // Named images must open; a file in a tasted directory that cannot be read is skipped, as the kernel would.
-      // Without names, one half way through a transaction is not: hiding its geom would pass a
-      // crash off as nothing. Said once: the other images of that transaction would only repeat
-      // it. With names, a named image in that transaction fails on its own; others are not asked about.
-      const unfinished = named.length === 0 && r.error.code === 'UNFINISHED' && !failures.some((f) => f.code === 'UNFINISHED');
-      if (named.includes(r.path) || unfinished) failures.push(r.error);
+      keepTasteFailure(failures, named, r.path, r.error);
       continue;
     }
     if (!r.tasted) {

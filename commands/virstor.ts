@@ -20,6 +20,7 @@ import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
+import { rollBackCandidates } from '../src/session.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
 import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
@@ -209,12 +210,13 @@ const dumpCommand: CommandSpec = {
 // read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
 
 /** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */
-function hostOf(ctx: Context, named: string[] = []): VirstorHost {
+function hostOf(ctx: Context, named: string[] = [], candidates = candidateImages(named, ctx.global.dirs)): VirstorHost {
   return {
-    candidates: candidateImages(named, ctx.global.dirs),
+    candidates,
     probe: (path) => openImage(path, { write: false }),
     openSession: (paths, o) => ctx.openSession(paths, o),
     ignoreHardcoded: ctx.global.ignoreHardcoded,
+    rollBackCandidates: () => rollBackCandidates(candidates, ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true })),
   };
 }
 
@@ -310,8 +312,10 @@ const removeCommand: CommandSpec = {
   },
 };
 
+/** The devices of list and status, their warnings reported (ignored images first). */
 function listed(ctx: Context, names: string[]): ListResult {
   const r = listVirstor(hostOf(ctx), names);
+  warnAll(ctx, r.ignored.map((i) => i.error.message));
   warnAll(ctx, r.warnings);
   return r;
 }
@@ -325,7 +329,7 @@ const listCommand: CommandSpec = {
   run(ctx, args) {
     const r = listed(ctx, args);
     ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices).replace(/\n$/, ''));
-    finish(r.failures);
+    finish(r.failures.map((f) => f.error));
   },
 };
 
@@ -339,7 +343,7 @@ const statusCommand: CommandSpec = {
     const r = listed(ctx, args);
     const rows = r.devices.map(virstorStatusRow);
     ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
-    finish(r.failures);
+    finish(r.failures.map((f) => f.error));
   },
 };
 
@@ -552,15 +556,27 @@ export const virstorClass: ClassSpec = {
   commands: virstorCommands,
 };
 
-/** The virstor devices among tasted images (those with a component in `named`, when given). */
-function devicesAmong(ctx: Context, paths: string[], named: string[]): VirstorListingDevice[] {
-  const host: VirstorHost = { ...hostOf(ctx), candidates: paths };
-  const r = listVirstor(host, []);
-  warnAll(ctx, r.warnings);
-  for (const f of r.failures) ctx.out.warn(f.line);
-  if (named.length === 0) return r.devices;
+/**
+ * The virstor devices among tasted images (those with a component in `named`,
+ * when given), for the top-level list and status. What the kernel would log
+ * and ignore (an image it passes over, a device that does not open) is a
+ * failure when it concerns a named image — the user asked for it — and,
+ * when no image is named, a warning, as the kernel's log line is; images not
+ * named are not asked about (journal.ts does the same).
+ */
+function devicesAmong(ctx: Context, paths: string[], named: string[]): { devices: VirstorListingDevice[]; failures: GeomError[] } {
+  const r = listVirstor(hostOf(ctx, [], paths), []);
   const wanted = new Set(named);
-  return r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
+  const failures: GeomError[] = [];
+  const report = (error: GeomError, images: string[]): void => {
+    if (images.some((p) => wanted.has(p))) failures.push(error);
+    else if (named.length === 0) ctx.out.warn(error.line);
+  };
+  for (const i of r.ignored) report(i.error, [i.path]);
+  warnAll(ctx, r.warnings);
+  for (const f of r.failures) report(f.error, f.images);
+  const devices = named.length === 0 ? r.devices : r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
+  return { devices, failures };
 }
 
 // The class's part in the top-level dump, list, status and taste.
@@ -581,11 +597,11 @@ virstorClass.topLevel = {
     }
   },
   list(ctx, paths, named) {
-    const devices = devicesAmong(ctx, paths, named);
-    return { text: renderVirstorList(devices).replace(/\n$/, ''), json: devices.map(virstorListingJson) };
+    const { devices, failures } = devicesAmong(ctx, paths, named);
+    return { text: renderVirstorList(devices).replace(/\n$/, ''), json: devices.map(virstorListingJson), failures };
   },
   status(ctx, paths, named) {
-    const devices = devicesAmong(ctx, paths, named);
-    return { rows: devices.map(virstorStatusRow), json: devices.map(virstorListingJson) };
+    const { devices, failures } = devicesAmong(ctx, paths, named);
+    return { rows: devices.map(virstorStatusRow), json: devices.map(virstorListingJson), failures };
   },
 };

@@ -7,12 +7,18 @@
 //
 // Classes resolve every path a command needs before opening its session (the
 // virstor class tastes its components first, the journal class takes both
-// images from the command line): a session never grows, because an image
-// added after recovery could still carry an unrolled-back transaction.
+// images from the command line or tastes for the journal image): a session
+// never grows, because an image added after recovery could still carry an
+// unrolled-back transaction. Tasting reads images too, and half way through a
+// transaction they may carry names they are about to lose: writing commands
+// whose tasting finds nothing usable roll back what covers the candidates and
+// taste again (rollBackCandidates).
 //
 // GEOMCTL_FAULT (a testing hook, read once per process) wraps the images and
 // the undo log so that the N-th write or barrier kills geomctl or fails.
 
+import { statSync } from 'node:fs';
+import nodePath from 'node:path';
 import { GeomError, UsageError } from './errors.js';
 import { lockImage, type Lockable } from './lock.js';
 import { openImage } from './provider/file.js';
@@ -20,8 +26,8 @@ import { faultFromEnv, withFaults } from './provider/fault.js';
 import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
-import { recoverImages, type RecoveryProgress } from './engine/recovery.js';
-import { fileLogStore, withLogFaults, type LogStore, type UndoImage } from './engine/undo-log.js';
+import { findLogs, recoverImages, type RecoveryProgress } from './engine/recovery.js';
+import { decodeHeader, fileLogStore, readerRange, withLogFaults, type LogStore, type UndoHeader, type UndoImage } from './engine/undo-log.js';
 
 export interface SessionOptions {
   write: boolean;
@@ -107,4 +113,72 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
     for (const p of opened) p.close();
     throw err;
   }
+}
+
+/** The hot undo logs (valid header) in `dirs` that name one of `candidates`, each with the candidates it names. */
+function hotLogsCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore): { log: string; paths: string[] }[] {
+  const byIdentity = new Map<string, string>();
+  for (const path of candidates) {
+    try {
+      const st = statSync(path);
+      if (!byIdentity.has(`${st.dev}:${st.ino}`)) byIdentity.set(`${st.dev}:${st.ino}`, path);
+    } catch {
+      // not there (or not readable): opening it reports that, if it is needed
+    }
+  }
+  const out: { log: string; paths: string[] }[] = [];
+  for (const log of findLogs(store, [], dirs)) {
+    const reader = store.open(log);
+    if (!reader) continue;
+    let header: UndoHeader | undefined;
+    try {
+      header = decodeHeader(readerRange(reader));
+    } finally {
+      reader.close();
+    }
+    const paths = (header?.images ?? []).map((img) => byIdentity.get(`${img.dev}:${img.ino}`)).filter((p): p is string => p !== undefined);
+    if (paths.length) out.push({ log, paths });
+  }
+  return out;
+}
+
+/**
+ * For a writing command that resolves its images by tasting (a virstor device
+ * by its name, a journal's journal image by its id) and finds nothing usable:
+ * rolls back every crashed transaction that covers one of the `candidates`,
+ * so that it can taste again — through `open`, a write session over the
+ * candidates a hot log names (its recovery rolls back, and opens the log's
+ * other images itself). The tasting saw the names of the unfinished
+ * transaction: a killed relabel of device OLD leaves its images carrying the
+ * new name, and `virstor stop OLD` would find nothing to open, so no session
+ * to roll it back.
+ *
+ * The logs are searched next to the candidates and in `dirs`, as a session's
+ * recovery searches. A log whose images another geomctl holds locked belongs
+ * to a command still running, not to a crash: it is left to that command
+ * (the session the caller then opens waits for those locks if it needs them).
+ * Returns the logs rolled back.
+ */
+export function rollBackCandidates(
+  candidates: readonly string[],
+  dirs: readonly string[],
+  open: (paths: string[]) => Pick<Session, 'recovered' | 'close'>,
+  store: LogStore = fileLogStore,
+): string[] {
+  const where = [...candidates.map((p) => nodePath.dirname(p)), ...dirs];
+  const recovered: string[] = [];
+  for (const { log, paths } of hotLogsCovering(candidates, where, store)) {
+    // An earlier session's recovery may have rolled this log back already.
+    if (recovered.includes(log)) continue;
+    let session: Pick<Session, 'recovered' | 'close'>;
+    try {
+      session = open(paths);
+    } catch (err) {
+      if (err instanceof GeomError && err.code === 'LOCKED') continue;
+      throw err;
+    }
+    recovered.push(...session.recovered);
+    session.close();
+  }
+  return recovered;
 }

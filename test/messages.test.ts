@@ -202,6 +202,7 @@ const rows: Row[] = [
   { what: 'no such device', args: ['virstor', 'map', 'nosuch'], status: 1, names: ['nosuch', '-d'], next: true },
   { what: 'incomplete device', args: ['virstor', 'map', 'inc'], status: 1, names: ['inc', '-d'], next: true },
   { what: 'component ignored: hardcoded name differs', args: ['-d', 'hc', 'virstor', 'map', 'hv'], status: 1, names: ['hv', 'renamed.img', '-H'], next: true },
+  { what: 'top-level status naming a component the kernel would ignore', args: ['-d', 'hc', 'status', 'hc/renamed.img'], status: 1, names: ['renamed.img', '-H'], next: true },
 
   // ---- the flush engine: locks and unfinished transactions
   {
@@ -220,7 +221,7 @@ const rows: Row[] = [
     next: true,
     around: () => holdLock('lk.img'),
   },
-  { what: 'unfinished transaction, read-only verb', args: ['virstor', 'map', 'crashed'], status: 1, names: ['cr0.img', 'unfinished'], next: true },
+  { what: 'unfinished transaction, read-only verb', args: ['-d', 'crash', 'virstor', 'map', 'crashed'], status: 1, names: ['cr0.img', 'unfinished'], next: true },
 
   // ---- I/O errors, injected with GEOMCTL_FAULT (the crash tests' hook)
   { what: 'EIO on a write', args: ['virstor', 'write', '-o', '8M', 'io'], status: 1, names: ['io0.img', 'EIO'], next: true, input: randomBytes(M), env: { GEOMCTL_FAULT: 'eio@write:1' } },
@@ -303,13 +304,16 @@ beforeAll(() => {
   sparseImage(s.path('w0.img'), 16 * M);
   ok(['virstor', 'label', '-m', '1M', '-s', '64M', 'wm', 'w0.img']);
   // A transaction killed half way (GEOMCTL_FAULT, the crash tests' hook) leaves a hot undo log.
-  sparseImage(s.path('cr0.img'), 32 * M);
+  // In a directory of its own: a writing verb that finds no device by tasting the main one (the
+  // journal image of lone.img) rolls back the transactions covering what it tasted.
+  mkdirSync(s.path('crash'));
+  sparseImage(s.path('crash/cr0.img'), 32 * M);
   writeFileSync(s.path('four.bin'), randomBytes(4 * M));
   for (let n = 1; n <= 20; n++) {
-    ok(['virstor', 'label', '-m', '1M', '-s', '64M', 'crashed', 'cr0.img']);
-    geomctl(['virstor', 'write', '-o', '8M', '-i', 'four.bin', 'crashed'], { cwd: s.dir, env: { GEOMCTL_FAULT: `kill@write:${n}` } });
-    if (geomctl(['virstor', 'map', 'crashed'], { cwd: s.dir }).stderr.includes('unfinished')) break;
-    ok(['virstor', 'stop', 'crashed']); // rolls back whatever is left, for the next try
+    ok(['-d', 'crash', 'virstor', 'label', '-m', '1M', '-s', '64M', 'crashed', 'crash/cr0.img']);
+    geomctl(['-d', 'crash', 'virstor', 'write', '-o', '8M', '-i', 'four.bin', 'crashed'], { cwd: s.dir, env: { GEOMCTL_FAULT: `kill@write:${n}` } });
+    if (geomctl(['-d', 'crash', 'virstor', 'map', 'crashed'], { cwd: s.dir }).stderr.includes('unfinished')) break;
+    ok(['-d', 'crash', 'virstor', 'stop', 'crashed']); // rolls back whatever is left, for the next try
   }
 });
 

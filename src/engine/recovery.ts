@@ -106,6 +106,21 @@ function recoveryError(path: string, err: unknown): GeomError {
 /** Bytes of zeros written per call when a record's old bytes were all zero. */
 const ZERO_CHUNK = 1024 * 1024;
 
+/**
+ * Where the zeros of a record whose old bytes were all zero must be written:
+ * only the parts of [offset, offset + length) that may hold data now. The
+ * rest are holes, and a hole already reads as zeros — the old bytes — so
+ * skipping it restores them exactly, and a sparse image stays sparse (the
+ * crashed label of a 512 MiB map, rolled back, would otherwise leave that
+ * much allocated). The regions are the medium's (SEEK_DATA/SEEK_HOLE), which
+ * count what this rollback has just written through the page cache; they are
+ * listed before writing, and writing zeros inside them makes no new data
+ * elsewhere. A provider that cannot tell gets the whole range.
+ */
+function zeroTargets(target: Provider, offset: number, length: number): (readonly [number, number])[] {
+  return target.dataRegions ? [...target.dataRegions(offset, length)] : [[offset, offset + length]];
+}
+
 function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header: UndoHeader): void {
   const extras: Provider[] = [];
   let progress: ReturnType<RecoveryProgress> | undefined;
@@ -131,13 +146,14 @@ function rollBack(opts: RecoveryOptions, path: string, reader: LogReader, header
       const r = records[i]!;
       const target = targets[r.image] as Provider;
       if (r.zero) {
-        zeros ??= Buffer.alloc(Math.min(ZERO_CHUNK, r.length));
-        if (zeros.length < Math.min(ZERO_CHUNK, r.length)) zeros = Buffer.alloc(Math.min(ZERO_CHUNK, r.length));
-        for (let done = 0; done < r.length; ) {
-          const n = Math.min(zeros.length, r.length - done);
-          target.write(r.offset + done, zeros.subarray(0, n));
-          done += n;
-          progress?.update(restored + done);
+        if (!zeros || zeros.length < Math.min(ZERO_CHUNK, r.length)) zeros = Buffer.alloc(Math.min(ZERO_CHUNK, r.length));
+        for (const [start, end] of zeroTargets(target, r.offset, r.length)) {
+          for (let at = start; at < end; ) {
+            const n = Math.min(zeros.length, end - at);
+            target.write(at, zeros.subarray(0, n));
+            at += n;
+            progress?.update(restored + at - r.offset);
+          }
         }
       } else {
         target.write(r.offset, reader.read(r.payloadAt, r.length));

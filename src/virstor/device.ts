@@ -8,6 +8,9 @@
 //    ignore (with a warning) those whose provsize or hardcoded name does not
 //    match the image, group by md_id, order by `no`;
 //  - two sets under one name: use the complete one, warn about the other;
+//  - for writing, when the taste finds no usable set, roll back the crashed
+//    transactions covering any candidate and taste again: their images may
+//    carry a name they are about to lose;
 //  - lock the chosen images through a session (which rolls back a hot undo
 //    log), re-read their metadata under the lock, and taste again if anything
 //    changed;
@@ -53,6 +56,12 @@ export interface VirstorHost {
   openSession(paths: string[], opts: { write: boolean }): VirstorSession;
   /** -H: accept components whose hardcoded provider name differs from the image name. */
   readonly ignoreHardcoded: boolean;
+  /**
+   * Rolls back the crashed transactions that cover candidates (src/session.ts,
+   * rollBackCandidates); returns the undo logs rolled back. A host whose
+   * sessions keep no undo logs beside the candidates needs none.
+   */
+  rollBackCandidates?(): readonly string[];
 }
 
 export interface OpenVirstorOptions {
@@ -96,6 +105,16 @@ export interface Member {
   md: VirstorMetadata;
 }
 
+/**
+ * A virstor image that tasting passes over, as the kernel does (logging
+ * why): its metadata does not decode, or its provsize or hardcoded name does
+ * not match the image.
+ */
+export interface IgnoredImage {
+  path: string;
+  error: GeomError;
+}
+
 export interface TasteOutcome {
   /** The complete set to open, in component order. */
   chosen?: Member[];
@@ -103,6 +122,8 @@ export interface TasteOutcome {
   refusal?: GeomError;
   /** Every image that carries the name (recovery must see them all). */
   all: Member[];
+  /** Images carrying the name that the kernel would ignore (their messages begin `warnings`). */
+  ignored: IgnoredImage[];
   warnings: string[];
 }
 
@@ -114,7 +135,7 @@ function identityKey(id: ProviderIdentity): string {
  * Tastes every candidate and keeps those carrying the device's name (every
  * virstor image when `name` is undefined), applying the kernel's ignore rules.
  */
-function tasteMembers(host: VirstorHost, name: string | undefined, warnings: string[], undecodable: string[]): Member[] {
+function tasteMembers(host: VirstorHost, name: string | undefined, ignored: IgnoredImage[], undecodable: IgnoredImage[]): Member[] {
   const members: Member[] = [];
   const seen = new Set<string>();
   for (const path of host.candidates) {
@@ -134,16 +155,17 @@ function tasteMembers(host: VirstorHost, name: string | undefined, warnings: str
       try {
         md = decodeVirstorMetadata(tasted.sector, path);
       } catch (err) {
-        if (err instanceof GeomError) undecodable.push(err.message);
+        if (err instanceof GeomError) undecodable.push({ path, error: err });
         continue;
       }
       if (name !== undefined && md.name !== name) continue;
       if (md.provsize !== BigInt(provider.size)) {
-        warnings.push(`${path}: ignored: its metadata records provsize ${md.provsize} but the image has ${provider.size} bytes (the kernel ignores it too)`);
+        const error = new GeomError('MISMATCH', `${path}: ignored: its metadata records provsize ${md.provsize} but the image has ${provider.size} bytes (the kernel ignores it too)`);
+        ignored.push({ path, error });
         continue;
       }
       if (md.provider !== '' && md.provider !== provider.name && !host.ignoreHardcoded) {
-        warnings.push(`${path}: ignored: its metadata hardcodes provider '${md.provider}', not '${provider.name}' (use -H to accept it)`);
+        ignored.push({ path, error: new GeomError('MISMATCH', `${path}: ignored: its metadata hardcodes provider '${md.provider}', not '${provider.name}' (use -H to accept it)`) });
         continue;
       }
       members.push({ path, name: provider.name, identity: provider.identity, size: provider.size, sectorSize: tasted.sectorSize, sector: tasted.sector, md });
@@ -187,22 +209,28 @@ function describeSet(set: Member[]): string {
   return `id ${(set[0] as Member).md.id} (${set.map((m) => m.path).join(', ')})`;
 }
 
-/** The names of the virstor devices among the candidates, in the order first found. */
-export function virstorNames(host: VirstorHost, ignored: string[] = []): string[] {
-  return [...new Set(tasteMembers(host, undefined, ignored, []).map((m) => m.md.name))];
+/**
+ * The names of the virstor devices among the candidates, in the order first
+ * found; the images the kernel would ignore (any name) are added to `ignored`.
+ */
+export function virstorNames(host: VirstorHost, ignored: IgnoredImage[] = []): string[] {
+  return [...new Set(tasteMembers(host, undefined, ignored, ignored).map((m) => m.md.name))];
 }
 
 /** Taste for one device: its images, the set to use, or why none can be used. Opens no session. */
 export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
-  const warnings: string[] = [];
-  const undecodable: string[] = [];
-  const all = tasteMembers(host, name, warnings, undecodable);
+  const ignored: IgnoredImage[] = [];
+  const undecodable: IgnoredImage[] = [];
+  const all = tasteMembers(host, name, ignored, undecodable);
+  const warnings = ignored.map((i) => i.error.message);
+  // An image ignored, or whose metadata does not decode, may be the missing component: say so.
+  const notes = [...warnings, ...undecodable.map((u) => `unreadable metadata: ${u.error.message}`)];
   if (all.length === 0) {
     // Every image of the name may have been ignored (provsize, hardcoded name): that is the reason to give.
-    const notes = [...warnings, ...undecodable.map((u) => `unreadable metadata: ${u}`)];
     const extra = notes.length ? ` (${notes.join('; ')})` : '';
     return {
       all,
+      ignored,
       warnings,
       refusal: new GeomError('NOT_FOUND', `no virstor device named ${name} found${extra}`, 'name the directory that holds its images with -d DIR'),
     };
@@ -218,18 +246,17 @@ export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
   if (judged.length === 1) {
     const only = judged[0] as { set: Member[]; problem: GeomError | undefined };
     if (only.problem) {
-      // An image ignored, or whose metadata does not decode, may be the missing component: say so.
-      const notes = [...warnings, ...undecodable.map((u) => `unreadable metadata: ${u}`)];
       const refusal = notes.length
         ? new GeomError(only.problem.code, `${only.problem.message} (${notes.join('; ')})`, only.problem.hint)
         : only.problem;
-      return { all, warnings, refusal };
+      return { all, ignored, warnings, refusal };
     }
   } else if (complete.length !== 1) {
     const listing = judged.map((j) => describeSet(j.set)).join(' and ');
     const state = complete.length === 0 ? 'none of them is complete' : 'each of them is complete';
     return {
       all,
+      ignored,
       warnings,
       refusal: new GeomError('MISMATCH', `virstor ${name}: components with different ids: ${listing}; ${state}`, "clear the stale components with 'geomctl virstor clear'"),
     };
@@ -239,7 +266,7 @@ export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
     }
   }
   const chosen = [...(complete[0] as { set: Member[] }).set].sort((a, b) => a.md.no - b.md.no);
-  return { all, warnings, chosen };
+  return { all, ignored, warnings, chosen };
 }
 
 /**
@@ -264,6 +291,22 @@ function checkExtras(host: VirstorHost, name: string, members: Member[], extra: 
   }
 }
 
+/**
+ * The taste of an open. A refusal may be an unfinished transaction's doing:
+ * a killed relabel of the device's images leaves them (or some of them)
+ * carrying the new name, and the session that would roll it back is never
+ * opened over images that no longer carry this one. A writing open then
+ * rolls back the transactions covering any candidate and tastes again. Only
+ * on a refusal: a device that is found gets a session over its images, whose
+ * recovery rolls back what concerns them, and other devices' transactions
+ * are left to their own commands.
+ */
+function tasteForOpen(host: VirstorHost, name: string, write: boolean): TasteOutcome {
+  const outcome = tasteDevice(host, name);
+  if (!outcome.refusal || !write || !host.rollBackCandidates) return outcome;
+  return host.rollBackCandidates().length > 0 ? tasteDevice(host, name) : outcome;
+}
+
 /** How often open re-tastes after a recovery or a change under its feet before giving up. */
 const OPEN_ATTEMPTS = 3;
 
@@ -274,7 +317,7 @@ const OPEN_ATTEMPTS = 3;
  */
 export function openVirstor(host: VirstorHost, name: string, opts: OpenVirstorOptions): VirstorDevice {
   for (let attempt = 1; ; attempt++) {
-    const outcome = tasteDevice(host, name);
+    const outcome = tasteForOpen(host, name, opts.write);
     const members = outcome.chosen ?? outcome.all;
     if (members.length === 0) throw outcome.refusal as GeomError;
     const extra = opts.extraPaths ?? [];

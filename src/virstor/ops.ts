@@ -6,7 +6,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import { tasteProvider } from '../taste.js';
-import { isZero, openVirstor, tasteDevice, virstorNames, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
+import { isZero, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { VIRSTOR_MAP_ALLOCATED } from './map.js';
@@ -472,11 +472,19 @@ function listingOfMembers(members: Member[]): VirstorListingDevice {
   };
 }
 
+/** A device list and status could not show, and the images that carry its name. */
+export interface ListFailure {
+  error: GeomError;
+  images: string[];
+}
+
 export interface ListResult {
   devices: VirstorListingDevice[];
+  /** Images the kernel would ignore (metadata that does not decode, provsize or hardcoded name), each once. */
+  ignored: IgnoredImage[];
   warnings: string[];
   /** Devices that could not be listed (named but absent, ambiguous sets, unfinished transactions). */
-  failures: GeomError[];
+  failures: ListFailure[];
 }
 
 /**
@@ -485,19 +493,22 @@ export interface ListResult {
  * counters are the kernel's; incomplete ones show their present components.
  */
 export function listVirstor(host: VirstorHost, names: string[]): ListResult {
-  const result: ListResult = { devices: [], warnings: [], failures: [] };
-  // Images the kernel would ignore (provsize, hardcoded name) are warnings even when no device is left.
-  const ignored: string[] = [];
+  const result: ListResult = { devices: [], ignored: [], warnings: [], failures: [] };
+  // Images the kernel would ignore are reported even when no device is left.
+  const ignored: IgnoredImage[] = [];
   for (const name of names.length ? names : virstorNames(host, ignored)) {
+    let images: string[] = [];
     try {
       const outcome = tasteDevice(host, name);
-      result.warnings.push(...outcome.warnings);
+      images = outcome.all.map((m) => m.path);
+      ignored.push(...outcome.ignored);
+      result.warnings.push(...outcome.warnings.slice(outcome.ignored.length));
       if (!outcome.chosen) {
         const ids = new Set(outcome.all.map((m) => m.md.id));
         if (outcome.all.length === 0 || ids.size !== 1) throw outcome.refusal as GeomError;
         // Its images may be half way through a transaction (a crashed label or add):
         // a read-only session refuses them then, as it does a complete device's.
-        host.openSession(outcome.all.map((m) => m.path), { write: false }).close();
+        host.openSession(images, { write: false }).close();
         result.devices.push(listingOfMembers(outcome.all));
         continue;
       }
@@ -509,9 +520,15 @@ export function listVirstor(host: VirstorHost, names: string[]): ListResult {
       }
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      result.failures.push(err);
+      result.failures.push({ error: err, images });
     }
   }
-  result.warnings = [...new Set([...ignored, ...result.warnings])];
+  const seen = new Set<string>();
+  for (const i of ignored) {
+    if (seen.has(i.error.message)) continue;
+    seen.add(i.error.message);
+    result.ignored.push(i);
+  }
+  result.warnings = [...new Set(result.warnings)];
   return result;
 }
