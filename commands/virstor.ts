@@ -20,7 +20,7 @@ import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
-import { rollBackCandidates } from '../src/session.js';
+import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
 import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
@@ -217,6 +217,7 @@ function hostOf(ctx: Context, named: string[] = [], candidates = candidateImages
     openSession: (paths, o) => ctx.openSession(paths, o),
     ignoreHardcoded: ctx.global.ignoreHardcoded,
     rollBackCandidates: () => rollBackCandidates(candidates, ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true })),
+    unfinished: () => unfinishedCovering(candidates, ctx.global.dirs),
   };
 }
 

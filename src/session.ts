@@ -115,6 +115,15 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
   }
 }
 
+/**
+ * The crashed transactions that cover one of `candidates` (logs searched next
+ * to them and in `dirs`), each with the candidates it names: what a read-only
+ * command that finds nothing by name reports instead of "not found".
+ */
+export function unfinishedCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore): { log: string; paths: string[] }[] {
+  return hotLogsCovering(candidates, [...candidates.map((p) => nodePath.dirname(p)), ...dirs], store);
+}
+
 /** The hot undo logs (valid header) in `dirs` that name one of `candidates`, each with the candidates it names. */
 function hotLogsCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore): { log: string; paths: string[] }[] {
   const byIdentity = new Map<string, string>();
@@ -165,9 +174,8 @@ export function rollBackCandidates(
   open: (paths: string[]) => Pick<Session, 'recovered' | 'close'>,
   store: LogStore = fileLogStore,
 ): string[] {
-  const where = [...candidates.map((p) => nodePath.dirname(p)), ...dirs];
   const recovered: string[] = [];
-  for (const { log, paths } of hotLogsCovering(candidates, where, store)) {
+  for (const { log, paths } of unfinishedCovering(candidates, dirs, store)) {
     // An earlier session's recovery may have rolled this log back already.
     if (recovered.includes(log)) continue;
     let session: Pick<Session, 'recovered' | 'close'>;

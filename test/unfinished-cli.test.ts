@@ -138,6 +138,11 @@ describe('writing verbs roll back before they find their images by tasting', () 
     killUntil(dir, restore, ['virstor', 'label', '-m', '1M', '-s', '64M', 'fresh', 'c0.img', 'c1.img'], 'barrier', () =>
       names.every((n) => virstorName(join(dir, n)) === 'fresh'),
     );
+    // A read-only verb cannot roll back: it says why it finds nothing, and changes nothing.
+    const map = run(dir, ['virstor', 'map', 'old']);
+    expect(map.status).toBe(1);
+    expect(map.stderr).toMatch(/^geomctl: no virstor device named old found.*, and .*c[01]\.img has an unfinished transaction \(.*\) that may have changed its names; run a writing command to roll it back \(e\.g\. 'geomctl virstor stop old'\), then try again\n$/);
+    expect(undoLogs(dir)).not.toEqual([]);
     const r = run(dir, ['virstor', 'stop', '-v', 'old']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('Device old has 1 allocated chunks\nAllocation table ok for old\n');

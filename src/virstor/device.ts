@@ -62,6 +62,8 @@ export interface VirstorHost {
    * sessions keep no undo logs beside the candidates needs none.
    */
   rollBackCandidates?(): readonly string[];
+  /** The crashed transactions covering candidates (src/session.ts, unfinishedCovering). */
+  unfinished?(): readonly { log: string; paths: readonly string[] }[];
 }
 
 export interface OpenVirstorOptions {
@@ -303,8 +305,18 @@ function checkExtras(host: VirstorHost, name: string, members: Member[], extra: 
  */
 function tasteForOpen(host: VirstorHost, name: string, write: boolean): TasteOutcome {
   const outcome = tasteDevice(host, name);
-  if (!outcome.refusal || !write || !host.rollBackCandidates) return outcome;
-  return host.rollBackCandidates().length > 0 ? tasteDevice(host, name) : outcome;
+  if (!outcome.refusal) return outcome;
+  if (write) return host.rollBackCandidates && host.rollBackCandidates().length > 0 ? tasteDevice(host, name) : outcome;
+  // A read-only open cannot roll back: say that the names it tasted may be half changed.
+  const crashed = host.unfinished?.()[0];
+  if (!crashed) return outcome;
+  const image = crashed.paths[0] as string;
+  const refusal = new GeomError(
+    'UNFINISHED',
+    `${outcome.refusal.message}, and ${image} has an unfinished transaction (${crashed.log}) that may have changed its names`,
+    `run a writing command to roll it back (e.g. 'geomctl virstor stop ${name}'), then try again`,
+  );
+  return { ...outcome, refusal };
 }
 
 /** How often open re-tastes after a recovery or a change under its feet before giving up. */
