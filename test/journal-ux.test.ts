@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
 import { openImage } from '../src/provider/file.js';
@@ -13,7 +13,7 @@ import { openSession } from '../src/session.js';
 import { JournalDevice } from '../src/journal/device.js';
 import { minJournalSize } from '../src/journal/format.js';
 import { scanJournal } from '../src/journal/scan.js';
-import { BIN, geomctl, scratch, sha256, sparseImage, type CliResult } from './helpers/cli.js';
+import { BIN, geomctl, scratch, sha256, sparseImage, type CliResult, flipByte } from './helpers/cli.js';
 import { filled } from './engine-support.js';
 import { DirectEngine, K, M, labeled, modelWrites, providersOf } from './journal-engine-support.js';
 import { KernelJournal, kRandom } from './model/journal-kernel.js';
@@ -41,20 +41,6 @@ function errLines(r: CliResult): string[] {
   return r.stderr.split('\n').filter((l) => l !== '');
 }
 
-/** Flips a byte of the MD5 in a journal image's metadata (the last 512-byte sector). */
-function breakMd5(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const at = statSync(path).size - 512 + 90;
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0] = (b[0] ?? 0) ^ 0xff;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The hashes of every file in a directory (and which files there are): "nothing changed" in one value. */
 function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -79,7 +65,7 @@ describe('journal list and status: images the kernel would ignore', () => {
     ok(['journal', 'label', 'b.img', 'bj.img'], dir);
     sparseImage(`${dir}/bad.img`, ONE);
     ok(['journal', 'label', '-s', '100M', 'bad.img'], dir);
-    breakMd5(`${dir}/bad.img`);
+    flipByte(`${dir}/bad.img`, -512 + 90);
   });
 
   for (const verb of [['journal', 'status'], ['journal', 'list'], ['status'], ['list']]) {
@@ -246,7 +232,7 @@ describe('messages that leave the images as they were', () => {
     ok(['journal', 'label', 'od.img', 'oj.img'], dir);
     sparseImage(`${dir}/bad.img`, ONE);
     ok(['journal', 'label', '-s', '100M', 'bad.img'], dir);
-    breakMd5(`${dir}/bad.img`);
+    flipByte(`${dir}/bad.img`, -512 + 90);
   });
 
   it('data and journal images of different journals: names both and what to give instead', () => {

@@ -7,12 +7,12 @@
 // closed (a renamed field fails), describe every property, and cover every
 // verb of the command tables.
 
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { geomctl, scratch, sparseImage } from './helpers/cli.js';
+import { geomctl, scratch, sparseImage, flipByte } from './helpers/cli.js';
 import { journalClass } from '../commands/journal.js';
 import { virstorClass } from '../commands/virstor.js';
 import { topLevelCommands } from '../commands/toplevel.js';
@@ -87,20 +87,6 @@ const V = (args: string[], opts?: { status?: number; input?: Buffer }) => json([
 function plain(args: string[]): void {
   const r = geomctl(args, { cwd: s.dir });
   expect(r.status, r.stderr).toBe(0);
-}
-
-/** Flips a byte of an image in place (a corrupt metadata hash). */
-function flipByte(path: string, offset: number): void {
-  const at = offset < 0 ? statSync(path).size + offset : offset;
-  const fd = openSync(path, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0] = (b[0] ?? 0) ^ 0xff;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 describe('the schemas', () => {

@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, geomctl, scratch, sparseImage, type CliResult } from './helpers/cli.js';
+import { BIN, geomctl, scratch, sparseImage, type CliResult, flipByte } from './helpers/cli.js';
 
 const M = 1024 * 1024;
 const s = scratch('geomctl-messages-');
@@ -75,19 +75,6 @@ function editJournalMetadata(path: string, edit: (md: Buffer) => void): void {
     edit(md);
     createHash('md5').update(md.subarray(0, 85)).digest().copy(md, 85);
     writeSync(fd, md, 0, 512, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function flipByte(path: string, fromEnd: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const at = statSync(path).size - fromEnd;
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0] = (b[0] ?? 0) ^ 0xff;
-    writeSync(fd, b, 0, 1, at);
   } finally {
     closeSync(fd);
   }
@@ -259,11 +246,11 @@ beforeAll(() => {
   // MD5 mismatch; a broken journal (dirty, with nothing at md_joffset); a lockable one.
   sparseImage(s.path('bad.img'), 300 * M);
   ok(['journal', 'label', '-s', '100M', 'bad.img']);
-  flipByte(s.path('bad.img'), 512 - 90);
+  flipByte(s.path('bad.img'), -512 + 90);
   mkdirSync(s.path('md5'));
   sparseImage(s.path('md5/bad5.img'), 300 * M);
   ok(['journal', 'label', '-s', '100M', 'md5/bad5.img']);
-  flipByte(s.path('md5/bad5.img'), 512 - 90);
+  flipByte(s.path('md5/bad5.img'), -512 + 90);
   // A two-image journal whose journal image nobody but root may read (the directory stays open to all).
   chmodSync(s.dir, 0o755);
   sparseImage(s.path('pd.img'), 200 * M);

@@ -3,7 +3,7 @@
 
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -47,4 +47,18 @@ export function sparseImage(path: string, size: number, head?: Buffer): string {
 
 export function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** Flips one byte of a file in place; a negative `offset` counts from its end (-512 + 90: inside a metadata sector's MD5). */
+export function flipByte(path: string, offset: number): void {
+  const at = offset < 0 ? statSync(path).size + offset : offset;
+  const fd = openSync(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    b[0] = (b[0] ?? 0) ^ 0xff;
+    writeSync(fd, b, 0, 1, at);
+  } finally {
+    closeSync(fd);
+  }
 }
