@@ -4,13 +4,13 @@
 // 1 failure, 2 usage error; one "geomctl: ..." line per error on stderr and no
 // stack trace unless GEOMCTL_DEBUG=1.
 
-import { statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { GeomError, PartialFailure, UsageError } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
 import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
-import { Output } from './output.js';
+import { Output, stdoutStream } from './output.js';
 import { formatStats } from './stats.js';
 import { journalClass } from './journal.js';
 import { virstorClass } from './virstor.js';
@@ -61,7 +61,9 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
   const out = new Output({ json: global.json, quiet: global.quiet, color: global.color });
   // A -d (or GEOMCTL_PATH) directory that is not there tastes nothing: say so rather than list nothing.
   for (const dir of global.dirs) if (!isDirectory(dir)) out.warn(`${dir}: no such directory; no images are tasted there (check -d and GEOMCTL_PATH)`);
-  if (!global.json && !global.quiet && process.stderr.isTTY) {
+  // A terminal is a character device: the cheap fstat first spares scripts (stderr a
+  // pipe or a file) the creation of process.stderr, which Output also leaves until used.
+  if (!global.json && !global.quiet && stderrIsCharacterDevice() && process.stderr.isTTY) {
     // ora is loaded only when a spinner can be shown: start-up stays fast for scripts.
     const { default: ora } = await import('ora');
     out.setSpinnerFactory((o) => ora({ ...o, isEnabled: true }));
@@ -80,6 +82,15 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
   return ctx;
 }
 
+/** fstat of descriptor 2; false when it is closed (`2>&-`) rather than a crash at start-up. */
+function stderrIsCharacterDevice(): boolean {
+  try {
+    return fstatSync(2).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 function afterCommand(ctx: Context): void {
   const sessions = (ctx as Context & { sessions?: Session[] }).sessions ?? [];
   if (ctx.global.stats) {
@@ -87,7 +98,14 @@ function afterCommand(ctx: Context): void {
   }
 }
 
-export function buildProgram(): Command {
+/**
+ * The commander program for the command line `argv`. A class's verbs are
+ * registered only when `argv` names the class (or an alias): nothing else on
+ * the line can reach them, and building commander commands for every verb of
+ * every class cost start-up time for nothing (quality.md, "Performance").
+ * The class itself is always there, for the top-level help and suggestions.
+ */
+export function buildProgram(argv: readonly string[]): Command {
   const program = new Command('geomctl')
     .description("FreeBSD's GEOM journal and virstor classes for disk images, offline")
     .version(GEOMCTL_VERSION, '--version', 'print the version')
@@ -95,12 +113,14 @@ export function buildProgram(): Command {
     .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|demo [args]')
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: () => {} });
+    // Help and --version go through stdoutStream, which creates process.stdout only then.
+    .configureOutput({ writeOut: (text) => stdoutStream().write(text), outputError: () => {} });
   for (const o of GLOBAL_OPTIONS) addOption(program, o);
   const hooks = { makeContext, after: afterCommand };
   for (const cls of CLASSES) {
     const classCmd = program.command(cls.name).description(cls.summary).helpOption('--help', 'display help');
     for (const alias of cls.aliases) classCmd.alias(alias);
+    if (![cls.name, ...cls.aliases].some((name) => argv.includes(name))) continue;
     for (const spec of cls.commands) registerCommand(classCmd, spec, hooks);
   }
   for (const spec of topLevelCommands(CLASSES)) registerCommand(program, spec, hooks);
@@ -149,7 +169,7 @@ export function reportError(err: unknown, out: Output): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = buildProgram(argv);
   if (argv.length === 0) {
     program.outputHelp();
     return 2;
@@ -161,11 +181,6 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(err, new Output({ json: false, quiet: false, color: false }));
   }
 }
-
-// A reader that goes away (`geomctl journal read d.img | head`) is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -8,7 +8,7 @@
 // image twice would conflict with itself, so sessions open each image once.
 
 import fs from 'node:fs';
-import fsExt from 'fs-ext';
+import { fsExt } from './fs-ext.js';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import { splitDev } from './provider/file.js';
 
@@ -70,7 +70,7 @@ export function lockImage(p: Lockable, mode: LockMode, waitSeconds: number): voi
   const deadline = Date.now() + Math.max(0, waitSeconds) * 1000;
   for (;;) {
     try {
-      fsExt.flockSync(fd, mode === 'exclusive' ? 'exnb' : 'shnb');
+      fsExt().flockSync(fd, mode === 'exclusive' ? 'exnb' : 'shnb');
       return;
     } catch (err) {
       const errno = errnoOf(err);
@@ -92,7 +92,7 @@ export function lockImage(p: Lockable, mode: LockMode, waitSeconds: number): voi
 export function unlockImage(p: Lockable): void {
   if (p.fd === undefined) return;
   try {
-    fsExt.flockSync(p.fd, 'un');
+    fsExt().flockSync(p.fd, 'un');
   } catch (err) {
     throw new IoError(p.path, 'unlock', undefined, errnoOf(err));
   }

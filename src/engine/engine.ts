@@ -173,14 +173,30 @@ class BufferedEngine implements FlushEngine {
     const st = this.image(image);
     this.checkRange(st, 'read', offset, target.length);
     const end = offset + target.length;
-    const bs = st.blockSize;
-    if (st.blocks.size === 0 && offset % bs === 0 && end <= st.lastSector && (end % bs === 0 || end === st.lastSector)) {
-      // Whole blocks and nothing of this image cached (a read-only stream): the
-      // direct read below, without looking up each block.
-      this.stats.cacheMisses += Math.ceil((end - offset) / bs);
+    if (this.wholeUncached(st, offset, end)) {
+      // Whole blocks, none of them cached (a stream): one read straight into the
+      // caller's buffer. The block loop lives in its own method so that this hot
+      // path stays small: compiled together, V8 spent 25-30 ms optimizing the
+      // pair, again after each switch between the paths (virstor read, 1 GiB).
+      this.stats.cacheMisses += Math.ceil((end - offset) / st.blockSize);
       this.providerRead(st, offset, target);
       return;
     }
+    this.readBlocks(image, st, offset, target);
+  }
+
+  /** Whether [offset, end) is whole blocks (before the last sector's own block) with none of them cached. */
+  private wholeUncached(st: ImageState, offset: number, end: number): boolean {
+    const bs = st.blockSize;
+    if (offset % bs !== 0 || end > st.lastSector || (end % bs !== 0 && end !== st.lastSector)) return false;
+    if (st.blocks.size === 0) return true;
+    for (let b = offset; b < end; b += bs) if (st.blocks.has(b)) return false;
+    return true;
+  }
+
+  /** readInto block by block: cached blocks are copied, runs of whole uncached blocks read directly, partial ones loaded. */
+  private readBlocks(image: number, st: ImageState, offset: number, target: Buffer): void {
+    const end = offset + target.length;
     let pos = offset;
     while (pos < end) {
       const [start, len] = this.blockAt(st, pos);

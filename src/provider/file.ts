@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import nodePath from 'node:path';
-import fsExt from 'fs-ext';
+import { fsExt } from '../fs-ext.js';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import { checkRange } from './bounds.js';
 import { seekDataRegions } from './holes.js';
@@ -159,7 +159,7 @@ export class FileProvider implements Provider {
 
   /** SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite ignore the file position it moves. */
   dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
-    return seekDataRegions((at, whence) => fsExt.seekSync(this.fd, at, whence), offset, length);
+    return seekDataRegions((at, whence) => fsExt().seekSync(this.fd, at, whence), offset, length);
   }
 
   write(offset: number, data: Buffer): void {

@@ -1,4 +1,5 @@
-// fs-ext ships no types; geomctl uses flockSync (src/lock.ts) and seekSync (src/provider/file.ts).
+// fs-ext ships no types; geomctl uses flockSync (src/lock.ts) and seekSync (src/provider/file.ts),
+// loading it on first use (src/fs-ext.ts).
 declare module 'fs-ext' {
   /** flock(2): throws an Error whose `code` is the errno name (EAGAIN when a non-blocking lock is held). */
   export function flockSync(fd: number, flags: 'sh' | 'ex' | 'shnb' | 'exnb' | 'un'): void;

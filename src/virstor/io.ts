@@ -53,6 +53,7 @@ const IO_BLOCK = 1 << 20;
 /** Reads are handed out in 128 KiB pieces: the size at which Node's write loops are fastest (quality.md). */
 const READ_BLOCK = 128 * 1024;
 const ZEROS = Buffer.alloc(IO_BLOCK);
+const ZEROS_PIECE = ZEROS.subarray(0, READ_BLOCK);
 
 /** Reads `length` bytes at physical `offset` of a component, through the engine (sector-aligned underneath). */
 function readPhysical(dev: VirstorDevice, image: number, offset: number, length: number): Buffer {
@@ -106,9 +107,10 @@ export function readVirstor(dev: VirstorDevice, offset: number, length: number, 
     for (let done = 0; done < len; done += READ_BLOCK) {
       const n = Math.min(READ_BLOCK, len - done);
       const at = e.providerChunk * dev.chunkSize + inChunk + done;
-      if (!isAllocated(e)) sink(ZEROS.subarray(0, n));
+      if (!isAllocated(e)) sink(n === READ_BLOCK ? ZEROS_PIECE : ZEROS.subarray(0, n));
       else if (at % dev.sectorSize === 0 && n % dev.sectorSize === 0) {
-        const piece = buf.subarray(0, n);
+        // The whole buffer almost every time: no new view per piece on the hot path.
+        const piece = n === READ_BLOCK ? buf : buf.subarray(0, n);
         dev.engine.readInto(e.providerNo, at, piece);
         sink(piece);
       } else sink(readPhysical(dev, e.providerNo, at, n));
