@@ -6,7 +6,7 @@
 
 import { fstatSync, statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { GeomError, PartialFailure, UsageError } from '../src/errors.js';
+import { GeomError, IoError, PartialFailure, UsageError } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
 import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
@@ -157,6 +157,9 @@ export function reportError(err: unknown, out: Output): number {
     for (const f of err.failures) out.error(f.line);
     return 1;
   }
+  // A reader that goes away (`geomctl virstor read vs | head`) is not an error, as for
+  // stream writes (output.ts stdoutStream): the data was only ever read.
+  if (err instanceof IoError && err.image === 'stdout' && err.errno === 'EPIPE') return 0;
   if (err instanceof GeomError) {
     out.error(err.line);
     if (process.env.GEOMCTL_DEBUG === '1' && err.stack) out.diagnostic(err.stack);

@@ -99,7 +99,8 @@ export class Output {
     try {
       writeFully(fd, data, null);
     } catch (err) {
-      // A full disk or a closed pipe behind stdout is an I/O error, not a bug.
+      // A full disk or a closed pipe behind stdout is an I/O error, not a bug (main.ts
+      // reportError lets a closed pipe go).
       throw new IoError('stdout', 'write', undefined, errnoOf(err), 'check where standard output goes (a full disk?)');
     }
   }

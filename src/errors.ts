@@ -59,11 +59,14 @@ export class UsageError extends GeomError {
 /** A failed read, write or fsync on an image: names the image, offset and errno. */
 export class IoError extends GeomError {
   readonly errno: string;
+  /** The image or file (or 'stdout') the operation was on. */
+  readonly image: string;
   constructor(image: string, op: string, offset: number | undefined, errno: string, hint?: string) {
     const where = offset === undefined ? '' : ` at offset ${offset}`;
     super('IO', `${op} of ${image}${where} failed: ${errno}`, hint);
     this.name = 'IoError';
     this.errno = errno;
+    this.image = image;
   }
 }
 

@@ -1,11 +1,13 @@
 // virstor read -O and export -O that fail leave no file behind (cli.md: a
 // command that fails leaves things as they were): neither an empty one nor
 // the part written before the failure, which would pass for a result. A
-// range refused up front leaves an existing -O file untouched.
+// range refused up front leaves an existing -O file untouched. And a read
+// whose stdout reader goes away is not a failure.
 
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { geomctl, scratch, sparseImage } from './helpers/cli.js';
+import { BIN, geomctl, scratch, sparseImage } from './helpers/cli.js';
 
 const M = 1024 * 1024;
 const s = scratch('geomctl-virstor-output-');
@@ -83,5 +85,21 @@ describe('a failing virstor read or export leaves no -O file', () => {
     const out = run(['virstor', 'read', '-l', '3M', 'vo']);
     expect(out.status).toBe(1);
     expect(out.stdoutBuffer.equals(data.subarray(0, 2 * M))).toBe(true);
+  });
+});
+
+describe('a reader that goes away is not an error', () => {
+  // `geomctl ... read | head`: the pipe closes under the read (EPIPE). Like a
+  // stream write, that ends the command quietly with status 0.
+  it('virstor read and journal read into a pipe closed early: exit 0, nothing on stderr', () => {
+    sparseImage(s.path('p0.img'), 64 * M);
+    sparseImage(s.path('pd.img'), 32 * M);
+    sparseImage(s.path('pj.img'), 16 * M);
+    expect(run(['virstor', 'label', '-m', '1M', 'pv', 'p0.img']).status).toBe(0);
+    expect(run(['--maxphys', '128k', 'journal', 'label', 'pd.img', 'pj.img']).status).toBe(0);
+    for (const read of [`virstor read -l 32M pv`, `journal read pd.img pj.img`]) {
+      const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" -d . ${read} | head -c 100 > /dev/null`], { cwd: s.dir, encoding: 'utf8' });
+      expect({ read, status: r.status, stderr: r.stderr }).toEqual({ read, status: 0, stderr: '' });
+    }
   });
 });
