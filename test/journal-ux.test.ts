@@ -202,8 +202,9 @@ describe('label options are judged before any image is touched', () => {
 
   it('a bad --sectorsize is refused at once even when another geomctl holds the image', async () => {
     // A journal write waiting for its stdin holds held.img's exclusive lock.
+    // --wait: the dump probing for that lock holds a shared one for a moment.
     const cwd = `${dir}/lock`;
-    const child = spawn(process.execPath, [BIN, 'journal', 'write', 'held.img'], { cwd, stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = spawn(process.execPath, [BIN, '--wait', '30', 'journal', 'write', 'held.img'], { cwd, stdio: ['pipe', 'ignore', 'ignore'] });
     const exited = new Promise<void>((resolveExit) => child.on('exit', () => resolveExit()));
     try {
       const deadline = Date.now() + 30_000;
