@@ -124,8 +124,9 @@ export interface TasteOutcome {
   refusal?: GeomError;
   /** Every image that carries the name (recovery must see them all). */
   all: Member[];
-  /** Images carrying the name that the kernel would ignore (their messages begin `warnings`). */
+  /** Images carrying the name that the kernel would ignore. */
   ignored: IgnoredImage[];
+  /** Other warnings (stale components passed over). */
   warnings: string[];
 }
 
@@ -224,9 +225,9 @@ export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
   const ignored: IgnoredImage[] = [];
   const undecodable: IgnoredImage[] = [];
   const all = tasteMembers(host, name, ignored, undecodable);
-  const warnings = ignored.map((i) => i.error.message);
+  const warnings: string[] = [];
   // An image ignored, or whose metadata does not decode, may be the missing component: say so.
-  const notes = [...warnings, ...undecodable.map((u) => `unreadable metadata: ${u.error.message}`)];
+  const notes = [...ignored.map((i) => i.error.message), ...undecodable.map((u) => `unreadable metadata: ${u.error.message}`)];
   if (all.length === 0) {
     // Every image of the name may have been ignored (provsize, hardcoded name): that is the reason to give.
     const extra = notes.length ? ` (${notes.join('; ')})` : '';
@@ -344,7 +345,8 @@ export function openVirstor(host: VirstorHost, name: string, opts: OpenVirstorOp
       if (changed && attempt < OPEN_ATTEMPTS) continue;
       if (changed) throw new GeomError('LOCKED', `virstor ${name} keeps changing while geomctl opens it`, 'wait for the other process to finish');
       if (outcome.refusal || !outcome.chosen) throw outcome.refusal as GeomError;
-      const device = new VirstorDevice(name, session, outcome.chosen, extra.length, opts, outcome.warnings);
+      const warnings = [...outcome.ignored.map((i) => i.error.message), ...outcome.warnings];
+      const device = new VirstorDevice(name, session, outcome.chosen, extra.length, opts, warnings);
       keep = true;
       return device;
     } finally {

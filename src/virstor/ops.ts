@@ -502,7 +502,7 @@ export function listVirstor(host: VirstorHost, names: string[]): ListResult {
       const outcome = tasteDevice(host, name);
       images = outcome.all.map((m) => m.path);
       ignored.push(...outcome.ignored);
-      result.warnings.push(...outcome.warnings.slice(outcome.ignored.length));
+      result.warnings.push(...outcome.warnings);
       if (!outcome.chosen) {
         const ids = new Set(outcome.all.map((m) => m.md.id));
         if (outcome.all.length === 0 || ids.size !== 1) throw outcome.refusal as GeomError;
