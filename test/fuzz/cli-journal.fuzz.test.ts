@@ -578,9 +578,6 @@ function buildStep(tpl: Template, v: VerbCase, extra: string[], images: string[]
   switch (v.verb) {
     case 'dump':
     case 'clear':
-      args = ['journal', v.verb, ...local, ...imgs];
-      maxErrorLines = Math.max(1, imgs.length);
-      break;
     case 'list':
     case 'status':
       args = ['journal', v.verb, ...local, ...imgs];
