@@ -364,11 +364,7 @@ const readCommand: CommandSpec = {
       let file: OutputFile | undefined;
       if (output !== undefined) {
         checkNotAnImage(dev, output);
-        try {
-          file = new OutputFile(output);
-        } catch (err) {
-          throw err instanceof IoError ? new IoError(output, 'open', undefined, err.errno, 'check the -O path') : err;
-        }
+        file = new OutputFile(output);
       }
       const progress = ctx.out.progress('read', length);
       try {

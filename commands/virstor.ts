@@ -1,7 +1,7 @@
 // The virstor class (gvirstor(8)): its verbs declared as data. Logic lives in
 // src/virstor/; handlers here only parse, call, and print.
 
-import { GeomError, IoError, UsageError } from '../src/errors.js';
+import { GeomError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import { parseSizeBig } from '../src/size.js';
 import type { Provider } from '../src/provider/provider.js';
@@ -62,12 +62,6 @@ function notVirstor(path: string, tasted: Tasted | undefined): GeomError {
     return new GeomError('NO_METADATA', `${path}: ${cls} metadata, not virstor`, `use 'geomctl ${cls}' verbs or 'geomctl dump ${path}'`);
   }
   return new GeomError('NO_METADATA', `${path}: no virstor metadata`, `'geomctl taste ${path}' shows what it holds; 'geomctl virstor label' makes a component`);
-}
-
-/** A -O file that cannot be opened: point at the option (other failures pass through). */
-function outputOpenHint(err: unknown, path: string): unknown {
-  if (err instanceof IoError && err.hint === undefined && err.message.startsWith(`open of ${path} `)) return new IoError(path, 'open', undefined, err.errno, 'check the -O path');
-  return err;
 }
 
 /** The metadata of one image, read under a shared lock. */
@@ -391,12 +385,7 @@ const writeCommand: CommandSpec = {
  * close() after a failure removes the -O file: no partial result is left.
  */
 function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void; discard(): void } {
-  let file: OutputFile;
-  try {
-    file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
-  } catch (err) {
-    throw path === undefined ? err : outputOpenHint(err, path);
-  }
+  const file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
   let at = 0;
   return {
     sink(piece) {
@@ -534,8 +523,6 @@ const exportCommand: CommandSpec = {
       let r: ExportResult;
       try {
         r = exportVirstor(dev, path, (done) => progress.update(done));
-      } catch (err) {
-        throw outputOpenHint(err, path);
       } finally {
         progress.stop();
       }

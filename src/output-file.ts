@@ -40,7 +40,8 @@ export class OutputFile {
       try {
         this.fd = openSync(target, 'w');
       } catch (err) {
-        throw new IoError(target, 'open', undefined, errnoOf(err));
+        // The path is always what the user gave with -O.
+        throw new IoError(target, 'open', undefined, errnoOf(err), 'check the -O path');
       }
     } else {
       this.path = target.name;
@@ -60,6 +61,11 @@ export class OutputFile {
   /** Writes at `position` (a file) or, without one, where the descriptor is (stdout). */
   write(data: Buffer, position: number | null = null): void {
     this.attempt('write', position ?? undefined, () => writeFully(this.fd, data, position));
+  }
+
+  /** Whether the file is a regular one (export refuses devices and pipes: its holes need a file). */
+  isRegularFile(): boolean {
+    return fstatSync(this.fd).isFile();
   }
 
   /** Sets the size: extending leaves a hole, which is how export keeps unallocated chunks sparse. */

@@ -235,6 +235,18 @@ describe('journal read -O', { timeout: 60_000 }, () => {
     expect(statSync(s.path('out.bin')).size).toBe(M);
   });
 
+  it('an export that fails half-way leaves no half file either', () => {
+    const img = sparseImage(s.path('x.img'), 8 * M + 100 * M + 512);
+    expect(geomctl(['journal', 'label', '-s', '100M', img]).status).toBe(0);
+    expect(geomctl(['journal', 'write', img], { input: Buffer.alloc(4096, 9) }).status).toBe(0);
+    // 64 KiB of room: the data fits, sizing the file to the device does not (EFBIG).
+    const sh = `trap '' XFSZ; ulimit -f 128; exec "$0" "$@"`;
+    const r = spawnSync('/bin/sh', ['-c', sh, process.execPath, BIN, 'journal', 'export', '-O', 'x.raw', 'x.img'], { cwd: s.dir, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^geomctl: truncate of x\.raw at offset \d+ failed: EFBIG/);
+    expect(existsSync(s.path('x.raw'))).toBe(false);
+  });
+
   it('an offset past the device is about the image: exit 1', () => {
     sparseImage(s.path('e.img'), 8 * M + 100 * M + 512);
     expect(geomctl(['journal', 'label', '-s', '100M', 'e.img'], { cwd: s.dir }).status).toBe(0);

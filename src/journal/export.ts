@@ -2,10 +2,9 @@
 // journaled provider streamed out in chunks — to a sink, or into a sparse
 // file where runs of zero sectors stay holes.
 
-import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { GeomError, IoError, errnoOf } from '../errors.js';
+import { GeomError } from '../errors.js';
 import type { JournalDevice } from './device.js';
-import { refuseImageAsOutput } from '../output-file.js';
+import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import { alignedBuffer } from '../aligned.js';
 
 /** Node's read/write loops are fastest with 64-128 KiB buffers (quality.md, "Performance"). */
@@ -50,25 +49,17 @@ export interface ExportResult {
  */
 export function exportJournaled(dev: JournalDevice, path: string, progress?: (done: number) => void): ExportResult {
   checkNotAnImage(dev, path);
-  let fd: number;
-  try {
-    fd = openSync(path, 'w');
-  } catch (err) {
-    throw new IoError(path, 'open', undefined, errnoOf(err), 'check the output path');
-  }
+  const out = new OutputFile(path);
   const ss = dev.sectorSize;
   const zero = Buffer.alloc(STREAM_CHUNK);
   const result: ExportResult = { bytes: dev.dataSize, written: 0 };
   const put = (buf: Buffer, at: number): void => {
-    try {
-      writeSync(fd, buf, 0, buf.length, at);
-    } catch (err) {
-      throw new IoError(path, 'write', at, errnoOf(err));
-    }
+    out.write(buf, at);
     result.written += buf.length;
   };
+  let complete = false;
   try {
-    if (!fstatSync(fd).isFile()) throw new GeomError('REFUSED', `${path} is not a regular file`, 'export to a file');
+    if (!out.isRegularFile()) throw new GeomError('REFUSED', `${path} is not a regular file`, 'export to a file');
     streamJournaled(dev, 0, dev.dataSize, (buf, at) => {
       progress?.(at + buf.length);
       if (buf.compare(zero, 0, buf.length) === 0) return;
@@ -83,13 +74,12 @@ export function exportJournaled(dev: JournalDevice, path: string, progress?: (do
         }
       }
     });
-    try {
-      ftruncateSync(fd, dev.dataSize);
-    } catch (err) {
-      throw new IoError(path, 'truncate', dev.dataSize, errnoOf(err));
-    }
+    out.truncate(dev.dataSize);
+    complete = true;
   } finally {
-    closeSync(fd);
+    // A failed export removes its file: a partial one must not pass for a whole one.
+    if (complete) out.close();
+    else out.discard();
   }
   return result;
 }
