@@ -33,6 +33,7 @@ import type { Provider } from '../src/provider/provider.js';
 import { formatStatus } from './toplevel.js';
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 import type { Progress } from './output.js';
+import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
@@ -53,8 +54,9 @@ const labelCommand: CommandSpec = {
     { short: 's', long: 'jsize', value: 'jsize', kind: 'size', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
     { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
     { long: 'sectorsize', value: 'N', kind: 'size', description: "sector size to label with (default: the medium's, 512 for files)" },
+    { short: 'J', long: 'gjournal', kind: 'flag', description: "also set the gjournal flag of the UFS on the data image, as 'tunefs -J enable' does, in the same transaction" },
   ],
-  examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img'],
+  examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img', 'geomctl journal label -J -s 100M ufs.img'],
   run(ctx, args, opts) {
     if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
     // Before any image is opened: a bad value leaves every image untouched.
@@ -72,8 +74,10 @@ const labelCommand: CommandSpec = {
         id: numberOpt(opts.id),
         sectorSize: numberOpt(opts.sectorsize),
         maxphys: ctx.global.maxphys,
+        gjournal: opts.gjournal === true,
       });
       if (verboseOf(ctx, opts)) ctx.out.text(r.images.map((img) => `Metadata value stored on ${img.path}.`).join('\n'));
+      if (r.gjournal) ctx.out.note(gjournalNote(r.gjournal));
       ctx.out.document('journal label', {
         id: r.id,
         sectorSize: r.sectorSize,
@@ -86,6 +90,7 @@ const labelCommand: CommandSpec = {
           hcprovider: img.metadata.provider,
           provsize: u64Json(img.metadata.provsize),
         })),
+        ...(r.gjournal ? { gjournal: gjournalJson(r.gjournal) } : {}),
       });
     } finally {
       session.close();
@@ -540,6 +545,38 @@ const exportCommand: CommandSpec = {
   },
 };
 
+/** tunefs's own words for what it did: "gjournal set", "gjournal remains unchanged as enabled", ... */
+function gjournalNote(c: GjournalFlagChange): string {
+  const state = c.gjournal ? 'enabled' : 'disabled';
+  return `${c.provider}: ${c.changed ? `gjournal ${c.gjournal ? 'set' : 'cleared'}` : `gjournal remains unchanged as ${state}`}`;
+}
+
+function gjournalJson(c: GjournalFlagChange): Record<string, unknown> {
+  return { provider: c.provider, ufs: c.ufs, offset: c.offset, gjournal: c.gjournal, changed: c.changed, ...(c.ckhash !== undefined ? { ckhash: c.ckhash } : {}) };
+}
+
+const tunefsCommand: CommandSpec = {
+  name: 'tunefs',
+  summary: 'set or clear the gjournal flag of the UFS on the journaled provider, as tunefs -J does',
+  args: '<dataimg> [jimg]',
+  options: [
+    { short: 'J', long: 'gjournal', value: 'enable|disable', kind: 'string', description: 'enable sets FS_GJOURNAL in the UFS superblock, disable clears it' },
+    { short: 'f', long: 'force', kind: 'flag', description: 'change a UFS that is not clean (mounted, or not checked after a crash)' },
+  ],
+  examples: ['geomctl journal tunefs -J enable data.img', 'geomctl journal tunefs -J disable data.img journal.img'],
+  run(ctx, args, opts) {
+    const setting = opts.gjournal;
+    if (setting === undefined) throw new UsageError('journal tunefs needs -J enable or -J disable');
+    if (setting !== 'enable' && setting !== 'disable') throw new UsageError(`bad gjournal value '${String(setting)}' for -J`, "options are 'enable' or 'disable'");
+    withDevice(ctx, args, { write: true }, (dev) => {
+      const { change, recovery } = tuneGjournal(dev, setting === 'enable', opts.force === true);
+      if (recovery) recoveryNote(ctx, dev, recovery);
+      ctx.out.note(gjournalNote(change));
+      ctx.out.document('journal tunefs', { data: dev.dataPath, journal: dev.journalPath, ...gjournalJson(change), state: dev.state, ...(recovery ? { recovery: recoveryJson(recovery) } : {}) });
+    });
+  },
+};
+
 /** An image's identity (device and inode), so that "./a.img" and "a.img" are one; the path when it cannot be stat()ed. */
 function identityKey(path: string): string {
   try {
@@ -583,7 +620,8 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
       withDevice(ctx, images, { write: false, progress: false }, (dev) => {
         const [dp, jp] = dev.engine.providers;
         const image = (p: Provider): { path: string; name: string; size: number } => ({ path: p.path, name: p.name, size: p.size });
-        devices.push({ md: dev.md, sectorSize: dev.sectorSize, data: image(dp as Provider), ...(jp ? { journal: image(jp) } : {}), ...journalSummary(dev) });
+        const ufs = ufsSummary((o, l) => dev.read(o, l), dev.dataSize, dev.sectorSize);
+        devices.push({ md: dev.md, sectorSize: dev.sectorSize, data: image(dp as Provider), ...(jp ? { journal: image(jp) } : {}), ...journalSummary(dev), ufs });
       });
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
@@ -659,6 +697,7 @@ const statusCommand: CommandSpec = {
 };
 
 journalCommands.push(writeCommand, readCommand, syncCommand, stopCommand, scanCommand, checkCommand, exportCommand, listCommand, statusCommand);
+journalCommands.push(tunefsCommand);
 
 // The class's part in the top-level dump, list, status and taste.
 journalClass.topLevel = {

@@ -1,10 +1,12 @@
 // Just enough of UFS (FreeBSD's sys/ufs/ffs/fs.h, struct fs) for gjournal:
 // finding a superblock the way ffs_sbget's search does (label refuses to
 // overwrite a file system), the "uses the last sector" rule of gjournal
-// label's two-image case (sbin/geom/class/journal/geom_journal_ufs.c), and
+// label's two-image case (sbin/geom/class/journal/geom_journal_ufs.c),
 // marking a file system dirty as the kernel's g_journal_ufs_dirty does when it
-// finds a journal broken (formats.md, "UFS superblock"). Everything works over
-// a `read(offset, length)` function, so it runs on an engine or a provider.
+// finds a journal broken (formats.md, "UFS superblock"), and setting or
+// clearing the FS_GJOURNAL flag as `tunefs -J enable|disable` does.
+// Everything works over a `read(offset, length)` function, so it runs on an
+// engine, a provider or a journaled provider.
 
 import { crc32cUpdate } from './crc32c.js';
 
@@ -18,6 +20,12 @@ export const FS_UFS1_MAGIC = 0x011954;
 export const FS_UFS2_MAGIC = 0x19540119;
 export const FS_UNCLEAN = 0x01;
 export const FS_NEEDSFSCK = 0x04;
+/** fs_flags: the file system is gjournaled (newfs -J, tunefs -J enable). */
+export const FS_GJOURNAL = 0x40;
+/** fs_old_flags: fs_flags has moved to its 32-bit place (older superblocks keep them in fs_old_flags). */
+export const FS_FLAGS_UPDATED = 0x80;
+/** fs_flags: the last kernel to write the superblock kept metadata check-hashes. */
+export const FS_METACKHASH = 0x200;
 /** fs_metackhash bit: the superblock carries a check-hash in fs_ckhash. */
 export const CK_SUPERBLOCK = 0x01;
 /** sizeof(struct fs): a superblock claiming less is not one. */
@@ -31,6 +39,7 @@ const FS = {
   fsbtodb: 100, // fs_fsbtodb, i32
   sbsize: 104, // fs_sbsize, i32
   clean: 209, // fs_clean, i8
+  oldFlags: 211, // fs_old_flags, i8
   sblockloc: 1000, // fs_sblockloc, i64 (UFS2)
   size: 1080, // fs_size, i64 (UFS2)
   ckhash: 1304, // fs_ckhash, u32
@@ -53,11 +62,19 @@ export interface UfsSuperblock {
   size: bigint;
   clean: number;
   flags: number;
+  /** fs_old_flags (u8): FS_FLAGS_UPDATED, or the flags themselves on superblocks older than fs_flags. */
+  oldFlags: number;
   ckhash: number;
   metackhash: number;
 }
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
+
+/** The UFS version a block's fs_magic names, sane or not. */
+export function ufsMagic(block: Buffer): 1 | 2 | undefined {
+  const magic = block.readUInt32LE(FS.magic);
+  return magic === FS_UFS1_MAGIC ? 1 : magic === FS_UFS2_MAGIC ? 2 : undefined;
+}
 
 /** ffs_sbget's sanity checks on one candidate block at `offset`. */
 function parse(block: Buffer, offset: number): UfsSuperblock | undefined {
@@ -82,6 +99,7 @@ function parse(block: Buffer, offset: number): UfsSuperblock | undefined {
     size: ufs === 1 ? BigInt(block.readInt32LE(FS.oldSize)) : block.readBigInt64LE(FS.size),
     clean: block.readInt8(FS.clean),
     flags: block.readInt32LE(FS.flags),
+    oldFlags: block.readUInt8(FS.oldFlags),
     ckhash: block.readUInt32LE(FS.ckhash),
     metackhash: block.readUInt32LE(FS.metackhash),
   };
@@ -114,6 +132,15 @@ export function ufsUsesLastSector(sb: UfsSuperblock, mediaSize: number): boolean
 }
 
 /**
+ * The bytes the file system spans, fsbtodb(fs, fs_size) sectors of DEV_BSIZE;
+ * undefined for an fs_fsbtodb no real file system has.
+ */
+export function ufsByteSize(sb: UfsSuperblock): bigint | undefined {
+  if (sb.fsbtodb < 0 || sb.fsbtodb > 63) return undefined;
+  return (sb.size << BigInt(sb.fsbtodb)) * 512n;
+}
+
+/**
  * ffs_calc_sbhash: CRC-32C from 0xFFFFFFFF over the first `sbsize` bytes with
  * fs_ckhash taken as zero, without the final complement.
  */
@@ -136,4 +163,39 @@ export function markUfsDirty(sb: UfsSuperblock, sectorSize: number): { offset: n
   data.writeInt32LE(sb.flags | FS_UNCLEAN | FS_NEEDSFSCK, FS.flags);
   if (sb.metackhash & CK_SUPERBLOCK) data.writeUInt32LE(ffsSuperblockHash(data, sb.sbsize), FS.ckhash);
   return { offset: sb.offset, data };
+}
+
+/**
+ * Whether the superblock passes the check-hash test of FreeBSD's readsuper
+ * (ffs_subr.c): a file system whose fs_flags lack FS_METACKHASH was last run
+ * by a kernel without check-hashes, and its fs_ckhash is not checked. Returns
+ * the recorded and computed hashes when the test fails.
+ */
+export function superblockHashMismatch(sb: UfsSuperblock): { recorded: number; computed: number } | undefined {
+  if (!(sb.flags & FS_METACKHASH) || !(sb.metackhash & CK_SUPERBLOCK)) return undefined;
+  const computed = ffsSuperblockHash(sb.block, sb.sbsize);
+  return computed === sb.ckhash ? undefined : { recorded: sb.ckhash, computed };
+}
+
+/** The flags as a kernel mounting the file system takes them: fs_old_flags until FS_FLAGS_UPDATED says they moved. */
+export function effectiveUfsFlags(sb: UfsSuperblock): number {
+  return sb.oldFlags & FS_FLAGS_UPDATED ? sb.flags : sb.oldFlags;
+}
+
+/**
+ * tunefs's change of one fs_flags bit (sbin/tunefs/tunefs.c, -J): the bit set
+ * or cleared, and fs_ckhash recomputed when the file system keeps a
+ * superblock check-hash (ffs_sbput's ffs_calc_sbhash, as markUfsDirty). A
+ * superblock older than fs_flags (no FS_FLAGS_UPDATED) gets the bit in
+ * fs_old_flags too, which is where a kernel mounting it reads its flags.
+ * Returns the first fs_sbsize bytes, rounded up to whole sectors (a divisor
+ * of SBLOCKSIZE), and where they go. FreeBSD's sbput also stamps fs_time; geomctl leaves it, so that an
+ * image built twice comes out the same.
+ */
+export function setUfsFlag(sb: UfsSuperblock, flag: number, on: boolean, sectorSize: number): { offset: number; data: Buffer; ckhash: number } {
+  const data = Buffer.from(sb.block.subarray(0, Math.ceil(sb.sbsize / sectorSize) * sectorSize));
+  data.writeInt32LE(on ? sb.flags | flag : sb.flags & ~flag, FS.flags);
+  if (!(sb.oldFlags & FS_FLAGS_UPDATED)) data.writeUInt8(on ? sb.oldFlags | flag : sb.oldFlags & ~flag & 0xff, FS.oldFlags);
+  if (sb.metackhash & CK_SUPERBLOCK) data.writeUInt32LE(ffsSuperblockHash(data, sb.sbsize), FS.ckhash);
+  return { offset: sb.offset, data, ckhash: data.readUInt32LE(FS.ckhash) };
 }

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sparseImage, flipByte } from './helpers/cli.js';
+import { FS, FS_METACKHASH, handSuperblock, SB_OFFSET, sbHash } from './helpers/ufs.js';
 import { journalClass } from '../commands/journal.js';
 import { virstorClass } from '../commands/virstor.js';
 import { topLevelCommands } from '../commands/toplevel.js';
@@ -182,6 +183,22 @@ describe('journal documents', () => {
     J(['check', 'jc.img']);
     const fixed = J(['check', '-y', 'jc.img']);
     expect(fixed.repaired).toBeDefined();
+  });
+
+  it('label -J and tunefs -J of a UFS (a hand-made superblock with a check-hash), and list showing it', () => {
+    const sb = handSuperblock();
+    sb.writeInt32LE(sb.readInt32LE(FS.flags) | FS_METACKHASH, FS.flags);
+    sb.writeUInt32LE(sbHash(sb), FS.ckhash);
+    const content = Buffer.alloc(2 * M);
+    sb.copy(content, SB_OFFSET);
+    sparseImage(s.path('dt.img'), 2 * M + 512, content);
+    sparseImage(s.path('jt.img'), 200 * M);
+    const label = J(['label', '-J', '--id', '1005', 'dt.img', 'jt.img']);
+    expect((label.gjournal as Doc).changed).toBe(true);
+    expect(((J(['list', 'dt.img']).geoms as Doc[])[0]?.ufs as Doc).gjournal).toBe(true);
+    const off = J(['tunefs', '-J', 'disable', 'dt.img']);
+    expect(off.gjournal).toBe(false);
+    expect(J(['tunefs', '-J', 'disable', 'dt.img']).changed).toBe(false);
   });
 
   it('a two-image journal: label, write --sync, write, read, export, sync, stop, scan, clear', () => {

@@ -3,7 +3,8 @@
 // through the flush engine (journal.md, "label"). Every check runs before the
 // first write, so a refusal leaves the images untouched; the writes are
 // VOLUME writes of one engine transaction, so a two-image label or clear is
-// all or nothing under the undo log (flush-engine.md).
+// all or nothing under the undo log (flush-engine.md). label -J adds the UFS
+// superblock with FS_GJOURNAL set (tunefs.ts) to that transaction.
 
 import { randomInt } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
@@ -13,6 +14,7 @@ import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
 import { findUfsSuperblock, ufsUsesLastSector } from '../ufs.js';
 import { minJournalSize, recordMaxSize } from './format.js';
+import { labelGjournalWrite, type GjournalFlagChange } from './tunefs.js';
 import {
   G_JOURNAL_MAGIC,
   G_JOURNAL_VERSION,
@@ -49,6 +51,12 @@ export interface JournalLabelOptions {
   sectorSize?: number;
   /** --maxphys the journal must be usable with (default 1 MiB). */
   maxphys?: number;
+  /**
+   * -J: set FS_GJOURNAL on the UFS of the data image (tunefs -J enable) in the
+   * same transaction. The UFS is expected there, so one image may hold it
+   * without -f as long as it ends before the journal.
+   */
+  gjournal?: boolean;
 }
 
 export interface LabeledImage {
@@ -62,6 +70,8 @@ export interface JournalLabelResult {
   id: number;
   sectorSize: number;
   images: LabeledImage[];
+  /** -J: the flag on the UFS of the new journaled provider. */
+  gjournal?: GjournalFlagChange;
 }
 
 const refused = (message: string, hint?: string): GeomError => new GeomError('REFUSED', message, hint);
@@ -102,7 +112,7 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   let jstart: number;
   let jend: number;
   if (images.length === 1) {
-    const sb = opts.force ? undefined : holdsUfs(engine, 0);
+    const sb = opts.force || opts.gjournal ? undefined : holdsUfs(engine, 0);
     if (sb) throw refused(`File system exists on ${data.path} and this operation would destroy it`, FORCE_HINT);
     const jsize = opts.jsize ?? DEFAULT_JSIZE;
     if (opts.jsize !== undefined) {
@@ -177,15 +187,25 @@ const randomU32 = (): number => randomInt(0, 0x100000000);
 /**
  * gjournal label over the engine's images ([data] or [data, journal]): checks
  * everything first, then clears every image's last sector and writes the
- * metadata there as VOLUME writes, and commits them as one transaction.
+ * metadata there as VOLUME writes (with -J, the flagged superblock as a META
+ * write), and commits them as one transaction.
  */
 export function labelJournal(engine: Engine, opts: JournalLabelOptions = {}, randomId: () => number = randomU32): JournalLabelResult {
   const { result, sectors } = plan(engine, opts, randomId);
+  const tuned = opts.gjournal ? gjournalOnLabel(engine, result, opts.force === true) : undefined;
   // As journal_label: clear the last sector of every image first, to spoil any device they belonged to.
   for (const [i, img] of result.images.entries()) engine.write(i, img.offset, Buffer.alloc(result.sectorSize), 'VOLUME');
   for (const [i, img] of result.images.entries()) engine.write(i, img.offset, sectors[i] as Buffer, 'VOLUME');
+  if (tuned?.write) engine.write(0, tuned.write.offset, tuned.write.data, 'META');
   engine.commit();
-  return result;
+  return tuned ? { ...result, gjournal: tuned.change } : result;
+}
+
+/** label -J: tunefs's checks of the UFS on the data area the label is about to make, and the superblock to write. */
+function gjournalOnLabel(engine: Engine, result: JournalLabelResult, force: boolean): ReturnType<typeof labelGjournalWrite> {
+  const data = result.images[0] as LabeledImage;
+  const dataSize = result.images.length === 1 ? Number(data.metadata.jstart) : data.offset;
+  return labelGjournalWrite(engine, dataSize, result.sectorSize, force);
 }
 
 export interface JournalClearResult {

@@ -3,11 +3,13 @@
 // (ID; Role, Jstart, Jend on the journal consumer) of FreeBSD's
 // sys/geom/journal/g_journal.c — plus geomctl's own geom lines State,
 // Checksum, Journal used and Pending journals, whose values the journal
-// engine computes and hands in.
+// engine computes and hands in, and UFS (the file system on the journaled
+// provider and its gjournal flag, tunefs -J).
 
 import { OFFLINE_MODE, renderGeom, type GeomNode, type GeomProviderNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
+import type { UfsSummary } from './tunefs.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
 
@@ -30,6 +32,14 @@ export interface JournalListingDevice {
   journalUsedBytes: number;
   /** Finished journals not yet copied to the data area. */
   pendingJournals: number;
+  /** The UFS on the journaled provider (null: none found); undefined when not looked at. */
+  ufs?: UfsSummary | null;
+}
+
+/** The geom's UFS line: the file system's version and whether it carries the gjournal flag. */
+function ufsLine(ufs: UfsSummary | null): string {
+  if (!ufs) return 'none';
+  return `UFS${ufs.version}, gjournal ${ufs.gjournal ? 'enabled' : 'disabled'}`;
 }
 
 /** g_new_geomf(mp, "gjournal %u", sc_id). */
@@ -79,6 +89,7 @@ function geomNode(dev: JournalListingDevice): GeomNode {
       ['Checksum', hasChecksum(dev.md) ? 'yes' : 'no'],
       ['Journal used', `${journalUsedPercent(dev)}%`],
       ['Pending journals', String(dev.pendingJournals)],
+      ...(dev.ufs !== undefined ? [['UFS', ufsLine(dev.ufs)] as [string, string]] : []),
     ],
     providers: [provider],
     consumers: consumers(dev).map((c) => ({
@@ -118,6 +129,7 @@ export function journalListingJson(dev: JournalListingDevice): Record<string, un
     journalUsedPercent: journalUsedPercent(dev),
     journalUsedBytes: dev.journalUsedBytes,
     pendingJournals: dev.pendingJournals,
+    ...(dev.ufs !== undefined ? { ufs: dev.ufs } : {}),
     jstart: u64Json(dev.md.jstart),
     jend: u64Json(dev.md.jend),
     consumers: consumers(dev).map((c) => ({

@@ -6,8 +6,12 @@
 export const SB_OFFSET = 65536; // a UFS2 superblock's place (SBLOCKSEARCH[0])
 export const SB_SIZE = 8192;
 
-/** struct fs members the journal class touches (formats.md). */
-export const FS = { clean: 209, sblockloc: 1000, size: 1080, ckhash: 1304, metackhash: 1308, flags: 1312, magic: 1372 } as const;
+/** struct fs members the journal class touches (formats.md), and fs_old_flags (tunefs -J on superblocks older than fs_flags). */
+export const FS = { clean: 209, oldFlags: 211, sblockloc: 1000, size: 1080, ckhash: 1304, metackhash: 1308, flags: 1312, magic: 1372 } as const;
+/** fs_flags bits: FS_GJOURNAL (tunefs -J), FS_METACKHASH (the kernel keeps check-hashes); fs_old_flags: FS_FLAGS_UPDATED. */
+export const FS_GJOURNAL = 0x40;
+export const FS_METACKHASH = 0x200;
+export const FS_FLAGS_UPDATED = 0x80;
 const FS_UFS2_MAGIC = 0x19540119;
 const CK_SUPERBLOCK = 0x01;
 
