@@ -157,6 +157,8 @@ describe('journal tunefs -J on hand-made superblocks', () => {
     expect(dataArea(dir).equals(withFlag(content, true))).toBe(true);
     // list reads the flags where a kernel would: fs_old_flags here.
     expect(ok(dir, ['journal', 'list', 'd.img']).stdout).toContain('\nUFS: UFS2, gjournal enabled\n');
+    ok(dir, ['journal', 'tunefs', '-J', 'disable', 'd.img', 'j.img']);
+    expect(dataArea(dir).equals(content)).toBe(true);
   });
 
   it('refuses a dirty UFS without -f, changing nothing; -f sets the flag', () => {
