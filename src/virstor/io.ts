@@ -136,6 +136,11 @@ export interface WriteOptions {
   /** Skip all-zero pieces that land on unallocated chunks. */
   sparse: boolean;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * false: leave the transaction open (serve commits at FLUSH and FUA, not per
+   * request); the map and metadata reach the disk at the caller's commit().
+   */
+  commit?: boolean;
 }
 
 export interface WriteResult {
@@ -261,7 +266,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
     }
   });
   if (result.newChunks > 0) result.warnings.push(...allocator.takeWarnings());
-  dev.commit();
+  if (opts.commit !== false) dev.commit();
   return result;
 }
 
