@@ -274,10 +274,10 @@ export function encodeChunkHeader(flags: number, type: number, cookie: Buffer, l
 
 /** The header and offset of an OFFSET_DATA chunk whose `length` data bytes follow. */
 export function encodeOffsetDataHeader(flags: number, cookie: Buffer, offset: number, length: number): Buffer {
-  const head = encodeChunkHeader(flags, REPLY_TYPE.OFFSET_DATA, cookie, 8 + length);
-  const off = Buffer.alloc(8);
-  off.writeBigUInt64BE(BigInt(offset), 0);
-  return Buffer.concat([head, off]);
+  const b = Buffer.allocUnsafe(28);
+  encodeChunkHeader(flags, REPLY_TYPE.OFFSET_DATA, cookie, 8 + length).copy(b, 0);
+  b.writeBigUInt64BE(BigInt(offset), 20);
+  return b;
 }
 
 /** An OFFSET_HOLE chunk: `length` bytes at `offset` read as zeros. */

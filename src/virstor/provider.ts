@@ -7,7 +7,7 @@
 
 import type { BlockProvider, ExtentRun } from '../provider/block.js';
 import type { VirstorDevice } from './device.js';
-import { bufferSource, readVirstor, writeVirstor } from './io.js';
+import { bufferSource, readVirstorInto, writeVirstor } from './io.js';
 import { isAllocated } from './map.js';
 
 /** Zero writes go through the allocator this many bytes at a time. */
@@ -24,13 +24,7 @@ export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) 
     mediaSize: size,
     sectorSize: dev.sectorSize,
     writable: dev.writable,
-    read(offset, target) {
-      let at = 0;
-      readVirstor(dev, offset, target.length, (piece) => {
-        piece.copy(target, at);
-        at += piece.length;
-      });
-    },
+    read: (offset, target) => readVirstorInto(dev, offset, target),
     write: (offset, data, opts = {}) => write(offset, data, false, opts.fua),
     zero(offset, length, opts = {}) {
       // --sparse semantics: an unallocated chunk stays unallocated; allocated ones get zeros.
