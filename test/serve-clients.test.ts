@@ -4,7 +4,7 @@
 // come from libnbd-bin and qemu-utils; without them the tests skip, except
 // under CI=true, where a missing tool fails naming its package.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -132,6 +132,36 @@ describe.skipIf(!clients)('geomctl serve with real NBD clients', () => {
     expect(st.stdout).toContain('CLEAN');
     // CLEAN: the data area itself holds the bytes.
     expect(readFileSync(s.path('d.img')).subarray(0, data.length).equals(data)).toBe(true);
+  });
+
+  it('SIGTERM under load is a clean stop: exit 0, the journal CLEAN, check passing', async () => {
+    sparseImage(s.path('d.img'), 256 * MiB);
+    expect(geomctl(['journal', 'label', '-s', '100M', 'd.img'], { cwd: s.dir }).status).toBe(0);
+    writeFileSync(s.path('in.bin'), randomBytes(16 * MiB));
+    served = await startServe(s.dir, ['d.img.journal'], 'd.img.journal');
+    const load = spawn('sh', ['-c', `qemu-io -f raw -c 'write -s in.bin 0 ${16 * MiB}' '${served.uri}'`], { cwd: s.dir, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    const stop = await served.stop('SIGTERM');
+    served = undefined;
+    await new Promise((r) => (load.exitCode !== null ? r(undefined) : load.on('exit', r)));
+    expect(stop.status).toBe(0);
+    expect(geomctl(['journal', 'status', 'd.img'], { cwd: s.dir }).stdout).toMatch(/CLEAN/);
+    expect(geomctl(['journal', 'check', 'd.img'], { cwd: s.dir }).status).toBe(0);
+  });
+
+  it('--once stops after the first client disconnects', async () => {
+    served = await startServe(s.dir, ['--once', 'virstor/thin'], 'virstor/thin');
+    expect(ok(`nbdinfo --size '${served.uri}'`, s.dir).trim()).toBe(String(1024 * MiB));
+    const exited = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => resolve(null), 10_000);
+      served?.child.on('exit', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+      if (served?.child.exitCode !== null) resolve(served?.child.exitCode ?? null);
+    });
+    expect(exited).toBe(0);
+    served = undefined;
   });
 
   it('an image served -r refuses writes and stays unchanged', async () => {
