@@ -161,6 +161,22 @@ function virstorStory(demo: Demo, dir: string): void {
   demo.expectStatus(demo.run(['list']), 0, 'the top-level list shows both geoms');
 }
 
+/** Whether `tool` is on PATH (serve's step needs an NBD client). */
+function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
+}
+
+function serveStory(demo: Demo): void {
+  if (!onPath('nbdinfo')) {
+    demo.check(true, 'nbdinfo not installed (Debian: libnbd-bin): the serve step is skipped');
+    return;
+  }
+  demo.heading('serve: the thin device over NBD, to a real client');
+  const r = demo.run(['serve', '--run', 'nbdinfo --map "$uri"', 'virstor/thin']);
+  demo.expectStatus(r, 0, 'nbdinfo --map reads the allocation map over NBD');
+  demo.check(/data/.test(r.stdout.toString()) && /hole,zero/.test(r.stdout.toString()), 'the NBD map shows allocated chunks and holes');
+}
+
 export const demoCommand: CommandSpec = {
   name: 'demo',
   summary: 'run the whole story (label, write, crash, replay, sync, dump) on scratch images',
@@ -176,6 +192,7 @@ export const demoCommand: CommandSpec = {
     try {
       journalStory(demo, dir);
       virstorStory(demo, dir);
+      serveStory(demo);
     } finally {
       if (!keep) rmSync(dir, { recursive: true, force: true });
     }

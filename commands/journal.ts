@@ -261,6 +261,16 @@ function openDevice(ctx: Context, args: string[], write: boolean): { session: Se
  * shows a spinner unless `progress` is false (list and status).
  */
 function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }, body: (dev: JournalDevice) => T): T {
+  const { dev, session } = openJournalDevice(ctx, args, o);
+  try {
+    return body(dev);
+  } finally {
+    session.close();
+  }
+}
+
+/** Opens the journal device of `args` (see withDevice); the caller closes the session. */
+export function openJournalDevice(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }): { dev: JournalDevice; session: Session } {
   const { session, paths } = openDevice(ctx, args, o.write);
   try {
     if (session.providers.length !== paths.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
@@ -278,14 +288,15 @@ function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; detail
       walking?.stop();
     }
     for (const w of dev.warnings) ctx.out.warn(w);
-    return body(dev);
-  } finally {
+    return { dev, session };
+  } catch (err) {
     session.close();
+    throw err;
   }
 }
 
 /** What recover() did, for the user. */
-function recoveryNote(ctx: Context, dev: JournalDevice, r: RecoverResult): void {
+export function recoveryNote(ctx: Context, dev: JournalDevice, r: RecoverResult): void {
   if (r.action === 'replay') ctx.out.note(`${dev.dataPath}: replayed ${r.journals} journal${r.journals === 1 ? '' : 's'} (${r.bytes} bytes, maxphys ${r.maxphys})`);
   if (r.action === 'repair') {
     ctx.out.warn(

@@ -110,7 +110,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .description("FreeBSD's GEOM journal and virstor classes for disk images, offline")
     .version(GEOMCTL_VERSION, '--version', 'print the version')
     .helpOption('--help', 'display help')
-    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|demo [args]')
+    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|serve|demo [args]')
     .showSuggestionAfterError(true)
     .exitOverride()
     // Help and --version go through stdoutStream, which creates process.stdout only then.
@@ -187,7 +187,8 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // A verb may have set its own status (serve --run: its command's).
+    process.exitCode = code !== 0 ? code : (process.exitCode ?? 0);
   },
   (err: unknown) => {
     process.exitCode = reportError(err, new Output({ json: false, quiet: false, color: false }));

@@ -8,6 +8,7 @@ import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
 import { demoCommand } from './demo.js';
+import { serveCommand } from './serve.js';
 import { completionCommand } from './completion.js';
 
 interface TasteResult {
@@ -192,6 +193,6 @@ function statusCommand(classes: ClassSpec[]): CommandSpec {
 }
 
 export function topLevelCommands(classes: ClassSpec[]): CommandSpec[] {
-  const verbs: CommandSpec[] = [tasteCommand(classes), dumpCommand(classes), listCommand(classes), statusCommand(classes), demoCommand];
+  const verbs: CommandSpec[] = [tasteCommand(classes), dumpCommand(classes), listCommand(classes), statusCommand(classes), serveCommand, demoCommand];
   return [...verbs, completionCommand(classes, () => verbs)];
 }

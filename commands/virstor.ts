@@ -204,7 +204,7 @@ const dumpCommand: CommandSpec = {
 // read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
 
 /** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */
-function hostOf(ctx: Context, named: string[] = [], candidates = candidateImages(named, ctx.global.dirs)): VirstorHost {
+export function hostOf(ctx: Context, named: string[] = [], candidates = candidateImages(named, ctx.global.dirs)): VirstorHost {
   return {
     candidates,
     probe: (path) => openImage(path, { write: false }),

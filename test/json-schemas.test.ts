@@ -332,6 +332,11 @@ describe('top-level documents', () => {
     json(['status', 'v1a.img'], 'status');
   });
 
+  it('serve', () => {
+    const r = json(['serve', '-r', '--run', 'true', 'j1.img'], 'serve');
+    expect(r.uri).toMatch(/^nbd\+unix:\/\/\/j1\.img\?socket=/);
+  });
+
   it('completion', () => {
     const r = json(['completion', 'zsh'], 'completion');
     expect(r.script).toContain('compdef geomctl');

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { GLOBAL_OPTIONS, flagsOf, synopsis } from '../commands/framework.js';
 import { journalClass } from '../commands/journal.js';
 import { virstorClass } from '../commands/virstor.js';
+import { serveCommand } from '../commands/serve.js';
 import { geomctl } from './helpers/cli.js';
 
 const PAGE = resolve(__dirname, '../man/geomctl.8');
@@ -37,6 +38,12 @@ describe.skipIf(!haveMandoc)('man/geomctl.8', () => {
       });
     }
   }
+
+  it('documents serve: every option and an example', () => {
+    expect(text).toContain('geomctl serve');
+    for (const o of serveCommand.options) expect(text).toContain(o.short ? `-${o.short}` : `--${o.long}`);
+    expect(text).toMatch(/geomctl serve --run/);
+  });
 
   it('documents every global option', () => {
     for (const o of GLOBAL_OPTIONS) expect(text).toContain(`--${o.long}`);

@@ -119,6 +119,21 @@ export function readVirstor(dev: VirstorDevice, offset: number, length: number, 
   });
 }
 
+/**
+ * Reads whole sectors of the device straight into `target` (serve's hot
+ * path): each allocated piece lands in place with one engine read, each
+ * unallocated one is zero-filled; no intermediate buffer, no copy.
+ */
+export function readVirstorInto(dev: VirstorDevice, offset: number, target: Buffer): void {
+  checkRange(dev, offset, target.length, 'read');
+  forEachChunkPiece(dev, offset, target.length, (v, inChunk, len, pos) => {
+    const e = dev.entry(v);
+    const piece = target.subarray(pos, pos + len);
+    if (isAllocated(e)) dev.engine.readInto(e.providerNo, e.providerChunk * dev.chunkSize + inChunk, piece);
+    else piece.fill(0);
+  });
+}
+
 /** [offset, offset+length) of the device as one buffer (small ranges). */
 export function readVirstorRange(dev: VirstorDevice, offset: number, length: number): Buffer {
   const out = Buffer.alloc(length);
@@ -136,6 +151,11 @@ export interface WriteOptions {
   /** Skip all-zero pieces that land on unallocated chunks. */
   sparse: boolean;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * false: leave the transaction open (serve commits at FLUSH and FUA, not per
+   * request); the map and metadata reach the disk at the caller's commit().
+   */
+  commit?: boolean;
 }
 
 export interface WriteResult {
@@ -261,7 +281,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
     }
   });
   if (result.newChunks > 0) result.warnings.push(...allocator.takeWarnings());
-  dev.commit();
+  if (opts.commit !== false) dev.commit();
   return result;
 }
 

@@ -1,0 +1,76 @@
+// A journal geom's provider, <data provider>.journal (providers.md), live as
+// g_journal runs it: writes become records of the active journal; a switch
+// (time, fill, FLUSH) finishes it and copies the finished journals to the data
+// area; reads merge the data area with every journal not yet copied; the clean
+// stop leaves the journal CLEAN, as 'journal stop' does.
+//
+// FLUSH finishes the active journal (barrier, next journal's header, barrier):
+// everything written before it is then replayed after a kill, by geomctl or by
+// FreeBSD. gjournal's own provider refuses BIO_FLUSH; this is serve.md's named
+// divergence, since NBD clients need a flush that makes their writes durable.
+
+import type { BlockProvider } from '../provider/block.js';
+import type { JournalDevice } from './device.js';
+
+/** Zeros are journaled this many bytes at a time. */
+const ZERO_PIECE = 1024 * 1024;
+
+export interface JournalSwitchPolicy {
+  /** kern.geom.journal.switch_time: seconds between switches while records are pending. */
+  switchTime: number;
+  /** kern.geom.journal.force_switch: a switch once the active journal holds this percent of the journal space. */
+  forceSwitch: number;
+  /** Seconds since some epoch (tests give their own clock). */
+  now?: () => number;
+}
+
+export function journalBlockProvider(dev: JournalDevice, close: () => void, policy: JournalSwitchPolicy): BlockProvider {
+  const writer = dev.writer();
+  const now = policy.now ?? (() => Date.now() / 1000);
+  const space = dev.geo.jend - dev.geo.jstart;
+  let pendingBytes = 0;
+  let lastSwitch = now();
+
+  /** g_journal_switch: finish the active journal, copy the finished ones, as the worker does. */
+  const switchNow = (): void => {
+    writer.finish();
+    writer.copyFinished();
+    pendingBytes = 0;
+    lastSwitch = now();
+  };
+  const journaled = (offset: number, data: Buffer): void => {
+    writer.write(offset, data);
+    pendingBytes += data.length;
+    if (pendingBytes * 100 >= space * policy.forceSwitch) switchNow();
+  };
+  const durable = (fua: boolean | undefined): void => {
+    if (fua) writer.finish();
+  };
+
+  return {
+    name: `${dev.engine.providers[dev.data]?.name ?? dev.dataPath}.journal`,
+    mediaSize: dev.dataSize,
+    sectorSize: dev.sectorSize,
+    writable: true,
+    read: (offset, target) => dev.readInto(offset, target),
+    write(offset, data, opts = {}) {
+      // The writer keeps what it is given until the journal is copied: a copy of the client's bytes.
+      journaled(offset, Buffer.from(data));
+      durable(opts.fua);
+    },
+    zero(offset, length, opts = {}) {
+      for (let at = offset; at < offset + length; at += ZERO_PIECE) journaled(at, Buffer.alloc(Math.min(ZERO_PIECE, offset + length - at)));
+      durable(opts.fua);
+    },
+    flush: () => writer.finish(),
+    // A journal provider claims every byte: data holes under pending journals are not holes.
+    extents: (_offset, length) => [{ length, hole: false }],
+    tick() {
+      if (pendingBytes > 0 && now() - lastSwitch >= policy.switchTime) switchNow();
+    },
+    close() {
+      writer.sync();
+      close();
+    },
+  };
+}

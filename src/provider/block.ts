@@ -1,0 +1,83 @@
+// The one provider interface of providers.md ("One interface"): GEOM's bio in
+// TypeScript, what a consumer — the NBD server, a verb — sees of an image, a
+// journal provider or a virstor provider. Offsets and lengths are whole
+// sectors of `sectorSize`; byteAccess() below serves any byte range on top.
+
+export interface ExtentRun {
+  length: number;
+  /** True where the provider holds nothing (an image's hole, an unallocated chunk): reads as zeros. */
+  hole: boolean;
+}
+
+export interface BlockProvider {
+  /** The provider name (providers.md's table): `data.img`, `data.img.journal`, `virstor/thin`. */
+  readonly name: string;
+  readonly mediaSize: number;
+  readonly sectorSize: number;
+  readonly writable: boolean;
+  read(offset: number, target: Buffer): void;
+  /** With `fua`, durable when it returns. */
+  write(offset: number, data: Buffer, opts?: { fua?: boolean }): void;
+  /** Makes the range read as zeros; virstor leaves unallocated chunks unallocated. */
+  zero(offset: number, length: number, opts?: { fua?: boolean }): void;
+  /** Every completed write is durable when it returns (BIO_FLUSH; barriers reach the images). */
+  flush(): void;
+  /** Allocated and hole runs covering [offset, offset + length), in order. */
+  extents(offset: number, length: number): ExtentRun[];
+  /** Background work a live provider does by time (the journal's switch_time); optional. */
+  tick?(): void;
+  /** The clean stop: everything current and durable, images unlocked. */
+  close(): void;
+}
+
+/** Reads any byte range: whole sectors are read in place, partial ones through one sector of scratch. */
+export function readBytes(p: BlockProvider, offset: number, target: Buffer): void {
+  const ss = p.sectorSize;
+  const end = offset + target.length;
+  const start = Math.floor(offset / ss) * ss;
+  const stop = Math.ceil(end / ss) * ss;
+  if (start === offset && stop === end) {
+    p.read(offset, target);
+    return;
+  }
+  const whole = Buffer.allocUnsafe(stop - start);
+  p.read(start, whole);
+  whole.copy(target, 0, offset - start, end - start);
+}
+
+/**
+ * Writes any byte range: partial sectors at either end are read, patched and
+ * written whole (read-modify-write), as NBD clients need not honour the
+ * minimum block size (serve.md, "Protocol").
+ */
+export function writeBytes(p: BlockProvider, offset: number, data: Buffer, opts: { fua?: boolean } = {}): void {
+  const ss = p.sectorSize;
+  const end = offset + data.length;
+  const start = Math.floor(offset / ss) * ss;
+  const stop = Math.ceil(end / ss) * ss;
+  if (start === offset && stop === end) {
+    p.write(offset, data, opts);
+    return;
+  }
+  const whole = Buffer.allocUnsafe(stop - start);
+  p.read(start, whole.subarray(0, ss));
+  if (stop - ss > start) p.read(stop - ss, whole.subarray(whole.length - ss));
+  data.copy(whole, offset - start);
+  p.write(start, whole, opts);
+}
+
+/** Zeroes any byte range: the aligned middle through zero(), the partial edges by writing zeros. */
+export function zeroBytes(p: BlockProvider, offset: number, length: number, opts: { fua?: boolean } = {}): void {
+  const ss = p.sectorSize;
+  const end = offset + length;
+  const innerStart = Math.ceil(offset / ss) * ss;
+  const innerEnd = Math.floor(end / ss) * ss;
+  if (innerStart >= innerEnd) {
+    writeBytes(p, offset, Buffer.alloc(length), opts);
+    return;
+  }
+  if (offset < innerStart) writeBytes(p, offset, Buffer.alloc(innerStart - offset));
+  p.zero(innerStart, innerEnd - innerStart, opts);
+  if (innerEnd < end) writeBytes(p, innerEnd, Buffer.alloc(end - innerEnd));
+  if (opts.fua && (offset < innerStart || innerEnd < end)) p.flush();
+}

@@ -1,0 +1,57 @@
+// A virstor device's provider, virstor/<name> (providers.md): the virtual
+// disk, chunks allocated on first write, as the live g_virstor does it. Writes
+// leave the transaction open; FLUSH (and FUA) commit it — data, then map and
+// metadata — so the map on disk never points at a chunk whose allocation did
+// not commit (serve.md, "Consistency"), and a write is durable once a flush
+// after it was answered.
+
+import type { BlockProvider, ExtentRun } from '../provider/block.js';
+import type { VirstorDevice } from './device.js';
+import { bufferSource, readVirstorInto, writeVirstor } from './io.js';
+import { isAllocated } from './map.js';
+
+/** Zero writes go through the allocator this many bytes at a time. */
+const ZERO_PIECE = 4 * 1024 * 1024;
+
+export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) => void = () => {}): BlockProvider {
+  const size = Number(dev.virsize);
+  const write = (offset: number, data: Buffer, sparse: boolean, fua: boolean | undefined): void => {
+    const r = writeVirstor(dev, bufferSource(data), { offset, sparse, commit: fua === true });
+    for (const w of r.warnings) onWarning(w);
+  };
+  return {
+    name: `virstor/${dev.name}`,
+    mediaSize: size,
+    sectorSize: dev.sectorSize,
+    writable: dev.writable,
+    read: (offset, target) => readVirstorInto(dev, offset, target),
+    write: (offset, data, opts = {}) => write(offset, data, false, opts.fua),
+    zero(offset, length, opts = {}) {
+      // --sparse semantics: an unallocated chunk stays unallocated; allocated ones get zeros.
+      const zeros = Buffer.alloc(Math.min(ZERO_PIECE, length));
+      for (let at = offset; at < offset + length; at += zeros.length) {
+        write(at, zeros.subarray(0, Math.min(zeros.length, offset + length - at)), true, false);
+      }
+      if (opts.fua) dev.commit();
+    },
+    flush: () => dev.commit(),
+    extents(offset, length) {
+      const cs = dev.chunkSize;
+      const out: ExtentRun[] = [];
+      for (let at = offset; at < offset + length; ) {
+        const v = Math.floor(at / cs);
+        const len = Math.min(offset + length, (v + 1) * cs) - at;
+        const hole = !isAllocated(dev.entry(v));
+        const last = out[out.length - 1];
+        if (last && last.hole === hole) last.length += len;
+        else out.push({ length: len, hole });
+        at += len;
+      }
+      return out;
+    },
+    close() {
+      if (dev.writable) dev.commit();
+      dev.close();
+    },
+  };
+}
