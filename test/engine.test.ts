@@ -2,7 +2,11 @@
 // the commit cycle's exact order of writes and barriers, eviction, cycles
 // beyond the cache limit, critical errors, abort, and the undo log format.
 
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openImage } from '../src/provider/file.js';
 import { createEngine } from '../src/engine/engine.js';
 import { crc32c, crc32cUpdate } from '../src/crc32c.js';
 import { MemoryLogStore } from '../src/engine/memory-log.js';
@@ -383,5 +387,33 @@ describe('engine over memory providers', () => {
     expect(store.files.size).toBe(0);
     const none = recoverImages({ store, providers: [big, tiny], dirs: [], write: true });
     expect(none.recovered).toEqual([]);
+  });
+});
+
+describe('dataRegions', () => {
+  it("adds the cache's unwritten changes to the medium's data regions", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'geomctl-regions-'));
+    try {
+      const path = join(dir, 'a.img');
+      writeFileSync(path, Buffer.alloc(4096, 1));
+      truncateSync(path, 4 << 20);
+      const p = openImage(path, { write: true });
+      const e = createEngine({ providers: [p], cacheLimit: 1 << 20, logStore: new MemoryLogStore() });
+      try {
+        expect(e.dataRegions(0, 0, 4 << 20)).toEqual([[0, 4096]]);
+        // A small DATA write stays in the cache: the medium still has a hole there.
+        e.write(0, 2 << 20, Buffer.alloc(512, 7), 'DATA');
+        expect([...(p.dataRegions?.(2 << 20, 4096) ?? [])]).toEqual([]);
+        const regions = e.dataRegions(0, 0, 4 << 20);
+        expect(regions[0]).toEqual([0, 4096]);
+        expect(regions.some(([s, end]) => s <= 2 << 20 && end >= (2 << 20) + 512)).toBe(true);
+        e.commit();
+        expect(e.dataRegions(0, (2 << 20) - 4096, 8192).some(([s, end]) => s <= 2 << 20 && end >= (2 << 20) + 512)).toBe(true);
+      } finally {
+        e.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -185,6 +185,28 @@ class BufferedEngine implements FlushEngine {
     this.readBlocks(image, st, offset, target);
   }
 
+  dataRegions(image: number, offset: number, length: number): (readonly [number, number])[] {
+    const st = this.image(image);
+    const end = offset + length;
+    const ranges: [number, number][] = st.provider.dataRegions ? [...st.provider.dataRegions(offset, length)].map(([s, e]) => [s, e]) : [[offset, end]];
+    // Dirty blocks are data the medium does not show yet.
+    const starts = new Set<number>();
+    for (let b = Math.floor(offset / st.blockSize) * st.blockSize; b < end; b += st.blockSize) starts.add(Math.min(b, st.lastSector));
+    if (st.lastSector < end && st.lastSector + st.ss > offset) starts.add(st.lastSector);
+    for (const b of starts) {
+      const blk = st.blocks.get(b);
+      if (blk?.dirty) ranges.push([Math.max(offset, blk.start), Math.min(end, blk.start + blk.bytes.length)]);
+    }
+    ranges.sort((a, b) => a[0] - b[0]);
+    const merged: [number, number][] = [];
+    for (const [s, e] of ranges) {
+      const last = merged[merged.length - 1];
+      if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+      else if (e > s) merged.push([s, e]);
+    }
+    return merged;
+  }
+
   /** Whether [offset, end) is whole blocks (before the last sector's own block) with none of them cached. */
   private wholeUncached(st: ImageState, offset: number, end: number): boolean {
     const bs = st.blockSize;

@@ -60,6 +60,13 @@ export interface Engine {
    * META then VOLUME, barrier, delete the undo log. A no-op when nothing is dirty.
    */
   commit(): void;
+  /**
+   * Where [offset, offset + length) of an image may hold data, as ascending,
+   * disjoint [start, end) ranges: the medium's data regions (SEEK_DATA) and
+   * every cached block with changes not yet on it. Outside them the image
+   * reads as zeros. Optional: without it a caller treats the range as data.
+   */
+  dataRegions?(image: number, offset: number, length: number): (readonly [number, number])[];
   /** Reads into `target` (all of it) from `offset`, through the cache, without allocating. */
   readInto(image: number, offset: number, target: Buffer): void;
   /**

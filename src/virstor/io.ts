@@ -228,7 +228,8 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   if (src.length === 0) return result;
   const input = new CompletedInput(src, dev, offset);
   const allocator = dev.allocator;
-  const scratch = Buffer.alloc(Math.min(IO_BLOCK, cs));
+  // Only --sparse compares input with zeros.
+  const scratch = opts.sparse ? Buffer.alloc(Math.min(IO_BLOCK, cs)) : Buffer.alloc(0);
   const block = alignedBuffer(Math.min(IO_BLOCK, input.length));
 
   // Pass 1: which chunks this write allocates, and which it skips (--sparse).
@@ -291,9 +292,13 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
  * leftovers (an image used before, a write lost in a crash) is cleaned.
  */
 function zeroUnlessZero(dev: VirstorDevice, image: number, offset: number, length: number): void {
-  for (let done = 0; done < length; done += IO_BLOCK) {
-    const n = Math.min(IO_BLOCK, length - done);
-    if (!isZero(dev.engine.read(image, offset + done, n))) dev.engine.write(image, offset + done, Buffer.alloc(n), 'DATA');
+  // Only where the image may hold data: a fresh image's chunks are holes, read for nothing otherwise.
+  const regions = dev.engine.dataRegions?.(image, offset, length) ?? [[offset, offset + length]];
+  for (const [start, end] of regions) {
+    for (let at = start; at < end; at += IO_BLOCK) {
+      const n = Math.min(IO_BLOCK, end - at);
+      if (!isZero(dev.engine.read(image, at, n))) dev.engine.write(image, at, Buffer.alloc(n), 'DATA');
+    }
   }
 }
 
