@@ -36,6 +36,7 @@ export interface CreateEngineOptions extends EngineOptions {
 /** The engine with what the session and tests need beyond the class contract. */
 export interface FlushEngine extends Engine {
   readonly undoPath: string;
+  dataRegions(image: number, offset: number, length: number): (readonly [number, number])[];
   /** read() into a caller's buffer (no allocation on hot paths). */
   readInto(image: number, offset: number, target: Buffer): void;
   /**
