@@ -126,6 +126,10 @@ describe.skipIf(!clients)('geomctl serve with real NBD clients', () => {
     ok(`nbdcopy --flush in.bin '${served.uri}'`, s.dir);
     ok(`nbdcopy '${served.uri}' out.bin`, s.dir);
     expect(readFileSync(s.path('out.bin')).subarray(0, data.length).equals(data)).toBe(true);
+    // base:allocation: what was written (in the data area or still in a journal) is data, the rest holes.
+    const map = ok(`nbdinfo --map '${served.uri}'`, s.dir);
+    expect(map).toMatch(new RegExp(`^\\s*0\\s+${data.length}\\s+0\\s+data`, 'm'));
+    expect(map).toMatch(new RegExp(`^\\s*${data.length}\\s+\\d+\\s+3\\s+hole,zero`, 'm'));
     expect((await served.stop('SIGTERM')).status).toBe(0);
     served = undefined;
     const st = geomctl(['--json', 'journal', 'status', 'd.img'], { cwd: s.dir });
@@ -147,6 +151,16 @@ describe.skipIf(!clients)('geomctl serve with real NBD clients', () => {
     expect(stop.status).toBe(0);
     expect(geomctl(['journal', 'status', 'd.img'], { cwd: s.dir }).stdout).toMatch(/CLEAN/);
     expect(geomctl(['journal', 'check', 'd.img'], { cwd: s.dir }).status).toBe(0);
+  });
+
+  it('serves TCP on 127.0.0.1 with -p (0: any free port), reported by --json', () => {
+    const r = geomctl(['--json', 'serve', '-p', '0', '--run', 'nbdinfo --size "$uri" >&2; echo "$port" >&2', 'virstor/thin'], { cwd: s.dir });
+    expect(r.status).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.uri).toMatch(/^nbd:\/\/127\.0\.0\.1:\d+\/virstor\/thin$/);
+    expect(doc.port).toBeGreaterThan(0);
+    expect(r.stderr).toContain(String(1024 * MiB));
+    expect(r.stderr).toContain(String(doc.port));
   });
 
   it('--once stops after the first client disconnects', async () => {

@@ -61,9 +61,9 @@ export interface RecoverResult {
 
 const randomU32 = (): number => randomInt(0, 0x100000000);
 
-/** The union of the layers' ranges inside [start, end), merged, in offset order. */
-function covered(layers: RangeSet<Extent>[], start: number, end: number): [number, number][] {
-  const all: [number, number][] = [];
+/** The union of the layers' ranges (and `extra`) inside [start, end), merged, in offset order. */
+function covered(layers: RangeSet<Extent>[], start: number, end: number, extra: readonly (readonly [number, number])[] = []): [number, number][] {
+  const all: [number, number][] = extra.map(([s, e]) => [s, e]);
   for (const s of layers) for (const r of s.entries(start, end)) all.push([r.start, r.end]);
   all.sort((a, b) => a[0] - b[0]);
   const out: [number, number][] = [];
@@ -216,6 +216,17 @@ export class JournalDevice {
     if (this.choice) out.push(this.choice.walk.replay);
     if (this.writerInstance) out.push(...this.writerInstance.overlays());
     return out;
+  }
+
+  /**
+   * Where [offset, offset + length) of the journaled provider may hold data
+   * (providers.md: the data image's data regions and everything a journal not
+   * yet copied covers), ascending and disjoint; the rest reads as zeros.
+   */
+  dataRegions(offset: number, length: number): [number, number][] {
+    const end = offset + length;
+    const fromData = this.engine.dataRegions?.(this.data, offset, length) ?? [[offset, end]];
+    return covered(this.overlays(), offset, end, fromData);
   }
 
   /**

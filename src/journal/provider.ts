@@ -10,6 +10,7 @@
 // divergence, since NBD clients need a flush that makes their writes durable.
 
 import type { BlockProvider } from '../provider/block.js';
+import { regionsToRuns } from '../provider/image-block.js';
 import type { JournalDevice } from './device.js';
 
 /** Zeros are journaled this many bytes at a time. */
@@ -63,8 +64,8 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
       durable(opts.fua);
     },
     flush: () => writer.finish(),
-    // A journal provider claims every byte: data holes under pending journals are not holes.
-    extents: (_offset, length) => [{ length, hole: false }],
+    // The data image's holes that no journal not yet copied covers (providers.md).
+    extents: (offset, length) => regionsToRuns(dev.dataRegions(offset, length), offset, length),
     tick() {
       if (pendingBytes > 0 && now() - lastSwitch >= policy.switchTime) switchNow();
     },
