@@ -27,8 +27,9 @@ type ProviderSyntax =
 /**
  * The provider `arg` would name, by its form alone: "virstor/<name>" or
  * "<data provider>.journal", either after /dev/. A journal provider may carry
- * the directory its data image lies in ("imgs/data.img.journal"): GEOM names
- * have none, but a path is what a user of image files types.
+ * the directory its data image lies in ("imgs/data.img.journal"), which is
+ * then where it is looked for: GEOM names have none, but a path is what a
+ * user of image files types.
  */
 function providerSyntax(arg: string): ProviderSyntax | undefined {
   const name = arg.startsWith(DEV) ? arg.slice(DEV.length) : arg;
@@ -110,9 +111,12 @@ export type ProviderImages =
   | { kind: 'journal'; provider: string; /** The data image: the journal verbs find its journal image. */ data: string }
   | { kind: 'virstor'; provider: string; device: string; /** Its components found. */ images: string[] };
 
-/** The provider `p` among the geoms tasted in `dirs` (and its own directory); undefined when none offers it. */
+/**
+ * The provider `p` among the geoms tasted in `dirs` — in its own directory
+ * only, when it names one; undefined when none offers it.
+ */
 function lookUp(p: ProviderSyntax, dirs: string[]): { found?: ProviderImages; where: string[] } {
-  const where = p.kind === 'journal' && p.dir !== undefined ? [...new Set([...dirs, p.dir])] : dirs;
+  const where = p.kind === 'journal' && p.dir !== undefined ? [p.dir] : dirs;
   const candidates = candidateImages([], where);
   if (p.kind === 'virstor') {
     const images = virstorProviderImages(p.device, candidates);

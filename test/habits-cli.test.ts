@@ -178,6 +178,20 @@ describe('provider names on the command line (item 9)', () => {
     expect(sha256(`${dir}/data.img`)).toBe(before);
   });
 
+  it('a provider name two images offer is refused, naming both', () => {
+    const ad = place('ambiguous');
+    mkdirSync(`${ad}/b`);
+    for (const img of ['data.img', 'b/data.img']) {
+      sparseImage(`${ad}/${img}`, 110 * M);
+      ok(ad, ['journal', 'label', '-s', '100M', img]);
+    }
+    const r = run(ad, ['-d', 'b', 'journal', 'sync', 'data.img.journal']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('geomctl: data.img.journal: 2 data images offer this provider (b/data.img, data.img); name the data image itself\n');
+    // A directory in the name says which: the provider is looked for there only.
+    expect(ok(ad, ['-d', 'b', 'journal', 'stop', '-v', 'b/data.img.journal']).stdout).toBe('Device b/data.img.journal stopped: b/data.img holds its contents (0 replayed bytes verified).\n');
+  });
+
   it('a virstor provider is not a journal', () => {
     const r = run(dir, ['journal', 'status', 'virstor/thin']);
     expect(r.status).toBe(1);
