@@ -107,7 +107,7 @@ function virstorProviderImages(device: string, candidates: string[]): string[] {
 }
 
 /** What a provider name stands for: the images below it. */
-export type ProviderImages =
+type ProviderImages =
   | { kind: 'journal'; provider: string; /** The data image: the journal verbs find its journal image. */ data: string }
   | { kind: 'virstor'; provider: string; device: string; /** Its components found. */ images: string[] };
 
@@ -131,7 +131,7 @@ function lookUp(p: ProviderSyntax, dirs: string[]): { found?: ProviderImages; wh
 }
 
 /** A command-line name resolved: the file itself, or the images below the provider it names. */
-export type Resolved = { kind: 'file'; path: string; warning?: string } | ProviderImages;
+type Resolved = { kind: 'file'; path: string; warning?: string } | ProviderImages;
 
 /**
  * Resolves one name given where a verb takes an existing image (journal
@@ -142,7 +142,7 @@ export type Resolved = { kind: 'file'; path: string; warning?: string } | Provid
  * has a provider's form and names none is refused here — not with the
  * advice to create a file of that name.
  */
-export function resolveName(arg: string, dirs: string[]): Resolved {
+function resolveName(arg: string, dirs: string[]): Resolved {
   const syntax = providerSyntax(arg);
   if (isFile(arg)) {
     if (!syntax) return { kind: 'file', path: arg };
