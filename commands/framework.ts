@@ -48,11 +48,26 @@ export interface ClassSpec {
   topLevel?: ClassTopLevel;
 }
 
-/** One row of geom(8)'s status table: "Name  Status  Components". */
+/** One geom in geom(8)'s status table: "Name  Status  Components". */
 export interface StatusRow {
+  /** The geom's provider, or the geom's own name when it has none (an incomplete device). */
   name: string;
+  /** The geom's name: the Name column of `status -g`. */
+  geom: string;
+  /** Whether the geom offers a provider: without -a, list and status show only those (geom(8)). */
+  hasProvider: boolean;
   status: string;
   components: string[];
+}
+
+/** How list and status choose and lay out geoms: geom(8)'s `list [-a]` and `status [-ags]`. */
+export interface ListingFlags {
+  /** -a: also geoms without a provider. */
+  all: boolean;
+  /** -g: one row per geom, by geom name, instead of per provider. */
+  geoms: boolean;
+  /** -s: no header, no padding, name and status on every component's line. */
+  script: boolean;
 }
 
 /**
@@ -67,12 +82,13 @@ export interface ClassTopLevel {
   /**
    * Every geom of this class found among the tasted `candidates` (images with
    * this class's magic), in geom(8) list form — only those with a component in
-   * `named` when it is not empty. Warnings go to ctx.out; `failures` are
+   * `named` when it is not empty; without `all` (-a) and nothing named, only
+   * those that offer a provider, as geom(8) lists. Warnings go to ctx.out; `failures` are
    * what went wrong with named images (reported after the listing, exit 1).
    */
-  list(ctx: Context, candidates: string[], named: string[]): { text: string; json: Record<string, unknown>[]; failures?: GeomError[] };
+  list(ctx: Context, candidates: string[], named: string[], all: boolean): { text: string; json: Record<string, unknown>[]; failures?: GeomError[] };
   /** The same geoms as status rows. */
-  status(ctx: Context, candidates: string[], named: string[]): { rows: StatusRow[]; json: Record<string, unknown>[]; failures?: GeomError[] };
+  status(ctx: Context, candidates: string[], named: string[], all: boolean): { rows: StatusRow[]; json: Record<string, unknown>[]; failures?: GeomError[] };
   /** For taste: the geom name the image belongs to and why it would be ignored, if it would. */
   describe(ctx: Context, path: string, tasted: Tasted): { name: string; ignored?: string };
 }
@@ -108,7 +124,7 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   { short: 'v', long: 'verbose', kind: 'flag', description: 'more detail' },
   { short: 'q', long: 'quiet', kind: 'flag', description: 'no progress and no warnings (errors still)' },
   { long: 'no-color', kind: 'flag', description: 'plain text (NO_COLOR does the same)' },
-  { short: 'd', long: 'dir', value: 'dir', kind: 'list', description: 'taste the images in DIR too (repeatable; GEOMCTL_PATH adds more)', defaultText: 'the current directory' },
+  { short: 'd', long: 'dir', value: 'dir', kind: 'list', description: 'taste the images in DIR too, besides the current directory and those of the images named (repeatable; GEOMCTL_PATH adds more)' },
   { long: 'maxphys', value: 'size', kind: 'size', description: "the FreeBSD kernel's maxphys: 1M (FreeBSD 13+) or 128k", defaultText: '1M; detected on replay' },
   { short: 'H', long: 'ignore-hardcoded', kind: 'flag', description: 'accept components whose hardcoded provider name differs from the image name' },
   { long: 'stats', kind: 'flag', description: "print the flush engine's counters to stderr after the command" },

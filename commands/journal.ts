@@ -24,13 +24,14 @@ import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journa
 import { checkWriteRange, writeFromFd } from '../src/journal/input.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
+import { journalImageOf } from '../src/naming.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
 import { candidateImages } from '../src/candidates.js';
 import { rollBackCandidates, type Session } from '../src/session.js';
 import { tasteProvider } from '../src/taste.js';
 import type { Provider } from '../src/provider/provider.js';
-import { formatStatus } from './toplevel.js';
+import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
@@ -193,9 +194,22 @@ export const journalClass: ClassSpec = {
 // The engine verbs (helper D): write, read, sync, stop, scan, check, export.
 // Logic lives in src/journal/ (device, writer, walk, scan, check, export).
 
-function journalArgs(args: string[]): { data: string; jimg: string | undefined } {
-  if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give the data image and, for a two-image journal, the journal image');
-  return { data: args[0] as string, jimg: args[1] };
+/** The images of the device a verb names: the data image as given or as found, and the journal image if given. */
+export interface DeviceArgs {
+  data: string;
+  jimg: string | undefined;
+}
+
+/**
+ * dataimg [jimg]: the data image may be named by its journal provider
+ * ("data.img.journal", "/dev/data.img.journal"), as gjournal(8) names it
+ * (src/naming.ts).
+ */
+export function journalArgs(ctx: Context, args: string[]): DeviceArgs {
+  if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give the data image (or its provider, data.img.journal) and, for a two-image journal, the journal image');
+  const data = journalImageOf(args[0] as string, ctx.global.dirs);
+  if (data.warning !== undefined) ctx.out.warn(data.warning);
+  return { data: data.path, jimg: args[1] };
 }
 
 /**
@@ -232,8 +246,8 @@ function spinner(ctx: Context, label: string): { update: (done: number, total: n
  * candidates when the search finds nothing (rollBackCandidates), and tastes
  * again when opening its session rolled one back.
  */
-function openDevice(ctx: Context, args: string[], write: boolean): { session: Session; paths: string[] } {
-  const { data, jimg } = journalArgs(args);
+function openDevice(ctx: Context, images: DeviceArgs, write: boolean): { session: Session; paths: string[] } {
+  const { data, jimg } = images;
   const tastes = write && jimg === undefined;
   const resolve = (): string[] => {
     try {
@@ -260,8 +274,8 @@ function openDevice(ctx: Context, args: string[], write: boolean): { session: Se
  * image by tasting) and runs `body`. The walk of a device that is not CLEAN
  * shows a spinner unless `progress` is false (list and status).
  */
-function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }, body: (dev: JournalDevice) => T): T {
-  const { dev, session } = openJournalDevice(ctx, args, o);
+function withDevice<T>(ctx: Context, images: DeviceArgs, o: { write: boolean; details?: boolean; progress?: boolean }, body: (dev: JournalDevice) => T): T {
+  const { dev, session } = openJournalDevice(ctx, images, o);
   try {
     return body(dev);
   } finally {
@@ -269,9 +283,9 @@ function withDevice<T>(ctx: Context, args: string[], o: { write: boolean; detail
   }
 }
 
-/** Opens the journal device of `args` (see withDevice); the caller closes the session. */
-export function openJournalDevice(ctx: Context, args: string[], o: { write: boolean; details?: boolean; progress?: boolean }): { dev: JournalDevice; session: Session } {
-  const { session, paths } = openDevice(ctx, args, o.write);
+/** Opens the journal device of `images` (see withDevice); the caller closes the session. */
+export function openJournalDevice(ctx: Context, images: DeviceArgs, o: { write: boolean; details?: boolean; progress?: boolean }): { dev: JournalDevice; session: Session } {
+  const { session, paths } = openDevice(ctx, images, o.write);
   try {
     if (session.providers.length !== paths.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
     const walking = o.progress === false ? undefined : spinner(ctx, 'walking the journal');
@@ -328,7 +342,7 @@ const writeCommand: CommandSpec = {
     // The images are validated before the input is opened (a FIFO waits for its writer) and
     // the input is known whole before the journal is replayed or written: nothing changes first.
     checkInputPath(inputPath);
-    withDevice(ctx, args, { write: true }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       checkWriteRange(dev, offset, undefined);
       const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `${dev.dataPath}.journal`);
       try {
@@ -371,7 +385,7 @@ const readCommand: CommandSpec = {
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;
     if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself would go to stdout', 'add -O FILE, or drop --json');
-    withDevice(ctx, args, { write: false }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const offset = numberOpt(opts.offset) ?? 0;
       const length = numberOpt(opts.length) ?? Math.max(0, dev.dataSize - offset);
@@ -419,18 +433,57 @@ function replayWithProgress(ctx: Context, dev: JournalDevice, force: boolean): R
   }
 }
 
+/** sync of one device: replays, says what it did, and returns its JSON form. */
+function syncDevice(ctx: Context, dev: JournalDevice, force: boolean, say: boolean): Record<string, unknown> {
+  const rec = replayWithProgress(ctx, dev, force);
+  recoveryNote(ctx, dev, rec);
+  if (say) ctx.out.text(`${dev.dataPath}.journal: CLEAN${rec.action === 'none' ? ' (nothing to replay)' : ''}.`);
+  return { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec) };
+}
+
+/**
+ * sync without arguments: every journal found by tasting, as gjournal(8)'s
+ * sync does, each in its own session — one that fails (BROKEN without -f, a
+ * lock held) is reported and the others are still synced; one line per
+ * journal says what was found and done. A writing command: crashed
+ * transactions over the tasted images are rolled back first, as a session
+ * over them would (tasting alone only refuses them). Images the kernel would
+ * pass over (a half without its other half, metadata that does not decode)
+ * are warnings, as in list.
+ */
+function syncAll(ctx: Context, force: boolean): void {
+  rollBackCandidates(candidateImages([], ctx.global.dirs), ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true }));
+  // An image another process holds is not passed over: its journal would go unsynced unseen.
+  const tasted = tastedJournals(ctx, [], { lockedFails: true });
+  const { groups, problems } = groupJournalImages(tasted.paths, tasted.untasted);
+  for (const p of problems) ctx.out.warn(p.error.line);
+  const failures = [...tasted.failures];
+  const devices: Record<string, unknown>[] = [];
+  for (const g of groups) {
+    try {
+      withDevice(ctx, { data: g.data, jimg: g.journal }, { write: true }, (dev) => devices.push(syncDevice(ctx, dev, force, true)));
+    } catch (err) {
+      if (!(err instanceof GeomError)) throw err;
+      failures.push(err);
+    }
+  }
+  ctx.out.document('journal sync', { devices });
+  finish(failures);
+}
+
 const syncCommand: CommandSpec = {
   name: 'sync',
-  summary: 'replay the journal into the data area and mark it CLEAN (gjournal sync)',
-  args: '<dataimg> [jimg]',
+  summary: 'replay the journal into the data area and mark it CLEAN (gjournal sync); every journal found when none is named',
+  args: '[dataimg] [jimg]',
   options: [FORCE_REPAIR],
-  examples: ['geomctl journal sync data.img', 'geomctl journal sync -f data.img journal.img'],
+  examples: ['geomctl journal sync data.img', 'geomctl journal sync -f data.img journal.img', 'geomctl -d /images journal sync'],
   run(ctx, args, opts) {
-    withDevice(ctx, args, { write: true }, (dev) => {
-      const rec = replayWithProgress(ctx, dev, opts.force === true);
-      recoveryNote(ctx, dev, rec);
-      if (verboseOf(ctx, opts)) ctx.out.text(`${dev.dataPath}.journal: CLEAN${rec.action === 'none' ? ' (nothing to replay)' : ''}.`);
-      ctx.out.document('journal sync', { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec) });
+    if (args.length === 0) {
+      syncAll(ctx, opts.force === true);
+      return;
+    }
+    withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
+      ctx.out.document('journal sync', syncDevice(ctx, dev, opts.force === true, verboseOf(ctx, opts)));
     });
   },
 };
@@ -442,7 +495,7 @@ const stopCommand: CommandSpec = {
   options: [FORCE_REPAIR],
   examples: ['geomctl journal stop -v data.img'],
   run(ctx, args, opts) {
-    withDevice(ctx, args, { write: true }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       const walk = dev.choice?.walk;
       const rec = replayWithProgress(ctx, dev, opts.force === true);
       recoveryNote(ctx, dev, rec);
@@ -463,7 +516,7 @@ const scanCommand: CommandSpec = {
   options: [{ long: 'all', kind: 'flag', description: 'also list every header and record anywhere in the journal space' }],
   examples: ['geomctl journal scan data.img', 'geomctl --json journal scan --all data.img journal.img'],
   run(ctx, args, opts) {
-    withDevice(ctx, args, { write: false, details: true }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: false, details: true }, (dev) => {
       const walking = spinner(ctx, 'walking the journal');
       const reading = spinner(ctx, 'reading the journal space');
       let report: ReturnType<typeof scanJournal>;
@@ -494,8 +547,9 @@ const checkCommand: CommandSpec = {
   examples: ['geomctl journal check data.img', 'geomctl journal check -y data.img journal.img'],
   run(ctx, args, opts) {
     const repair = opts.yes === true;
-    const data = journalArgs(args).data;
-    const { session } = openDevice(ctx, args, repair);
+    const images = journalArgs(ctx, args);
+    const data = images.data;
+    const { session } = openDevice(ctx, images, repair);
     let report: ReturnType<typeof checkJournal>;
     const walking = spinner(ctx, 'walking the journal');
     const replaying = spinner(ctx, 'replaying the journal');
@@ -541,7 +595,7 @@ const exportCommand: CommandSpec = {
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;
     if (output === undefined) throw new UsageError('journal export needs -O file', 'add -O FILE: the file to write the journaled provider to');
-    withDevice(ctx, args, { write: false }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const progress = ctx.out.progress('export', dev.dataSize);
       let r: ReturnType<typeof exportJournaled>;
@@ -579,7 +633,7 @@ const tunefsCommand: CommandSpec = {
     const setting = opts.gjournal;
     if (setting === undefined) throw new UsageError('journal tunefs needs -J enable or -J disable');
     if (setting !== 'enable' && setting !== 'disable') throw new UsageError(`bad gjournal value '${String(setting)}' for -J`, "options are 'enable' or 'disable'");
-    withDevice(ctx, args, { write: true }, (dev) => {
+    withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       const { change, recovery } = tuneGjournal(dev, setting === 'enable', opts.force === true);
       if (recovery) recoveryNote(ctx, dev, recovery);
       ctx.out.note(gjournalNote(change));
@@ -628,7 +682,7 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
     const images = g.journal ? [g.data, g.journal] : [g.data];
     if (named.length && !concernsNamed(images)) continue;
     try {
-      withDevice(ctx, images, { write: false, progress: false }, (dev) => {
+      withDevice(ctx, { data: g.data, jimg: g.journal }, { write: false, progress: false }, (dev) => {
         const [dp, jp] = dev.engine.providers;
         const image = (p: Provider): { path: string; name: string; size: number } => ({ path: p.path, name: p.name, size: p.size });
         const ufs = ufsSummary((o, l) => dev.read(o, l), dev.dataSize, dev.sectorSize);
@@ -652,7 +706,7 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
  * (keepTasteFailure); a directory's file that cannot be read is skipped,
  * and kept to be named if a device then lacks an image.
  */
-function tastedJournals(ctx: Context, named: string[]): { paths: string[]; failures: GeomError[]; untasted: GeomError[] } {
+function tastedJournals(ctx: Context, named: string[], o: { lockedFails?: boolean } = {}): { paths: string[]; failures: GeomError[]; untasted: GeomError[] } {
   const paths: string[] = [];
   const failures: GeomError[] = [];
   const untasted: GeomError[] = [];
@@ -665,7 +719,8 @@ function tastedJournals(ctx: Context, named: string[]): { paths: string[]; failu
       else if (named.includes(path)) failures.push(new GeomError('NO_METADATA', `${path}: no journal metadata in its last sector`, "label it with 'geomctl journal label', or see 'geomctl taste' for what it holds"));
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      if (!keepTasteFailure(failures, named, path, err) && (err.code === 'PERMISSION' || err.code === 'IO')) untasted.push(err);
+      if (o.lockedFails && err.code === 'LOCKED') failures.push(err);
+      else if (!keepTasteFailure(failures, named, path, err) && (err.code === 'PERMISSION' || err.code === 'IO')) untasted.push(err);
     } finally {
       session?.close();
     }
@@ -680,14 +735,26 @@ function listedDevices(ctx: Context, named: string[]): JournalListing {
   return { devices: r.devices, failures: [...tasted.failures, ...r.failures] };
 }
 
+/** The images list and status name: images, or journal providers standing for their data images. */
+function namedJournalImages(ctx: Context, args: string[]): string[] {
+  return args.map((arg) => {
+    const r = journalImageOf(arg, ctx.global.dirs);
+    if (r.warning !== undefined) ctx.out.warn(r.warning);
+    return r.path;
+  });
+}
+
+// Every journal geom has a provider (the kernel creates the geom when both of
+// its images are there), so -a shows no more journals: it is accepted as
+// geom(8) accepts it. A half without its other half is a warning.
 const listCommand: CommandSpec = {
   name: 'list',
   summary: 'list journal devices, geom(8) style, with their state and pending journals',
   args: '[img...]',
-  options: [],
-  examples: ['geomctl journal list', 'geomctl journal list data.img journal.img'],
+  options: LIST_OPTIONS,
+  examples: ['geomctl journal list', 'geomctl journal list data.img journal.img', 'geomctl journal list data.img.journal'],
   run(ctx, args) {
-    const { devices, failures } = listedDevices(ctx, args);
+    const { devices, failures } = listedDevices(ctx, namedJournalImages(ctx, args));
     ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices).replace(/\n$/, ''));
     finish(failures);
   },
@@ -697,12 +764,12 @@ const statusCommand: CommandSpec = {
   name: 'status',
   summary: 'show the status (CLEAN, DIRTY, BROKEN) of journal devices, geom(8) style',
   args: '[img...]',
-  options: [],
-  examples: ['geomctl journal status'],
-  run(ctx, args) {
-    const { devices, failures } = listedDevices(ctx, args);
+  options: STATUS_OPTIONS,
+  examples: ['geomctl journal status', 'geomctl journal status -gs'],
+  run(ctx, args, opts) {
+    const { devices, failures } = listedDevices(ctx, namedJournalImages(ctx, args));
     const rows = devices.map(journalStatusRow);
-    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
+    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows, listingFlags(opts)) : ''));
     finish(failures);
   },
 };

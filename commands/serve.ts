@@ -15,10 +15,11 @@ import { imageBlockProvider } from '../src/provider/image-block.js';
 import { journalBlockProvider } from '../src/journal/provider.js';
 import { virstorBlockProvider } from '../src/virstor/provider.js';
 import { openVirstor } from '../src/virstor/device.js';
+import { virstorDeviceName } from '../src/naming.js';
 import { NbdServer, exportInfo, type Listen } from '../src/nbd/server.js';
 import { humanize } from '../src/size.js';
 import type { CommandSpec, Context, ParsedOptions } from './framework.js';
-import { openJournalDevice, recoveryNote } from './journal.js';
+import { journalArgs, openJournalDevice, recoveryNote } from './journal.js';
 import { hostOf } from './virstor.js';
 
 /** kern.geom.journal's defaults (g_journal.c: g_journal_switch_time, g_journal_force_switch). */
@@ -42,13 +43,13 @@ export function openProvider(ctx: Context, name: string, o: { write: boolean; sw
   }
   const bare = name.replace(/^\/dev\//, '');
   if (bare.startsWith('virstor/')) {
-    const dev = openVirstor(hostOf(ctx), bare.slice('virstor/'.length), { write: o.write, scan: o.write });
+    const dev = openVirstor(hostOf(ctx), virstorDeviceName(name), { write: o.write, scan: o.write });
     for (const w of dev.warnings) ctx.out.warn(w);
     return virstorBlockProvider(dev, (w) => ctx.out.warn(w));
   }
-  if (bare.endsWith('.journal') && isFile(bare.slice(0, -'.journal'.length))) {
+  if (bare.endsWith('.journal')) {
     if (!o.write) throw new UsageError(`serve -r of ${name}: a journal provider is served read-write only`, 'serve it without -r (reads never change it), or serve its data image read-only');
-    const { dev, session } = openJournalDevice(ctx, [bare.slice(0, -'.journal'.length)], { write: true });
+    const { dev, session } = openJournalDevice(ctx, journalArgs(ctx, [name]), { write: true });
     try {
       recoveryNote(ctx, dev, dev.recover(false));
       return journalBlockProvider(dev, () => session.close(), { switchTime: o.switchTime, forceSwitch: o.forceSwitch });

@@ -7,6 +7,8 @@ import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
+import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
+import { imagesOf } from '../src/naming.js';
 import { demoCommand } from './demo.js';
 import { serveCommand } from './serve.js';
 import { completionCommand } from './completion.js';
@@ -109,6 +111,18 @@ function dumpCommand(classes: ClassSpec[]): CommandSpec {
   };
 }
 
+/**
+ * The images list and status are asked about: each argument an image, or a
+ * provider name standing for the images below it (src/naming.ts).
+ */
+function namedImages(ctx: Context, args: string[]): string[] {
+  return args.flatMap((arg) => {
+    const r = imagesOf(arg, ctx.global.dirs);
+    if (r.warning !== undefined) ctx.out.warn(r.warning);
+    return r.paths;
+  });
+}
+
 /** Groups the tasted candidates by class for list and status. */
 function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName, string[]>; failures: GeomError[] } {
   const byClass = new Map<ClassName, string[]>();
@@ -134,16 +148,18 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
     name: 'list',
     summary: 'list every journal and virstor geom found by tasting, geom(8) style',
     args: '[img...]',
-    options: [],
-    examples: ['geomctl list', 'geomctl -d /images list'],
-    run(ctx, args) {
-      const { byClass, failures } = tastedByClass(ctx, args);
+    options: LIST_OPTIONS,
+    examples: ['geomctl list', 'geomctl -d /images list -a', 'geomctl list virstor/thin data.img.journal'],
+    run(ctx, args, opts) {
+      const named = namedImages(ctx, args);
+      const { all } = listingFlags(opts);
+      const { byClass, failures } = tastedByClass(ctx, named);
       const texts: string[] = [];
       const geoms: Record<string, unknown>[] = [];
       for (const [cls, paths] of byClass) {
         const hook = hooksFor(classes).get(cls);
         if (!hook) continue;
-        const r = hook.list(ctx, paths, args);
+        const r = hook.list(ctx, paths, named, all);
         failures.push(...(r.failures ?? []));
         if (r.text) texts.push(r.text);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
@@ -154,39 +170,28 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
   };
 }
 
-/** geom(8) status: printf("%*s  %*s  %s"), Name and Status right-aligned to the widest value. */
-export function formatStatus(rows: StatusRow[]): string {
-  const nameW = Math.max(4, ...rows.map((r) => r.name.length));
-  const statusW = Math.max(6, ...rows.map((r) => r.status.length));
-  const lines = [`${'Name'.padStart(nameW)}  ${'Status'.padStart(statusW)}  Components`];
-  for (const r of rows) {
-    r.components.forEach((c, i) => {
-      lines.push(i === 0 ? `${r.name.padStart(nameW)}  ${r.status.padStart(statusW)}  ${c}` : `${''.padStart(nameW)}  ${''.padStart(statusW)}  ${c}`);
-    });
-  }
-  return lines.join('\n');
-}
-
 function statusCommand(classes: ClassSpec[]): CommandSpec {
   return {
     name: 'status',
     summary: 'show the status of every journal and virstor geom found by tasting',
     args: '[img...]',
-    options: [],
-    examples: ['geomctl status'],
-    run(ctx, args) {
-      const { byClass, failures } = tastedByClass(ctx, args);
+    options: STATUS_OPTIONS,
+    examples: ['geomctl status', 'geomctl status -s virstor/thin'],
+    run(ctx, args, opts) {
+      const named = namedImages(ctx, args);
+      const flags = listingFlags(opts);
+      const { byClass, failures } = tastedByClass(ctx, named);
       const rows: StatusRow[] = [];
       const geoms: Record<string, unknown>[] = [];
       for (const [cls, paths] of byClass) {
         const hook = hooksFor(classes).get(cls);
         if (!hook) continue;
-        const r = hook.status(ctx, paths, args);
+        const r = hook.status(ctx, paths, named, flags.all);
         failures.push(...(r.failures ?? []));
         rows.push(...r.rows);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
       }
-      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows) : ''));
+      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows, flags) : ''));
       finish(failures);
     },
   };

@@ -42,7 +42,8 @@ import {
   type ListResult,
   type MapProgress,
 } from '../src/virstor/ops.js';
-import { formatStatus } from './toplevel.js';
+import { formatStatus, listingFlags, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
+import { virstorDeviceName } from '../src/naming.js';
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 
 
@@ -222,7 +223,7 @@ function warnAll(ctx: Context, warnings: readonly string[]): void {
 function needName(args: string[], verb: string): string {
   const name = args[0];
   if (name === undefined || args.length !== 1) throw new UsageError(`virstor ${verb} needs exactly one device name`);
-  return name;
+  return virstorDeviceName(name);
 }
 
 /** Opens the device for a verb, reporting open's warnings; the caller closes it. */
@@ -252,7 +253,7 @@ const stopCommand: CommandSpec = {
   run(ctx, args, opts) {
     const failures: GeomError[] = [];
     const results: Record<string, unknown>[] = [];
-    for (const name of args) {
+    for (const name of args.map(virstorDeviceName)) {
       try {
         const r = stopDevice(hostOf(ctx), name);
         warnAll(ctx, r.warnings);
@@ -282,8 +283,9 @@ const addCommand: CommandSpec = {
   ],
   examples: ['geomctl virstor add mydata c2.img'],
   run(ctx, args, opts) {
-    const [name, ...images] = args;
-    if (name === undefined || images.length === 0) throw new UsageError('virstor add needs a name and at least one image');
+    const [given, ...images] = args;
+    if (given === undefined || images.length === 0) throw new UsageError('virstor add needs a name and at least one image');
+    const name = virstorDeviceName(given);
     const r = addComponents(hostOf(ctx, images), name, images, { hardcode: opts.hardcode === true, force: opts.force === true });
     warnAll(ctx, r.warnings);
     if (verboseOf(ctx, opts)) ctx.out.text(r.added.map((a) => `Added ${a.path} to ${name} as component ${a.index} (${a.chunkCount} chunks)`).join('\n'));
@@ -298,8 +300,9 @@ const removeCommand: CommandSpec = {
   options: [],
   examples: ['geomctl virstor remove mydata c2.img'],
   run(ctx, args, opts) {
-    const [name, ...images] = args;
-    if (name === undefined || images.length === 0) throw new UsageError('virstor remove needs a name and at least one image');
+    const [given, ...images] = args;
+    if (given === undefined || images.length === 0) throw new UsageError('virstor remove needs a name and at least one image');
+    const name = virstorDeviceName(given);
     const r = removeComponents(hostOf(ctx, images), name, images);
     warnAll(ctx, r.warnings);
     if (verboseOf(ctx, opts)) ctx.out.text(`Removed ${r.removed.join(', ')} from ${name}`);
@@ -307,22 +310,27 @@ const removeCommand: CommandSpec = {
   },
 };
 
-/** The devices of list and status, their warnings reported (ignored images first). */
-function listed(ctx: Context, names: string[]): ListResult {
+/**
+ * The devices of list and status (by name, "virstor/thin" or "thin"), their
+ * warnings reported (ignored images first); with no name given, only the
+ * complete ones unless `all` (-a): an incomplete device has no provider yet.
+ */
+function listed(ctx: Context, args: string[], all: boolean): ListResult {
+  const names = args.map(virstorDeviceName);
   const r = listVirstor(hostOf(ctx), names);
   warnAll(ctx, r.ignored.map((i) => i.error.message));
   warnAll(ctx, r.warnings);
-  return r;
+  return { ...r, devices: shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, names, all) };
 }
 
 const listCommand: CommandSpec = {
   name: 'list',
   summary: 'list virstor devices, geom(8) style',
   args: '[name...]',
-  options: [],
-  examples: ['geomctl virstor list', 'geomctl -d /images virstor list mydata'],
-  run(ctx, args) {
-    const r = listed(ctx, args);
+  options: LIST_OPTIONS,
+  examples: ['geomctl virstor list', 'geomctl -d /images virstor list mydata', 'geomctl virstor list -a', 'geomctl virstor list virstor/mydata'],
+  run(ctx, args, opts) {
+    const r = listed(ctx, args, listingFlags(opts).all);
     ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices).replace(/\n$/, ''));
     finish(r.failures.map((f) => f.error));
   },
@@ -332,12 +340,13 @@ const statusCommand: CommandSpec = {
   name: 'status',
   summary: 'show the status of virstor devices, geom(8) style',
   args: '[name...]',
-  options: [],
-  examples: ['geomctl virstor status'],
-  run(ctx, args) {
-    const r = listed(ctx, args);
+  options: STATUS_OPTIONS,
+  examples: ['geomctl virstor status', 'geomctl virstor status -as'],
+  run(ctx, args, opts) {
+    const flags = listingFlags(opts);
+    const r = listed(ctx, args, flags.all);
     const rows = r.devices.map(virstorStatusRow);
-    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows) : ''));
+    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, flags) : ''));
     finish(r.failures.map((f) => f.error));
   },
 };
@@ -552,7 +561,7 @@ export const virstorClass: ClassSpec = {
  * when no image is named, a warning, as the kernel's log line is; images not
  * named are not asked about (journal.ts does the same).
  */
-function devicesAmong(ctx: Context, paths: string[], named: string[]): { devices: VirstorListingDevice[]; failures: GeomError[] } {
+function devicesAmong(ctx: Context, paths: string[], named: string[], all: boolean): { devices: VirstorListingDevice[]; failures: GeomError[] } {
   const r = listVirstor(hostOf(ctx, [], paths), []);
   const wanted = new Set(named);
   const failures: GeomError[] = [];
@@ -563,7 +572,7 @@ function devicesAmong(ctx: Context, paths: string[], named: string[]): { devices
   for (const i of r.ignored) report(i.error, [i.path]);
   warnAll(ctx, r.warnings);
   for (const f of r.failures) report(f.error, f.images);
-  const devices = named.length === 0 ? r.devices : r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
+  const devices = named.length === 0 ? shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, named, all) : r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
   return { devices, failures };
 }
 
@@ -584,12 +593,12 @@ virstorClass.topLevel = {
       p.close();
     }
   },
-  list(ctx, paths, named) {
-    const { devices, failures } = devicesAmong(ctx, paths, named);
+  list(ctx, paths, named, all) {
+    const { devices, failures } = devicesAmong(ctx, paths, named, all);
     return { text: renderVirstorList(devices).replace(/\n$/, ''), json: devices.map(virstorListingJson), failures };
   },
-  status(ctx, paths, named) {
-    const { devices, failures } = devicesAmong(ctx, paths, named);
+  status(ctx, paths, named, all) {
+    const { devices, failures } = devicesAmong(ctx, paths, named, all);
     return { rows: devices.map(virstorStatusRow), json: devices.map(virstorListingJson), failures };
   },
 };

@@ -1,19 +1,30 @@
 // Which files are candidates for tasting (cli.md, "Tasting"): the images named
 // on the command line plus every regular file (and, on Linux, block device)
-// directly inside the -d directories — the current directory when none is
-// given — and the GEOMCTL_PATH directories. geomctl's own undo logs are never
+// directly inside the places tasted — the current directory, the -d
+// directories, the GEOMCTL_PATH directories, and the directories of the
+// images named. -d adds a place, it replaces none: an administrator who
+// keeps a journal image in j/ runs `geomctl -d j journal status` beside the
+// data image and expects both found. geomctl's own undo logs are never
 // candidates.
 
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const UNDO_SUFFIX = '.geomctl-undo';
 
-/** The directories to taste: -d values (or "."), then GEOMCTL_PATH's entries. */
+/**
+ * The directories to taste: the -d values, ".", then GEOMCTL_PATH's entries
+ * — the -d ones first, so that an image found through both is named as the
+ * user's -d names it.
+ */
 export function tasteDirs(dirs: string[], env: NodeJS.ProcessEnv = process.env): string[] {
   const fromEnv = (env.GEOMCTL_PATH ?? '').split(':').filter(Boolean);
-  const chosen = dirs.length ? dirs : ['.'];
-  return [...new Set([...chosen, ...fromEnv])];
+  return [...new Set([...dirs, '.', ...fromEnv])];
+}
+
+/** `dirs` and then the directories of the `named` images: where a command looks for the rest of a device. */
+export function dirsWithNamed(named: readonly string[], dirs: readonly string[]): string[] {
+  return [...new Set([...dirs, ...named.map((p) => dirname(p))])];
 }
 
 /** Regular files and block devices directly inside `dir`, sorted by name; unreadable dirs yield nothing. */
@@ -39,13 +50,14 @@ export function filesIn(dir: string): string[] {
 }
 
 /**
- * The candidate images: named paths first (as given), then the directories'
- * files, each file once (by device and inode, so "./a.img" and "a.img" are one).
+ * The candidate images: named paths first (as given), then the files of the
+ * directories and of the named images' directories, each file once (by
+ * device and inode, so "./a.img" and "a.img" are one).
  */
 export function candidateImages(named: string[], dirs: string[]): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
-  for (const path of [...named, ...dirs.flatMap(filesIn)]) {
+  for (const path of [...named, ...dirsWithNamed(named, dirs).flatMap(filesIn)]) {
     let key = path;
     try {
       const st = statSync(path);

@@ -77,8 +77,8 @@ describe('journal list', () => {
 
 describe('journal status and JSON', () => {
   it('gives one row per device with its state and images', () => {
-    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', status: 'CLEAN', components: ['data.img'] });
-    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', status: 'DIRTY', components: ['data.img', 'journal.img'] });
+    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', geom: `gjournal ${oneImage.md.id}`, hasProvider: true, status: 'CLEAN', components: ['data.img'] });
+    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', geom: `gjournal ${twoImages.md.id}`, hasProvider: true, status: 'DIRTY', components: ['data.img', 'journal.img'] });
   });
 
   it('has a stable JSON form', () => {

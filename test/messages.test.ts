@@ -32,6 +32,8 @@ interface Row {
   next: boolean;
   env?: Record<string, string>;
   input?: Buffer;
+  /** Where to run, under the scratch directory (default: there): the current directory is always tasted. */
+  cwd?: string;
   /** A known shortfall, and whose it is to fix: the row is an expected failure. */
   shortfall?: string;
   /** Run as an unprivileged user (when root), so that file modes apply. */
@@ -48,7 +50,7 @@ const isRoot = process.getuid?.() === 0;
 
 function run(row: Row): CliResult {
   const as = row.unprivileged && isRoot ? { uid: NOBODY, gid: NOBODY } : {};
-  return geomctl(row.args, { cwd: s.dir, ...as, ...(row.env ? { env: row.env } : {}), ...(row.input ? { input: row.input } : {}) });
+  return geomctl(row.args, { cwd: row.cwd ? s.path(row.cwd) : s.dir, ...as, ...(row.env ? { env: row.env } : {}), ...(row.input ? { input: row.input } : {}) });
 }
 
 /** Checks one row; returns the stderr line. */
@@ -216,9 +218,9 @@ const rows: Row[] = [
   { what: 'EIO on an fsync of the undo log', args: ['virstor', 'write', '-o', '8M', 'io'], status: 1, names: ['io0.img', 'EIO'], next: true, input: randomBytes(M), env: { GEOMCTL_FAULT: 'eio@barrier:1' } },
 
   // ---- warnings (exit 0)
-  { what: 'a -d directory that does not exist', args: ['-d', 'no-such-dir', 'virstor', 'list'], status: 0, names: ['no-such-dir'], next: true },
-  { what: 'list: a component the kernel would ignore', args: ['-d', 'hc', 'virstor', 'list'], status: 0, names: ['renamed.img', '-H'], next: true },
-  { what: 'list: journal metadata the kernel would ignore (MD5)', args: ['-d', 'md5', 'journal', 'list'], status: 0, names: ['bad5.img', 'MD5'], next: true },
+  { what: 'a -d directory that does not exist', args: ['-d', 'no-such-dir', 'virstor', 'list'], cwd: 'adir', status: 0, names: ['no-such-dir'], next: true },
+  { what: 'list: a component the kernel would ignore', args: ['-d', '../hc', 'virstor', 'list'], cwd: 'adir', status: 0, names: ['renamed.img', '-H'], next: true },
+  { what: 'list: journal metadata the kernel would ignore (MD5)', args: ['-d', '../md5', 'journal', 'list'], cwd: 'adir', status: 0, names: ['bad5.img', 'MD5'], next: true },
   { what: 'the kernel\'s chunk watermark', args: ['virstor', 'write', '-o', '16M', 'wm'], status: 0, names: ['w0.img', 'wm'], next: false, input: randomBytes(M) },
 ];
 

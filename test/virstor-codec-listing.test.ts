@@ -71,7 +71,7 @@ describe('virstor list', () => {
     expect(text).toContain('ChunkVirtualCount: 0\nPhysicalBacking: 0%\nPhysicalBackingSize: 1073741824\n');
     expect(text).not.toContain('Providers:');
     expect(text).not.toMatch(/NaN|Infinity/);
-    expect(virstorStatusRow(dev)).toEqual({ name: 'mydata', status: '100% physical free', components: ['c1.img'] });
+    expect(virstorStatusRow(dev)).toEqual({ name: 'mydata', geom: 'mydata', hasProvider: false, status: '100% physical free', components: ['c1.img'] });
     expect(virstorListingJson(dev)).toMatchObject({ provider: null, complete: false, componentsTotal: 3, componentsOnline: 1, chunkVirtualCount: 0 });
   });
 
@@ -87,7 +87,7 @@ describe('virstor list', () => {
   });
 
   it('gives status rows and JSON', () => {
-    expect(virstorStatusRow(device())).toEqual({ name: 'virstor/mydata', status: '98% physical free', components: ['c0.img', 'c1.img'] });
+    expect(virstorStatusRow(device())).toEqual({ name: 'virstor/mydata', geom: 'mydata', hasProvider: true, status: '98% physical free', components: ['c0.img', 'c1.img'] });
     const json = virstorListingJson(device({ virsize: 1n << 60n }));
     expect(json).toMatchObject({
       name: 'mydata',

@@ -113,9 +113,9 @@ export function renderJournalList(devices: readonly JournalListingDevice[]): str
   return devices.map((d) => renderGeom(geomNode(d))).join('');
 }
 
-/** One row of geom(8)'s status table: the journaled provider, its state, its images. */
-export function journalStatusRow(dev: JournalListingDevice): { name: string; status: string; components: string[] } {
-  return { name: journalProviderName(dev), status: dev.state, components: consumers(dev).map((c) => c.image.name) };
+/** One row of geom(8)'s status table: the journaled provider (the geom's name for -g), its state, its images. */
+export function journalStatusRow(dev: JournalListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
+  return { name: journalProviderName(dev), geom: journalGeomName(dev.md.id), hasProvider: true, status: dev.state, components: consumers(dev).map((c) => c.image.name) };
 }
 
 /** The JSON form of one device for list and status. */

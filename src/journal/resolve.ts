@@ -3,7 +3,7 @@
 // type JOURNAL)"), decided before the session opens and locks them.
 
 import { GeomError } from '../errors.js';
-import { candidateImages } from '../candidates.js';
+import { candidateImages, dirsWithNamed } from '../candidates.js';
 import { openImage } from '../provider/file.js';
 import { GJ_TYPE_DATA, GJ_TYPE_JOURNAL, readJournalMetadata, type JournalMetadata } from './metadata.js';
 
@@ -41,8 +41,8 @@ export function notTasted(errors: GeomError[]): string {
 
 /**
  * [dataimg] or [dataimg, jimg]: the journal image as given, else, for a
- * data image of a two-image journal, the image in `dirs` with the same md_id
- * and type JOURNAL. Errors about the data image itself are left to the open;
+ * data image of a two-image journal, the image with the same md_id and type
+ * JOURNAL in `dirs` or beside the data image. Errors about the data image itself are left to the open;
  * images that could not be tasted are named when nothing is found, since the
  * journal image may be one of them.
  */
@@ -51,7 +51,8 @@ export function journalImages(dataPath: string, journalPath: string | undefined,
   const data = probe(dataPath);
   if (data.error || data.md.type !== GJ_TYPE_DATA) return [dataPath];
   const unusable: GeomError[] = [];
-  for (const path of candidateImages([], dirs)) {
+  const where = dirsWithNamed([dataPath], dirs);
+  for (const path of candidateImages([], where)) {
     const m = probe(path);
     if (m.error) {
       if (mayHideJournal(m.error)) unusable.push(m.error);
@@ -63,7 +64,7 @@ export function journalImages(dataPath: string, journalPath: string | undefined,
   const first = unusable[0];
   throw new GeomError(
     'NOT_FOUND',
-    `${dataPath} is the data image of journal ${data.md.id}, and no image with its journal was found in ${dirs.join(', ')}${notTasted(unusable)}`,
+    `${dataPath} is the data image of journal ${data.md.id}, and no image with its journal was found in ${where.join(', ')}${notTasted(unusable)}`,
     first?.code === 'PERMISSION' && first.hint
       ? `${first.hint}, or give the journal image as the second argument`
       : 'give the journal image as the second argument, or -d DIR where it lies',

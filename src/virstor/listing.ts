@@ -128,10 +128,12 @@ export function renderVirstorList(devices: readonly VirstorListingDevice[]): str
 }
 
 /** One row of geom(8)'s status table: the provider (or, incomplete, the geom) name, State, components. */
-export function virstorStatusRow(dev: VirstorListingDevice): { name: string; status: string; components: string[] } {
+export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
   const f = figures(dev);
   return {
     name: f.complete ? providerName(dev) : dev.name,
+    geom: dev.name,
+    hasProvider: f.complete,
     status: stateText(f),
     components: f.online.map((c) => c.providerName),
   };

@@ -1,0 +1,52 @@
+// geom(8)'s standard verbs `list [-a] [name ...]` and `status [-ags] [name
+// ...]` (FreeBSD sbin/geom/core/geom.c, std_list and std_status), shared by
+// the classes' list and status and the top-level ones: which geoms are shown
+// and how the status table is laid out.
+
+import type { ListingFlags, OptionSpec, ParsedOptions, StatusRow } from './framework.js';
+
+const ALL: OptionSpec = { short: 'a', long: 'all', kind: 'flag', description: 'also geoms without a provider (incomplete virstor devices)' };
+
+/** list's options, as geom(8)'s. */
+export const LIST_OPTIONS: OptionSpec[] = [ALL];
+
+/** status's options, as geom(8)'s. */
+export const STATUS_OPTIONS: OptionSpec[] = [
+  ALL,
+  { short: 'g', long: 'geoms', kind: 'flag', description: 'one row per geom, named by the geom, instead of one per provider' },
+  { short: 's', long: 'script', kind: 'flag', description: 'script form: no header, and the name and status on every component line' },
+];
+
+export function listingFlags(opts: ParsedOptions): ListingFlags {
+  return { all: opts.all === true, geoms: opts.geoms === true, script: opts.script === true };
+}
+
+/**
+ * The geoms list and status show: with names given, the geoms named
+ * (whatever they offer); otherwise those with a provider, and with -a every
+ * geom — an incomplete virstor device has no provider until its last
+ * component is found, and geom(8) passes over it unless asked.
+ */
+export function shownGeoms<T>(geoms: readonly T[], hasProvider: (g: T) => boolean, named: readonly string[], all: boolean): T[] {
+  return named.length > 0 || all ? [...geoms] : geoms.filter(hasProvider);
+}
+
+/**
+ * geom(8)'s status table: printf("%*s  %*s  %s"), Name and Status
+ * right-aligned to the widest value. Each row is a provider (its geom's name
+ * with -g; a geom without a provider, shown with -a, under its own name).
+ * -s drops the header (and with it the columns' minimum widths) and repeats
+ * the name and status on each component's line, for scripts.
+ */
+export function formatStatus(rows: readonly StatusRow[], flags: Pick<ListingFlags, 'geoms' | 'script'> = { geoms: false, script: false }): string {
+  const named = rows.map((r) => ({ ...r, name: flags.geoms ? r.geom : r.name }));
+  const nameW = Math.max(flags.script ? 0 : 'Name'.length, ...named.map((r) => r.name.length));
+  const statusW = Math.max(flags.script ? 0 : 'Status'.length, ...named.map((r) => r.status.length));
+  const line = (name: string, status: string, component: string): string => `${name.padStart(nameW)}  ${status.padStart(statusW)}  ${component}`;
+  const lines = flags.script ? [] : [line('Name', 'Status', 'Components')];
+  for (const r of named) {
+    const components = r.components.length ? r.components : ['N/A'];
+    components.forEach((c, i) => lines.push(i === 0 || flags.script ? line(r.name, r.status, c) : line('', '', c)));
+  }
+  return lines.join('\n');
+}
