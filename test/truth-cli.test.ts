@@ -4,7 +4,7 @@
 // it fails (a copied component), and `journal check` suggests -y only where
 // -y would act.
 
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -32,9 +32,9 @@ describe('a --maxphys that walks fewer journals than detection would (item 5)', 
   beforeAll(() => {
     // A one-image journal written with maxphys 1M: its 1 MiB entries are not
     // records at all for a 128k walk, which then finds no finished journal.
-    sparseImage(s.path('d.img'), 300 * M);
+    sparseImage(s.path('d.img'), 112 * M);
     writeFileSync(s.path('in.bin'), data);
-    expect(run(['journal', 'label', '-s', '200M', 'd.img']).status).toBe(0);
+    expect(run(['journal', 'label', '-s', '100M', 'd.img']).status).toBe(0);
     expect(run(['journal', 'write', '-o', '1M', '-i', 'in.bin', 'd.img']).status).toBe(0);
     expect(run(['journal', 'status', 'd.img']).stdout).toMatch(/DIRTY/);
     before = sha256(s.path('d.img'));
@@ -104,7 +104,11 @@ describe('a --maxphys that walks fewer journals than detection would (item 5)', 
     expect(back.status).toBe(0);
     expect(back.stdoutBuffer.equals(data)).toBe(true);
     // Copied to the data area: the image itself holds the bytes now.
-    expect(readFileSync(s.path('d.img')).subarray(M, M + data.length).equals(data)).toBe(true);
+    const fd = openSync(s.path('d.img'), 'r');
+    const copied = Buffer.alloc(data.length);
+    readSync(fd, copied, 0, data.length, M);
+    closeSync(fd);
+    expect(copied.equals(data)).toBe(true);
   });
 });
 
@@ -114,8 +118,8 @@ describe('journal check suggests -y only where -y acts (item 15)', () => {
   afterAll(() => s.cleanup());
 
   it('metadata that does not decode: problems, exit 1, and no -y (it repairs nothing)', () => {
-    sparseImage(s.path('m.img'), 300 * M);
-    expect(run(['journal', 'label', '-s', '200M', 'm.img']).status).toBe(0);
+    sparseImage(s.path('m.img'), 112 * M);
+    expect(run(['journal', 'label', '-s', '100M', 'm.img']).status).toBe(0);
     flipByte(s.path('m.img'), -512 + 90);
     const sum = sha256(s.path('m.img'));
     const r = run(['journal', 'check', 'm.img']);
@@ -129,18 +133,17 @@ describe('journal check suggests -y only where -y acts (item 15)', () => {
   });
 
   it('a broken journal: -y is suggested, and it acts', () => {
-    sparseImage(s.path('b.img'), 300 * M);
-    expect(run(['journal', 'label', '-s', '200M', 'b.img']).status).toBe(0);
-    expect(run(['journal', 'write', '-o', '0', '-i', '/dev/null', 'b.img']).status).toBe(0);
+    sparseImage(s.path('b.img'), 112 * M);
+    expect(run(['journal', 'label', '-s', '100M', 'b.img']).status).toBe(0);
     writeFileSync(s.path('in.bin'), randomBytes(64 * 1024));
     expect(run(['journal', 'write', '-o', '0', '-i', 'in.bin', 'b.img']).status).toBe(0);
     // Wipe the journal header md_joffset names: nothing finished where the metadata points.
     const dump = run(['--json', 'journal', 'dump', 'b.img']);
     const md = (JSON.parse(dump.stdout) as { images: { metadata: { joffset: string | number } }[] }).images[0]!.metadata;
     const joffset = Number(md.joffset);
-    const img = readFileSync(s.path('b.img'));
-    img.fill(0, joffset, joffset + 512);
-    writeFileSync(s.path('b.img'), img);
+    const fd = openSync(s.path('b.img'), 'r+');
+    writeSync(fd, Buffer.alloc(512), 0, 512, joffset);
+    closeSync(fd);
     const r = run(['journal', 'check', 'b.img']);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/problem: b\.img: journal is broken/);
@@ -230,5 +233,85 @@ describe('a copied component: every listing says the device cannot be used (item
     expect(schemaErrors('virstor status', doc)).toBeUndefined();
     expect(doc.geoms[0]?.usable).toBe(true);
     expect(doc.geoms[0]?.problem).toBeUndefined();
+  });
+});
+
+describe('what is atomic, as README and the manual now say (item 7)', () => {
+  const s = scratch('geomctl-truth7-');
+  const run = (args: string[], env?: Record<string, string>) => geomctl(args, { cwd: s.dir, ...(env ? { env } : {}) });
+  const A = Buffer.alloc(2 * M, 'A');
+  const B = Buffer.alloc(2 * M, 'B');
+  const saved = scratch('geomctl-truth7-saved-');
+  const save = (): void => ['c0.img', 'c1.img'].forEach((i) => copyFileSync(s.path(i), saved.path(i)));
+  const restore = (): void => ['c0.img', 'c1.img'].forEach((i) => copyFileSync(saved.path(i), s.path(i)));
+  const read = (offset: string): Buffer => {
+    const r = run(['virstor', 'read', '-o', offset, '-l', '2M', 'vz']);
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdoutBuffer;
+  };
+
+  beforeAll(() => {
+    sparseImage(s.path('c0.img'), 16 * M);
+    sparseImage(s.path('c1.img'), 16 * M);
+    writeFileSync(s.path('a.bin'), A);
+    writeFileSync(s.path('b.bin'), B);
+    expect(run(['virstor', 'label', '-m', '1M', '-s', '256M', 'vz', 'c0.img', 'c1.img']).status).toBe(0);
+    expect(run(['virstor', 'write', '-o', '0', '-i', 'a.bin', 'vz']).status).toBe(0);
+    save();
+  });
+  afterAll(() => {
+    s.cleanup();
+    saved.cleanup();
+  });
+
+  it('the docs no longer promise that a killed command leaves the images as they were, and name the carve-out', () => {
+    const readme = readFileSync(resolve(__dirname, '../README.md'), 'utf8').replace(/\s+/g, ' ');
+    const man = readFileSync(resolve(__dirname, '../man/geomctl.8'), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).not.toMatch(/fails or is killed leaves the images as they were\./);
+    expect(readme).toMatch(/Not atomic: a virstor `write` over chunks that are already allocated/);
+    expect(man).not.toMatch(/an undo log that makes each command all or nothing/);
+    expect(man).not.toMatch(/A command that fails leaves the images as they were before it\./);
+    expect(man).toMatch(/over chunks already allocated is not atomic/);
+  });
+
+  it('a killed write that allocates chunks leaves the allocation and the data as before or as after', () => {
+    const listing = run(['virstor', 'list', 'vz']).stdout;
+    let killed = 0;
+    for (let n = 1; n < 40; n += 2) {
+      restore();
+      const r = run(['virstor', 'write', '-o', '100M', '-i', 'b.bin', 'vz'], { GEOMCTL_FAULT: `kill@write:${n}` });
+      if (r.status === 0) break;
+      killed++;
+      // A writing command rolls back what the kill left half done.
+      expect(run(['virstor', 'stop', 'vz']).status).toBe(0);
+      const back = read('100M');
+      if (back.equals(B)) continue; // killed after the commit point: all of it
+      expect(back.equals(Buffer.alloc(2 * M))).toBe(true);
+      expect(run(['virstor', 'list', 'vz']).stdout).toBe(listing);
+    }
+    expect(killed).toBeGreaterThan(0);
+    restore();
+  });
+
+  it('a killed overwrite of allocated chunks may leave them partly new, sector by sector, with consistent metadata', () => {
+    const listing = run(['virstor', 'list', 'vz']).stdout;
+    let mixed = 0;
+    for (let n = 1; n < 40; n++) {
+      restore();
+      const r = run(['virstor', 'write', '-o', '0', '-i', 'b.bin', 'vz'], { GEOMCTL_FAULT: `kill@write:${n}` });
+      if (r.status === 0) break;
+      expect(run(['virstor', 'stop', 'vz']).status).toBe(0);
+      expect(run(['virstor', 'check', 'vz']).status).toBe(0);
+      expect(run(['virstor', 'list', 'vz']).stdout).toBe(listing);
+      const back = read('0');
+      for (let o = 0; o < back.length; o += 512) {
+        const sector = back.subarray(o, o + 512);
+        expect(sector.equals(A.subarray(0, 512)) || sector.equals(B.subarray(0, 512))).toBe(true);
+      }
+      if (!back.equals(A) && !back.equals(B)) mixed++;
+    }
+    // What the documents now say: not atomic.
+    expect(mixed).toBeGreaterThan(0);
+    restore();
   });
 });
