@@ -93,6 +93,13 @@ function componentStorageFree(c: VirstorListingComponent): number {
   return c.chunkNext > 0 ? percentFree(c.chunkNext + c.chunkReserved, c.chunkCount) : 100;
 }
 
+/** "c0.img and c0-backup.img both claim component 0" (three or more: "a, b and c all claim"). */
+function claimText(c: { index: number; paths: string[] }): string {
+  const last = c.paths[c.paths.length - 1] as string;
+  const who = c.paths.length === 2 ? `${c.paths[0] as string} and ${last} both` : `${c.paths.slice(0, -1).join(', ')} and ${last} all`;
+  return `${who} claim component ${c.index}`;
+}
+
 /** "State: N% physical free", or why the device cannot be used: also the Status column of `status`. */
 function stateText(f: Figures): string {
   if (f.claimedTwice) return `not usable: component ${f.claimedTwice.index} claimed twice`;
@@ -161,7 +168,7 @@ export function virstorListingJson(dev: VirstorListingDevice): Record<string, un
     componentsOnline: f.onlineCount,
     complete: f.complete,
     usable: f.usable,
-    ...(f.claimedTwice ? { problem: `${f.claimedTwice.paths.join(' and ')} both claim component ${f.claimedTwice.index}` } : {}),
+    ...(f.claimedTwice ? { problem: claimText(f.claimedTwice) } : {}),
     state: stateText(f),
     chunkSize: dev.chunkSize,
     physicalFreePercent: f.physicalFree,
