@@ -582,7 +582,8 @@ const checkCommand: CommandSpec = {
           report.problems.length === 0 ? `${data}: no problems` : `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${fixed ? ', repaired' : ''}`,
         ].join('\n'),
     );
-    if (report.problems.length > 0 && !fixed) throw new GeomError('CHECK', `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} found`, repair ? undefined : "'geomctl journal check -y' repairs what it can");
+    // checkJournal names -y only where -y would act: never offered when it repairs nothing.
+    if (report.problems.length > 0 && !fixed) throw new GeomError('CHECK', `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} found`, report.remedy);
   },
 };
 
@@ -683,6 +684,8 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
     if (named.length && !concernsNamed(images)) continue;
     try {
       withDevice(ctx, { data: g.data, jimg: g.journal }, { write: false, progress: false }, (dev) => {
+        const shortfall = dev.maxphysShortfall;
+        if (shortfall) ctx.out.warn(`${shortfall}; the state shown is that of --maxphys: ${dev.maxphysRemedy}`);
         const [dp, jp] = dev.engine.providers;
         const image = (p: Provider): { path: string; name: string; size: number } => ({ path: p.path, name: p.name, size: p.size });
         const ufs = ufsSummary((o, l) => dev.read(o, l), dev.dataSize, dev.sectorSize);

@@ -571,8 +571,12 @@ function devicesAmong(ctx: Context, paths: string[], named: string[], all: boole
   };
   for (const i of r.ignored) report(i.error, [i.path]);
   warnAll(ctx, r.warnings);
-  for (const f of r.failures) report(f.error, f.images);
   const devices = named.length === 0 ? shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, named, all) : r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
+  for (const f of r.failures) {
+    // A device listed as not usable fails the listing wherever it is shown.
+    if (f.listed && f.images.some((p) => devices.some((d) => d.components.some((c) => c.path === p)))) failures.push(f.error);
+    else report(f.error, f.images);
+  }
   return { devices, failures };
 }
 

@@ -28,7 +28,7 @@ import {
 } from './metadata.js';
 import type { Extent } from './extent.js';
 import type { RangeSet } from './rangeset.js';
-import { chooseWalk, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
+import { chooseWalk, maxphysText, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
 import { JournalWriter, type MetadataUpdate } from './writer.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
@@ -178,13 +178,33 @@ export class JournalDevice {
     return this.geo.dataSize;
   }
 
+  /**
+   * When --maxphys walks fewer journals than the other maxphys (journal.md,
+   * "maxphys"): what the two walks find, naming the maxphys that replays
+   * them. Undefined otherwise.
+   */
+  get maxphysShortfall(): string | undefined {
+    const c = this.choice;
+    if (!c?.fewer || !c.other) return undefined;
+    const count = (w: Walk): string => `${w.finished} finished journal${w.finished === 1 ? '' : 's'}`;
+    return `journal on ${this.dataPath}: --maxphys ${maxphysText(c.walk.maxphys)} walks ${count(c.walk)}, maxphys ${maxphysText(c.other.maxphys)} walks ${count(c.other)} (${c.other.replay.bytes} bytes to replay)`;
+  }
+
+  /** With maxphysShortfall: what to give instead of the --maxphys that walks fewer journals. */
+  get maxphysRemedy(): string | undefined {
+    const other = this.choice?.fewer ? this.choice.other : undefined;
+    return other && `give --maxphys ${maxphysText(other.maxphys)}, or leave --maxphys out to detect it`;
+  }
+
   /** What a verb that only reads should tell the user about the journal it reads through (besides `warnings`). */
   readWarnings(): string[] {
     const out: string[] = [];
     const walk = this.choice?.walk;
     if (!walk) return out;
+    const shortfall = this.maxphysShortfall;
+    if (shortfall) out.push(`${shortfall}; reads show what the ${maxphysText(walk.maxphys)} walk replays: ${this.maxphysRemedy}`);
     if (this.damaged) out.push(`${this.journalPath}: ${walk.end.detail}; that journal and every one after it are not replayed`);
-    if (this.state === 'BROKEN') {
+    if (this.state === 'BROKEN' && !shortfall) {
       out.push(`journal on ${this.dataPath} is broken (no finished journal at offset ${this.md.joffset}): reads show the data image alone, as FreeBSD would after reinitialising it`);
     }
     if (this.choice?.disagree) out.push(`journal on ${this.dataPath} replays differently with maxphys 1M and 128k; showing the 1M walk`);
@@ -332,6 +352,9 @@ export class JournalDevice {
         "'geomctl journal scan' shows both walks; give --maxphys 1M or --maxphys 128k",
       );
     }
+    // Not even -f: the other maxphys replays journals this walk would throw away.
+    const shortfall = this.maxphysShortfall;
+    if (shortfall) throw new GeomError('REFUSED', `${shortfall}; replaying or repairing with ${maxphysText(choice.walk.maxphys)} would discard them`, this.maxphysRemedy);
     const walk = choice.walk;
     const repair = this.state === 'BROKEN' || this.damaged;
     if (repair && !force) throw this.brokenError();

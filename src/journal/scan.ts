@@ -10,7 +10,7 @@ import { humanize } from '../size.js';
 import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize } from './format.js';
 import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
-import { chooseWalk, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
+import { chooseWalk, maxphysText, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
 
 export interface ScanWalk {
   maxphys: number;
@@ -176,7 +176,14 @@ export function renderScan(r: ScanReport): string {
   ];
   if (r.state === 'CLEAN') lines.push('A CLEAN journal replays nothing; the walk below shows what md_joffset still names.');
   r.walks.forEach((w, i) => lines.push(...renderWalk(w, i === 0)));
-  if (r.walks.length > 1) {
+  const [used, other] = r.walks;
+  if (r.maxphysGiven && used && other) {
+    lines.push(
+      other.finished > used.finished
+        ? `--maxphys ${maxphysText(used.maxphys)} walks fewer journals than maxphys ${maxphysText(other.maxphys)}: give --maxphys ${maxphysText(other.maxphys)}, or leave --maxphys out, to replay them.`
+        : `maxphys ${maxphysText(used.maxphys)} given.`,
+    );
+  } else if (r.walks.length > 1) {
     lines.push(r.disagree ? 'The two walks disagree on what to replay: give --maxphys.' : `maxphys ${kib(r.walks[0]?.maxphys ?? 0)} detected: its walk finishes more journals.`);
   } else if (!r.maxphysGiven) {
     lines.push('Nothing on the way depends on maxphys: both walks are the same.');

@@ -309,10 +309,31 @@ export interface WalkChoice {
    * nothing on disk says which is right, so verbs that write refuse.
    */
   disagree: boolean;
+  /**
+   * The maxphys was given and `other` finishes more journals: detection
+   * would replay journals this walk leaves behind, so a repair under the
+   * given maxphys would throw them away. Verbs that write refuse, -f or not.
+   */
+  fewer: boolean;
+}
+
+/** 1048576 -> "1M", 131072 -> "128k": a maxphys as --maxphys takes it. */
+export function maxphysText(n: number): string {
+  return n % MAXPHYS_1M === 0 ? `${n / MAXPHYS_1M}M` : `${n / 1024}k`;
+}
+
+/** The maxphys of FreeBSD's other world (1M and 128k); none for any other value (tests walk with small ones). */
+function otherMaxphys(maxphys: number): number | undefined {
+  if (maxphys === MAXPHYS_1M) return MAXPHYS_128K;
+  if (maxphys === MAXPHYS_128K) return MAXPHYS_1M;
+  return undefined;
 }
 
 /**
- * journal.md's maxphys rule: with `maxphys` given, one walk. Otherwise walk
+ * journal.md's maxphys rule: with `maxphys` given, its walk — and, when
+ * anything on the way depends on maxphys, the other maxphys's walk too, so
+ * that a given maxphys that finishes fewer journals than detection would is
+ * known (WalkChoice.fewer) rather than taken for a broken journal. Otherwise walk
  * with 1 MiB and, when anything on the way depends on maxphys, with 128 KiB
  * too; use the walk that finishes more journals (1 MiB on a tie, unless only
  * the 128 KiB walk ended at a record failing its MD5). Walks that
@@ -331,10 +352,14 @@ export function chooseWalk(
   // The n-th walk (from 0) counts on from the walks before it.
   const progress = (n: number) => (report ? { onProgress: (walked: number) => report(n * space + walked, (n + 1) * space) } : {});
   if (opts.maxphys !== undefined) {
-    return { walk: walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: opts.maxphys }), given: true, disagree: false };
+    const alt = otherMaxphys(opts.maxphys);
+    const walk = walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: opts.maxphys, altMaxphys: alt });
+    if (alt === undefined || !walk.divergent) return { walk, given: true, disagree: false, fewer: false };
+    const other = walkJournal(read, geo, start, { ...base, ...progress(1), maxphys: alt });
+    return { walk, other, given: true, disagree: false, fewer: other.finished > walk.finished };
   }
   const big = walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
-  if (!big.divergent) return { walk: big, given: false, disagree: false };
+  if (!big.divergent) return { walk: big, given: false, disagree: false, fewer: false };
   const small = walkJournal(read, geo, start, { ...base, ...progress(1), maxphys: MAXPHYS_128K });
   // On a tie, a walk that ended at a record failing its MD5 found damage the
   // other one merely did not reach (e.g. a journal too small for 1 MiB records
@@ -343,5 +368,5 @@ export function chooseWalk(
   const walk = small.finished > big.finished || (small.finished === big.finished && damaged(small) && !damaged(big)) ? small : big;
   const other = walk === big ? small : big;
   const disagree = small.finished === big.finished && !sameReplay(big, small);
-  return { walk, other, given: false, disagree };
+  return { walk, other, given: false, disagree, fewer: false };
 }

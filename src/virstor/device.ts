@@ -192,18 +192,34 @@ function setProblem(name: string, set: Member[]): GeomError | undefined {
       return new GeomError('MISMATCH', `virstor ${name}: components ${first.path} and ${m.path} disagree: ${differs.join(', ')}`, 'run \'geomctl virstor check\' or clear the stale component');
     }
   }
+  const duplicate = duplicateClaim(name, set);
+  if (duplicate) return duplicate;
+  const present = new Set(set.map((m) => m.md.no));
+  for (let i = 0; i < first.md.count; i++) {
+    if (!present.has(i)) {
+      return new GeomError('NOT_FOUND', `virstor ${name} is incomplete: component ${i} of ${first.md.count} not found`, 'name the directory that holds it with -d DIR');
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Two images of one set claiming the same component index (a copied
+ * component image, say): nothing says which one the device uses, so it
+ * cannot be used, read or listed as if it could.
+ */
+export function duplicateClaim(name: string, set: readonly Member[]): GeomError | undefined {
   const byNo = new Map<number, Member>();
   for (const m of set) {
     const other = byNo.get(m.md.no);
     if (other) {
-      return new GeomError('MISMATCH', `virstor ${name}: ${other.path} and ${m.path} both claim component ${m.md.no}`, "clear the stale one with 'geomctl virstor clear'");
+      return new GeomError(
+        'MISMATCH',
+        `virstor ${name}: ${other.path} and ${m.path} both claim component ${m.md.no}`,
+        "move the copy out of the directories tasted, or clear the stale one with 'geomctl virstor clear'",
+      );
     }
     byNo.set(m.md.no, m);
-  }
-  for (let i = 0; i < first.md.count; i++) {
-    if (!byNo.has(i)) {
-      return new GeomError('NOT_FOUND', `virstor ${name} is incomplete: component ${i} of ${first.md.count} not found`, 'name the directory that holds it with -d DIR');
-    }
   }
   return undefined;
 }

@@ -41,8 +41,15 @@ function percentFree(used: number, count: number): number {
 }
 
 interface Figures {
+  /** Every component index is present. */
   complete: boolean;
+  /** Complete, and no index claimed twice: the kernel's provider exists. */
+  usable: boolean;
   online: VirstorListingComponent[];
+  /** Distinct component indexes present (Online). */
+  onlineCount: number;
+  /** The first component index two images claim (a copied image): the device cannot be used. */
+  claimedTwice?: { index: number; paths: string[] };
   physicalCount: number;
   used: number;
   backingSize: number;
@@ -62,11 +69,17 @@ function figures(dev: VirstorListingDevice): Figures {
     used += c.chunkNext + c.chunkReserved;
     backingSize += c.mediasize;
   }
-  const complete = online.length === dev.componentCount;
+  const indexes = new Set(online.map((c) => c.index));
+  const twice = online.find((c, i) => online[i + 1]?.index === c.index);
+  const claimedTwice = twice && { index: twice.index, paths: online.filter((c) => c.index === twice.index).map((c) => c.path) };
+  const complete = indexes.size === dev.componentCount;
   const virtualCount = complete ? Number(dev.virsize / BigInt(dev.chunkSize)) : 0;
   return {
     complete,
+    usable: complete && !claimedTwice,
     online,
+    onlineCount: indexes.size,
+    ...(claimedTwice ? { claimedTwice } : {}),
     physicalCount,
     used,
     backingSize,
@@ -80,8 +93,16 @@ function componentStorageFree(c: VirstorListingComponent): number {
   return c.chunkNext > 0 ? percentFree(c.chunkNext + c.chunkReserved, c.chunkCount) : 100;
 }
 
-/** "State: N% physical free": also the Status column of `status`. */
+/** "c0.img and c0-backup.img both claim component 0" (three or more: "a, b and c all claim"). */
+function claimText(c: { index: number; paths: string[] }): string {
+  const last = c.paths[c.paths.length - 1] as string;
+  const who = c.paths.length === 2 ? `${c.paths[0] as string} and ${last} both` : `${c.paths.slice(0, -1).join(', ')} and ${last} all`;
+  return `${who} claim component ${c.index}`;
+}
+
+/** "State: N% physical free", or why the device cannot be used: also the Status column of `status`. */
 function stateText(f: Figures): string {
+  if (f.claimedTwice) return `not usable: component ${f.claimedTwice.index} claimed twice`;
   return `${f.physicalFree}% physical free`;
 }
 
@@ -90,7 +111,7 @@ function geomNode(dev: VirstorListingDevice): GeomNode {
   return {
     name: dev.name,
     config: [
-      ['Status', `Components=${dev.componentCount}, Online=${f.online.length}`],
+      ['Status', `Components=${dev.componentCount}, Online=${f.onlineCount}`],
       ['State', stateText(f)],
       ['ChunkSize', String(dev.chunkSize)],
       ['PhysicalFree', `${f.physicalFree}%`],
@@ -100,8 +121,8 @@ function geomNode(dev: VirstorListingDevice): GeomNode {
       ['PhysicalBackingSize', String(f.backingSize)],
       ['VirtualSize', String(dev.virsize)],
     ],
-    // The kernel creates virstor/<name> only when every component is present.
-    providers: f.complete ? [{ name: providerName(dev), mediasize: dev.virsize, sectorsize: dev.sectorSize, mode: OFFLINE_MODE, config: [] }] : [],
+    // The kernel creates virstor/<name> only when every component is present (and geomctl not while two claim one index).
+    providers: f.usable ? [{ name: providerName(dev), mediasize: dev.virsize, sectorsize: dev.sectorSize, mode: OFFLINE_MODE, config: [] }] : [],
     consumers: f.online.map((c) => ({
       name: c.providerName,
       mediasize: c.mediasize,
@@ -131,9 +152,9 @@ export function renderVirstorList(devices: readonly VirstorListingDevice[]): str
 export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
   const f = figures(dev);
   return {
-    name: f.complete ? providerName(dev) : dev.name,
+    name: f.usable ? providerName(dev) : dev.name,
     geom: dev.name,
-    hasProvider: f.complete,
+    hasProvider: f.usable,
     status: stateText(f),
     components: f.online.map((c) => c.providerName),
   };
@@ -144,10 +165,12 @@ export function virstorListingJson(dev: VirstorListingDevice): Record<string, un
   const f = figures(dev);
   return {
     name: dev.name,
-    provider: f.complete ? { name: providerName(dev), mediasize: u64Json(dev.virsize), sectorsize: dev.sectorSize, mode: OFFLINE_MODE } : null,
+    provider: f.usable ? { name: providerName(dev), mediasize: u64Json(dev.virsize), sectorsize: dev.sectorSize, mode: OFFLINE_MODE } : null,
     componentsTotal: dev.componentCount,
-    componentsOnline: f.online.length,
+    componentsOnline: f.onlineCount,
     complete: f.complete,
+    usable: f.usable,
+    ...(f.claimedTwice ? { problem: claimText(f.claimedTwice) } : {}),
     state: stateText(f),
     chunkSize: dev.chunkSize,
     physicalFreePercent: f.physicalFree,

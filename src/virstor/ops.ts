@@ -6,7 +6,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import { tasteProvider } from '../taste.js';
-import { isZero, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
+import { duplicateClaim, isZero, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { VIRSTOR_MAP_ALLOCATED } from './map.js';
@@ -476,6 +476,8 @@ function listingOfMembers(members: Member[]): VirstorListingDevice {
 export interface ListFailure {
   error: GeomError;
   images: string[];
+  /** The device is listed all the same, marked not usable (a duplicate claim): a failure wherever it is listed. */
+  listed?: boolean;
 }
 
 export interface ListResult {
@@ -509,7 +511,10 @@ export function listVirstor(host: VirstorHost, names: string[]): ListResult {
         // Its images may be half way through a transaction (a crashed label or add):
         // a read-only session refuses them then, as it does a complete device's.
         host.openSession(images, { write: false }).close();
+        // Two images claiming one index: listed (both shown) as not usable, and a failure, as a read is.
+        const duplicate = duplicateClaim(name, outcome.all);
         result.devices.push(listingOfMembers(outcome.all));
+        if (duplicate) result.failures.push({ error: duplicate, images, listed: true });
         continue;
       }
       const dev = openVirstor(host, name, { write: false, scan: true, lenient: true });
