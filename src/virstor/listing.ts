@@ -154,7 +154,8 @@ export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geo
   return {
     name: f.usable ? providerName(dev) : dev.name,
     geom: dev.name,
-    hasProvider: f.usable,
+    // A complete device whose component is claimed twice is shown (and fails the listing), not hidden as incomplete.
+    hasProvider: f.complete,
     status: stateText(f),
     components: f.online.map((c) => c.providerName),
   };
