@@ -5,7 +5,8 @@
 // a message never offers -f where another reading keeps the data. Device
 // names that FreeBSD's devfs would not take are usage errors.
 
-import { closeSync, openSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
 
@@ -41,24 +42,34 @@ const INPUT = Buffer.alloc(64 * 1024, 0x5a);
 /**
  * A fresh directory with: virstor thin (c0.img, c1.img; one chunk written),
  * a DIRTY one-image journal on d.img, a two-image CLEAN journal (d2.img,
- * j2.img) and a plain file.
+ * j2.img) and a plain file. Built once, then copied (holes kept) for each
+ * test: the commands that build it are the slow part.
  */
+let template: ReturnType<typeof scratch> | undefined;
+afterAll(() => template?.cleanup());
+
 function setUp(): void {
-  s?.cleanup();
+  if (!template) {
+    s = scratch('geomctl-refusals-');
+    sparseImage(s.path('c0.img'), 16 * M);
+    sparseImage(s.path('c1.img'), 16 * M);
+    sparseImage(s.path('d.img'), 200 * M);
+    sparseImage(s.path('d2.img'), 32 * M);
+    sparseImage(s.path('j2.img'), 110 * M);
+    sparseImage(s.path('n.img'), 16 * M);
+    writeFileSync(s.path('in.bin'), INPUT);
+    writeFileSync(s.path('plain.bin'), 'not an image\n');
+    ok(['virstor', 'label', '-m', '1M', '-s', '64M', 'thin', 'c0.img', 'c1.img']);
+    ok(['virstor', 'write', '-o', '4M', '-i', 'in.bin', 'thin']);
+    ok(['journal', 'label', '-s', '100M', 'd.img']);
+    ok(['journal', 'write', '-i', 'in.bin', 'd.img']);
+    ok(['journal', 'label', 'd2.img', 'j2.img']);
+    template = s;
+  }
+  if (s !== template) s.cleanup();
   s = scratch('geomctl-refusals-');
-  sparseImage(s.path('c0.img'), 16 * M);
-  sparseImage(s.path('c1.img'), 16 * M);
-  sparseImage(s.path('d.img'), 200 * M);
-  sparseImage(s.path('d2.img'), 32 * M);
-  sparseImage(s.path('j2.img'), 110 * M);
-  sparseImage(s.path('n.img'), 16 * M);
-  writeFileSync(s.path('in.bin'), INPUT);
-  writeFileSync(s.path('plain.bin'), 'not an image\n');
-  ok(['virstor', 'label', '-m', '1M', '-s', '64M', 'thin', 'c0.img', 'c1.img']);
-  ok(['virstor', 'write', '-o', '4M', '-i', 'in.bin', 'thin']);
-  ok(['journal', 'label', '-s', '100M', 'd.img']);
-  ok(['journal', 'write', '-i', 'in.bin', 'd.img']);
-  ok(['journal', 'label', 'd2.img', 'j2.img']);
+  const cp = spawnSync('cp', ['-a', '--sparse=always', `${template.dir}/.`, s.dir]);
+  expect(cp.status, cp.stderr.toString()).toBe(0);
 }
 
 const ALL = ['c0.img', 'c1.img', 'd.img', 'd2.img', 'j2.img', 'n.img'];
@@ -164,13 +175,15 @@ describe('-O onto an image (item 3)', () => {
 describe("a device's own image as the input of its write (item 4)", () => {
   beforeEach(setUp);
 
-  it('virstor write -i a component, directly, through a symlink or as stdin, is refused', () => {
+  it('virstor write -i a component, directly, through a symlink or a hard link, or as stdin, is refused', () => {
     symlinkSync('c0.img', s.path('link.img'));
     const before = hashes(ALL);
     expect(refusal(['virstor', 'write', '-o', '20M', '-i', 'c0.img', 'thin'])).toBe(
       'geomctl: -i c0.img is c0.img, an image of virstor thin that this write changes; copy it and give -i the copy',
     );
     expect(refusal(['virstor', 'write', '-o', '20M', '-i', 'link.img', 'thin'])).toMatch(/^geomctl: -i link\.img is c0\.img, an image of virstor thin/);
+    linkSync(s.path('c1.img'), s.path('hard.img'));
+    expect(refusal(['virstor', 'write', '-o', '20M', '-i', 'hard.img', 'thin'])).toMatch(/^geomctl: -i hard\.img is c1\.img, an image of virstor thin/);
     const fd = openSync(s.path('c1.img'), 'r');
     try {
       expect(refusal(['virstor', 'write', '-o', '20M', 'thin'], 1, { stdio: [fd, 'pipe', 'pipe'] })).toMatch(/^geomctl: stdin is c1\.img, an image of virstor thin that this write changes/);
@@ -180,9 +193,11 @@ describe("a device's own image as the input of its write (item 4)", () => {
     expect(hashes(ALL)).toEqual(before);
   });
 
-  it('journal write -i its data or journal image is refused', () => {
+  it('journal write -i its data or journal image, directly, through a symlink or as stdin, is refused', () => {
+    symlinkSync('d2.img', s.path('link.img'));
     const before = hashes(ALL);
     expect(refusal(['journal', 'write', '-i', 'j2.img', 'd2.img'])).toMatch(/^geomctl: -i j2\.img is j2\.img, an image of journal d2\.img\.journal that this write changes; /);
+    expect(refusal(['journal', 'write', '-i', 'link.img', 'd2.img', 'j2.img'])).toMatch(/^geomctl: -i link\.img is d2\.img, an image of journal d2\.img\.journal/);
     const fd = openSync(s.path('d.img'), 'r');
     try {
       expect(refusal(['journal', 'write', 'd.img'], 1, { stdio: [fd, 'pipe', 'pipe'] })).toMatch(/^geomctl: stdin is d\.img, an image of journal d\.img\.journal/);
@@ -196,7 +211,11 @@ describe("a device's own image as the input of its write (item 4)", () => {
 });
 
 describe('device names FreeBSD would not take (item 16)', () => {
-  beforeEach(setUp);
+  beforeEach(() => {
+    if (s !== template) s?.cleanup();
+    s = scratch('geomctl-refusals-');
+    sparseImage(s.path('n.img'), 16 * M);
+  });
 
   it.each([
     ['a/b', "'/'"],
