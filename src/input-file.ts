@@ -69,7 +69,7 @@ export function openInput(path: string | undefined, limit: number, device: strin
   if (clash) {
     closeInput();
     const given = path === undefined ? name : `-i ${path}`;
-    throw new GeomError('REFUSED', `${given} is ${clash.path}, an image of ${device} that this write changes`, `copy it and give -i the copy`);
+    throw new GeomError('REFUSED', `${given} is ${clash.path}, an image of ${device} that this write changes`, 'copy it and give -i the copy');
   }
   if (st.isFile()) return { fd, size: st.size, name, close: closeInput };
   try {
