@@ -17,10 +17,11 @@ import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { statSync } from 'node:fs';
-import { OutputFile } from '../src/output-file.js';
+import { OutputFile, refuseOutput } from '../src/output-file.js';
+import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
-import { checkNotAnImage, exportJournaled, streamJournaled } from '../src/journal/export.js';
+import { exportJournaled, streamJournaled } from '../src/journal/export.js';
 import { checkWriteRange, writeFromFd } from '../src/journal/input.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
@@ -50,7 +51,7 @@ const labelCommand: CommandSpec = {
   args: '<dataimg> [jimg]',
   options: [
     { short: 'c', long: 'checksum', kind: 'flag', description: 'checksum journal records (MD5)' },
-    { short: 'f', long: 'force', kind: 'flag', description: 'label even over a file system that would be damaged' },
+    { short: 'f', long: 'force', kind: 'flag', description: 'label even over a file system, or an image of a geom, whose data is then lost' },
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted" },
     { short: 's', long: 'jsize', value: 'jsize', kind: 'size', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
     { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
@@ -76,6 +77,7 @@ const labelCommand: CommandSpec = {
         sectorSize: numberOpt(opts.sectorsize),
         maxphys: ctx.global.maxphys,
         gjournal: opts.gjournal === true,
+        lookup: fileLookup(args, ctx.global.dirs, ctx.global.ignoreHardcoded),
       });
       if (verboseOf(ctx, opts)) ctx.out.text(r.images.map((img) => `Metadata value stored on ${img.path}.`).join('\n'));
       if (r.gjournal) ctx.out.note(gjournalNote(r.gjournal));
@@ -323,6 +325,14 @@ function recoveryJson(r: RecoverResult): Record<string, unknown> {
   return { action: r.action, journals: r.journals, bytes: r.bytes, ufsMarkedDirty: r.ufsMarkedDirty, ...(r.maxphys ? { maxphys: r.maxphys } : {}) };
 }
 
+/** -f of read and export: -O may overwrite an image of another geom. */
+const FORCE_OUTPUT = { short: 'f', long: 'force', kind: 'flag', description: 'let -O overwrite an image that holds GEOM metadata' } as const;
+
+/** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
+function checkOutputTarget(ctx: Context, dev: JournalDevice, output: string, opts: ParsedOptions): void {
+  refuseOutput(output, dev.engine.providers, `journal ${dev.dataPath}.journal`, { force: opts.force === true, lookup: fileLookup([output], ctx.global.dirs, ctx.global.ignoreHardcoded) });
+}
+
 const FORCE_REPAIR = { short: 'f', long: 'force', kind: 'flag', description: 'repair a broken journal as the kernel does: reinitialise it and mark the UFS dirty' } as const;
 
 const writeCommand: CommandSpec = {
@@ -344,7 +354,7 @@ const writeCommand: CommandSpec = {
     checkInputPath(inputPath);
     withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       checkWriteRange(dev, offset, undefined);
-      const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `${dev.dataPath}.journal`);
+      const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `journal ${dev.dataPath}.journal`, dev.engine.providers);
       try {
         checkWriteRange(dev, offset, input.size);
         const rec = dev.recover(opts.force === true);
@@ -380,6 +390,7 @@ const readCommand: CommandSpec = {
     { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to start', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'how many bytes', defaultText: 'to the end' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write to this file instead of stdout' },
+    FORCE_OUTPUT,
   ],
   examples: ['geomctl journal read -o 1M -l 4k data.img | hexdump -C', 'geomctl journal read -O copy.bin data.img journal.img'],
   run(ctx, args, opts) {
@@ -393,7 +404,7 @@ const readCommand: CommandSpec = {
       if (offset + length > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
       let file: OutputFile | undefined;
       if (output !== undefined) {
-        checkNotAnImage(dev, output);
+        checkOutputTarget(ctx, dev, output, opts);
         file = new OutputFile(output);
       }
       const progress = ctx.out.progress('read', length);
@@ -591,13 +602,14 @@ const exportCommand: CommandSpec = {
   name: 'export',
   summary: 'write the whole journaled provider to a sparse file',
   args: '<dataimg> [jimg]',
-  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }],
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }, FORCE_OUTPUT],
   examples: ['geomctl journal export -O fs.img data.img'],
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;
     if (output === undefined) throw new UsageError('journal export needs -O file', 'add -O FILE: the file to write the journaled provider to');
     withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
+      checkOutputTarget(ctx, dev, output, opts);
       const progress = ctx.out.progress('export', dev.dataSize);
       let r: ReturnType<typeof exportJournaled>;
       try {

@@ -25,7 +25,9 @@ import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
 import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
-import { OutputFile, refuseImageAsOutput } from '../src/output-file.js';
+import { OutputFile, refuseOutput } from '../src/output-file.js';
+import { refuseRelabel } from '../src/geom-owner.js';
+import { checkDeviceName } from '../src/device-name.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
 import {
   addComponents,
@@ -89,6 +91,7 @@ const labelCommand: CommandSpec = {
   summary: 'create a virstor device on images (gvirstor label)',
   args: '<name> <img...>',
   options: [
+    { short: 'f', long: 'force', kind: 'flag', description: 'label even over an image of a geom, whose data is then lost' },
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
     { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'string', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
     { short: 's', long: 'virsize', value: 'virsize', kind: 'string', description: 'virtual size of the device', defaultText: '2T' },
@@ -99,6 +102,7 @@ const labelCommand: CommandSpec = {
   run(ctx, args, opts) {
     const [name, ...images] = args;
     if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
+    checkDeviceName(name, 'virstor name');
     const chunkSize = sizeOption(opts, 'chunksize', '-m', DEFAULT_CHUNK_SIZE);
     const virsize = sizeOption(opts, 'virsize', '-s', DEFAULT_VIRSIZE);
     // Before any image is opened: a bad value leaves every image untouched.
@@ -124,6 +128,11 @@ const labelCommand: CommandSpec = {
         hardcode: opts.hardcode === true,
         id: typeof opts.id === 'number' ? opts.id : randomVirstorId(),
       });
+      // After the arguments' own refusals, before the plan's notices: an image of a geom says what relabelling it loses.
+      if (opts.force !== true) {
+        const lookup = hostOf(ctx, images);
+        session.providers.forEach((p, i) => refuseRelabel(p, images[i] ?? p.path, lookup));
+      }
       for (const m of messages) {
         if (m.kind !== 'notice') continue;
         // FreeBSD's "WARNING: Virtual storage size < ..." stays a warning under --json, where notes are silent.
@@ -369,7 +378,7 @@ const writeCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: true, scan: true });
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
-      const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`);
+      const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`, dev.engine.providers);
       const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
         const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
@@ -386,6 +395,14 @@ const writeCommand: CommandSpec = {
     }
   },
 };
+
+/** -f of read and export: -O may overwrite an image of another geom. */
+const FORCE_OUTPUT = { short: 'f', long: 'force', kind: 'flag', description: 'let -O overwrite an image that holds GEOM metadata' } as const;
+
+/** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
+function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, opts: ParsedOptions): void {
+  refuseOutput(output, dev.engine.providers, `virstor ${dev.name}`, { force: opts.force === true, lookup: hostOf(ctx, [output]) });
+}
 
 /**
  * Where read output goes: a file (-O), or stdout — written with blocking
@@ -414,6 +431,7 @@ const readCommand: CommandSpec = {
     { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'bytes to read', defaultText: 'to the end of the device' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write the data to FILE', defaultText: 'stdout' },
+    FORCE_OUTPUT,
   ],
   examples: ['geomctl virstor read -o 1M -l 4k mydata | hexdump -C'],
   run(ctx, args, opts) {
@@ -426,7 +444,7 @@ const readCommand: CommandSpec = {
       const output = stringOption(opts, 'output');
       // Refused before the -O file is touched: an existing one keeps its bytes.
       checkRange(dev, offset, length, 'read');
-      if (output !== undefined) refuseImageAsOutput(output, dev.engine.providers, `virstor ${name}`);
+      if (output !== undefined) checkOutputTarget(ctx, dev, output, opts);
       const out = outputSink(output);
       const progress = ctx.out.progress(`reading ${name}`, length);
       let complete = false;
@@ -520,7 +538,7 @@ const exportCommand: CommandSpec = {
   name: 'export',
   summary: 'copy the device into a sparse flat file of its virtual size',
   args: '<name>',
-  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to create' }],
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to create' }, FORCE_OUTPUT],
   examples: ['geomctl virstor export -O mydata.raw mydata'],
   run(ctx, args, opts) {
     const name = needName(args, 'export');
@@ -528,6 +546,7 @@ const exportCommand: CommandSpec = {
     if (path === undefined) throw new UsageError('virstor export needs -O FILE', 'add -O FILE, the flat file to create');
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
+      checkOutputTarget(ctx, dev, path, opts);
       const progress = ctx.out.progress(`exporting ${name}`, dev.size);
       let r: ExportResult;
       try {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import { alignedBuffer } from './aligned.js';
+import type { Provider } from './provider/provider.js';
 
 export interface Input {
   /** A descriptor of a regular file, positioned at its start. */
@@ -44,9 +45,12 @@ export function checkInputPath(path: string | undefined): void {
 /**
  * Opens the input as a regular file of known size, spooling it when needed.
  * `limit` is how many bytes the device can take from the write's offset:
- * a longer input is refused before anything is written.
+ * a longer input is refused before anything is written. So is an input that
+ * is one of `written`, the images the write changes (same device and inode,
+ * whatever path or redirection reaches it): it would be read while it is
+ * being written, and the device would get neither its old nor its new bytes.
  */
-export function openInput(path: string | undefined, limit: number, device: string): Input {
+export function openInput(path: string | undefined, limit: number, device: string, written: readonly Provider[]): Input {
   checkInputPath(path);
   const name = path ?? 'stdin';
   let fd = 0;
@@ -61,6 +65,12 @@ export function openInput(path: string | undefined, limit: number, device: strin
     if (path !== undefined) closeSync(fd);
   };
   const st = fstatSync(fd);
+  const clash = written.find((p) => p.identity.dev === st.dev && p.identity.ino === st.ino);
+  if (clash) {
+    closeInput();
+    const given = path === undefined ? name : `-i ${path}`;
+    throw new GeomError('REFUSED', `${given} is ${clash.path}, an image of ${device} that this write changes`, 'copy it and give -i the copy');
+  }
   if (st.isFile()) return { fd, size: st.size, name, close: closeInput };
   try {
     return spool(fd, name, limit, device);

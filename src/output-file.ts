@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import type { Provider } from './provider/provider.js';
+import { refuseOverwrite, type GeomLookup } from './geom-owner.js';
 
 /**
  * writeSync until all of `data` is written. A pipe that stdout shares with a
@@ -123,4 +124,17 @@ export function refuseImageAsOutput(path: string, images: readonly Provider[], d
   }
   const clash = images.find((p) => p.identity.dev === st.dev && p.identity.ino === st.ino);
   if (clash) throw new GeomError('REFUSED', `${path} is ${clash.path}, an image of ${device}: writing there would destroy it`, 'give another output file');
+}
+
+/**
+ * Everything -O refuses before the file is opened (and so truncated): one of
+ * the command's own images, always — the data would be read from what is
+ * being destroyed, so -f cannot mean anything there — and, unless `force`,
+ * an existing image that holds GEOM metadata of either class, named with its
+ * geom and what it holds. A plain file, or one without metadata, is
+ * overwritten as before.
+ */
+export function refuseOutput(path: string, images: readonly Provider[], device: string, opts: { force: boolean; lookup: GeomLookup }): void {
+  refuseImageAsOutput(path, images, device);
+  if (!opts.force) refuseOverwrite(path, opts.lookup);
 }

@@ -219,7 +219,7 @@ describe('journal label and clear under GEOMCTL_FAULT (undo-log transactions: th
 
   it('label of two images (over an older journal): killed at every write and barrier', () => {
     const dir = journalDir('label2');
-    const verb = ['--maxphys', '128k', 'journal', 'label', '-c', '--id', '7', 'd.img', 'j.img'];
+    const verb = ['--maxphys', '128k', 'journal', 'label', '-f', '-c', '--id', '7', 'd.img', 'j.img'];
     const r = rawFaults(
       dir,
       NAMES,
@@ -246,7 +246,7 @@ describe('journal label and clear under GEOMCTL_FAULT (undo-log transactions: th
     const r = rawFaults(
       dir,
       ['o.img'],
-      ['journal', 'label', '-s', '101M', '--id', '7', 'o.img'],
+      ['journal', 'label', '-f', '-s', '101M', '--id', '7', 'o.img'],
       every(8),
       ['journal', 'sync', 'o.img'],
       (_img, before) => overlaid(before, before.length - 512, metadataSector({ type: 3, jstart, jend: 102 * M - 512, provsize: 102 * M })),

@@ -255,7 +255,7 @@ describe('messages that leave the images as they were', () => {
     const r = run(['journal', 'write', 'bad.img'], { cwd: dir, input: Buffer.alloc(4096, 1) });
     expect(r.status).toBe(1);
     expect(errLines(r)).toEqual([
-      "geomctl: MD5 hash mismatch for bad.img; FreeBSD ignores it too: relabel it as it was ('geomctl journal label' with the same images and -s, and -f over a UFS), which loses any journal not yet copied",
+      "geomctl: MD5 hash mismatch for bad.img; FreeBSD ignores it too: relabel it as it was ('geomctl journal label -f' with the same images and -s), which loses any journal not yet copied",
     ]);
     expect(snapshot(dir)).toEqual(before);
   });

@@ -299,7 +299,7 @@ beforeAll(() => {
   sparseImage(s.path('crash/cr0.img'), 32 * M);
   writeFileSync(s.path('four.bin'), randomBytes(4 * M));
   for (let n = 1; n <= 20; n++) {
-    ok(['-d', 'crash', 'virstor', 'label', '-m', '1M', '-s', '64M', 'crashed', 'crash/cr0.img']);
+    ok(['-d', 'crash', 'virstor', 'label', '-f', '-m', '1M', '-s', '64M', 'crashed', 'crash/cr0.img']);
     geomctl(['-d', 'crash', 'virstor', 'write', '-o', '8M', '-i', 'four.bin', 'crashed'], { cwd: s.dir, env: { GEOMCTL_FAULT: `kill@write:${n}` } });
     if (geomctl(['-d', 'crash', 'virstor', 'map', 'crashed'], { cwd: s.dir }).stderr.includes('unfinished')) break;
     ok(['-d', 'crash', 'virstor', 'stop', 'crashed']); // rolls back whatever is left, for the next try

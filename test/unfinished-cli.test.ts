@@ -135,7 +135,7 @@ describe('writing verbs roll back before they find their images by tasting', () 
     const names = ['c0.img', 'c1.img'];
     const restore = snapshotFiles(dir, names);
     const before = names.map((n) => sha256(join(dir, n)));
-    killUntil(dir, restore, ['virstor', 'label', '-m', '1M', '-s', '64M', 'fresh', 'c0.img', 'c1.img'], 'barrier', () =>
+    killUntil(dir, restore, ['virstor', 'label', '-f', '-m', '1M', '-s', '64M', 'fresh', 'c0.img', 'c1.img'], 'barrier', () =>
       names.every((n) => virstorName(join(dir, n)) === 'fresh'),
     );
     // A read-only verb cannot roll back: it says why it finds nothing, and changes nothing.
@@ -161,7 +161,7 @@ describe('writing verbs roll back before they find their images by tasting', () 
     const restore = snapshotFiles(dir, names);
     const signature = (): string[] => names.map((n) => sha256(join(dir, n)));
     const before = signature();
-    const verb = ['--maxphys', '128k', 'journal', 'label', '--id', '7', 'd.img', 'k.img'];
+    const verb = ['--maxphys', '128k', 'journal', 'label', '-f', '--id', '7', 'd.img', 'k.img'];
     ok(dir, verb);
     const after = signature();
     // Among the states: d.img says journal 7 and k.img is not labeled yet (tasting finds no
@@ -200,7 +200,7 @@ describe('rolling back keeps a sparse image sparse', () => {
     const restore = snapshotFiles(dir, ['c0.img']);
     // Killed before its map writes (at the undo log's fsync): the map pieces the label zeroes are
     // logged (all but each entry's block as zero runs) and still holes, the image untouched.
-    killUntil(dir, restore, ['--maxphys', '128k', 'virstor', 'label', '-m', '128k', '-s', '1T', 'fresh', 'c0.img'], 'barrier', () => virstorName(c0) === 'old');
+    killUntil(dir, restore, ['--maxphys', '128k', 'virstor', 'label', '-f', '-m', '128k', '-s', '1T', 'fresh', 'c0.img'], 'barrier', () => virstorName(c0) === 'old');
     const sparse = allocated();
     if (sparse > 8 * M) return; // a file system without holes: nothing to measure
     expect(sha256(c0)).toBe(before);

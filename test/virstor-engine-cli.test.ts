@@ -219,7 +219,7 @@ describe('process kills and injected errors (GEOMCTL_FAULT)', () => {
     sparseImage(s.path('l0.img'), 10 * K128);
     sparseImage(s.path('l1.img'), 10 * K128);
     ok(['--maxphys', '128k', 'virstor', 'label', '-m', '128k', '-s', '16M', '--id', '5', 'old', 'l0.img', 'l1.img']);
-    const verb = ['--maxphys', '128k', 'virstor', 'label', '-m', '256k', '-s', '16M', '--id', '7', 'kl', 'l0.img', 'l1.img'];
+    const verb = ['--maxphys', '128k', 'virstor', 'label', '-f', '-m', '256k', '-s', '16M', '--id', '7', 'kl', 'l0.img', 'l1.img'];
     const restore = snapshotFiles(s.dir, lnames);
     const signature = (): string => filesSignature(s.dir, lnames);
     let torn: string | undefined;

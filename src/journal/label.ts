@@ -12,6 +12,7 @@ import { checkIdOption, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
 import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
+import { fileLookup, refuseRelabel, type GeomLookup } from '../geom-owner.js';
 import { findUfsSuperblock, ufsUsesLastSector } from '../ufs.js';
 import { minJournalSize, recordMaxSize } from './format.js';
 import { labelGjournalWrite, type GjournalFlagChange } from './tunefs.js';
@@ -39,8 +40,10 @@ export const MAX_HARDCODED_NAME = 15;
 export interface JournalLabelOptions {
   /** -c: GJ_FLAG_CHECKSUM. */
   checksum?: boolean;
-  /** -f: label over a file system. */
+  /** -f: label over a file system, or over an image that belongs to a geom. */
   force?: boolean;
+  /** Where the rest of a geom found on an image is looked for, to say what a relabel would lose (default: nowhere else). */
+  lookup?: GeomLookup;
   /** -h: hardcode each image's base name in md_provider. */
   hardcode?: boolean;
   /** -s: journal size, one image only. */
@@ -73,6 +76,9 @@ export interface JournalLabelResult {
   /** -J: the flag on the UFS of the new journaled provider. */
   gjournal?: GjournalFlagChange;
 }
+
+/** A lookup that tastes no other image: what a caller without a command line gets. */
+const NO_LOOKUP: GeomLookup = fileLookup([], [], false);
 
 const refused = (message: string, hint?: string): GeomError => new GeomError('REFUSED', message, hint);
 const FORCE_HINT = 'use -f if you really want to do it';
@@ -108,6 +114,9 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   const sizes = checkSectorSize(engine, opts);
   const dss = sizes[0] as number;
   const jss = sizes[images.length - 1] as number;
+  // Before the file system checks: an image that belongs to a geom says what relabelling it
+  // loses (a DIRTY journal's pending journals), which "File system exists" would not.
+  if (!opts.force) for (const p of images) refuseRelabel(p, p.path, opts.lookup ?? NO_LOOKUP);
 
   let jstart: number;
   let jend: number;

@@ -162,7 +162,7 @@ export function decodeJournalMetadata(buf: Buffer, imageName: string): JournalMe
     // The kernel ignores such a provider (g_journal_metadata_read); only relabeling brings it back.
     throw new CorruptError(
       `MD5 hash mismatch for ${imageName}`,
-      "FreeBSD ignores it too: relabel it as it was ('geomctl journal label' with the same images and -s, and -f over a UFS), which loses any journal not yet copied",
+      "FreeBSD ignores it too: relabel it as it was ('geomctl journal label -f' with the same images and -s), which loses any journal not yet copied",
     );
   }
   return decodeFields(buf);

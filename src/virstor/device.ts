@@ -46,16 +46,20 @@ export interface VirstorSession {
   close(): void;
 }
 
-/** Where a device's images come from: the command line, the -d directories, the session layer. */
-export interface VirstorHost {
+/** What tasting needs: the candidates and a way to read them. */
+export interface TasteHost {
   /** Candidate image paths (cli.md, "Tasting"): named images and the -d directories' files. */
   readonly candidates: readonly string[];
   /** Opens an image read-only for tasting: no lock, no recovery. The caller closes it. */
   probe(path: string): Provider;
-  /** Opens the images of the command through the flush engine (locks, recovery). */
-  openSession(paths: string[], opts: { write: boolean }): VirstorSession;
   /** -H: accept components whose hardcoded provider name differs from the image name. */
   readonly ignoreHardcoded: boolean;
+}
+
+/** Where a device's images come from: the command line, the -d directories, the session layer. */
+export interface VirstorHost extends TasteHost {
+  /** Opens the images of the command through the flush engine (locks, recovery). */
+  openSession(paths: string[], opts: { write: boolean }): VirstorSession;
   /**
    * Rolls back the crashed transactions that cover candidates (src/session.ts,
    * rollBackCandidates); returns the undo logs rolled back. A host whose
@@ -138,7 +142,7 @@ function identityKey(id: ProviderIdentity): string {
  * Tastes every candidate and keeps those carrying the device's name (every
  * virstor image when `name` is undefined), applying the kernel's ignore rules.
  */
-function tasteMembers(host: VirstorHost, name: string | undefined, ignored: IgnoredImage[], undecodable: IgnoredImage[]): Member[] {
+function tasteMembers(host: TasteHost, name: string | undefined, ignored: IgnoredImage[], undecodable: IgnoredImage[]): Member[] {
   const members: Member[] = [];
   const seen = new Set<string>();
   for (const path of host.candidates) {
@@ -237,7 +241,7 @@ export function virstorNames(host: VirstorHost, ignored: IgnoredImage[] = []): s
 }
 
 /** Taste for one device: its images, the set to use, or why none can be used. Opens no session. */
-export function tasteDevice(host: VirstorHost, name: string): TasteOutcome {
+export function tasteDevice(host: TasteHost, name: string): TasteOutcome {
   const ignored: IgnoredImage[] = [];
   const undecodable: IgnoredImage[] = [];
   const all = tasteMembers(host, name, ignored, undecodable);

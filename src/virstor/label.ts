@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
+import { checkDeviceName } from '../device-name.js';
 import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import { alignedDataRegions } from '../provider/holes.js';
@@ -101,8 +102,8 @@ function isPowerOfTwo(n: number): boolean {
 }
 
 function checkArguments(input: VirstorLabelInput): void {
+  checkDeviceName(input.name, 'virstor name');
   const nameBytes = Buffer.byteLength(input.name, 'utf8');
-  if (nameBytes === 0 || input.name.includes('\0')) throw new UsageError('a virstor device needs a name');
   // FreeBSD's strlcpy would silently cut the name; a truncated name would not be found again.
   if (nameBytes > VIRSTOR_NAME_MAX) {
     refuse(`virstor name '${input.name}' is ${nameBytes} bytes long, more than the ${VIRSTOR_NAME_MAX} md_name holds`, 'choose a shorter name');

@@ -5,7 +5,7 @@
 // transaction; and geomctl's own check, map and export.
 
 import { GeomError, UsageError } from '../errors.js';
-import { tasteProvider } from '../taste.js';
+import { refuseRelabel } from '../geom-owner.js';
 import { duplicateClaim, isZero, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
@@ -66,10 +66,8 @@ function inspectNewImage(host: VirstorHost, path: string, dev: VirstorDevice, op
       );
     }
     if (chunkCount > U32_MAX) throw new GeomError('REFUSED', `${path} holds ${chunkCount} chunks, more than chunk_count (u32) holds`);
-    const tasted = tasteProvider(p);
-    if (tasted && !opts.force) {
-      throw new GeomError('REFUSED', `${path} holds GEOM ${tasted.className.toLowerCase()} metadata in its last sector`, 'clear it first, or use -f to overwrite it');
-    }
+    // Label's refusal: the geom the image belongs to, and what it would lose.
+    if (!opts.force) refuseRelabel(p, path, host);
     return { path, name: p.name, size: p.size, chunkCount };
   } finally {
     p.close();

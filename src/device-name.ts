@@ -1,0 +1,29 @@
+// Names geomctl gives a device (a virstor md_name; later serve's export
+// name): FreeBSD makes each one a node under /dev (virstor/NAME), and devfs
+// (prep_devname in kern_conf.c) takes no empty name and no '.' or '..'
+// component; a '/' would put the device in a subdirectory that the other
+// commands do not look in, and control characters break every listing that
+// prints the name. Such names are usage errors, whatever the class: the
+// length limit is the class's own (md_name holds 15 bytes).
+
+import { UsageError } from './errors.js';
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/**
+ * Refuses a device name FreeBSD's devfs would not take, naming the rule.
+ * `what` says whose name it is ("virstor name").
+ */
+export function checkDeviceName(name: string, what: string): void {
+  const rule = ruleBroken(name);
+  if (rule) throw new UsageError(`invalid ${what} ${JSON.stringify(name)}: ${rule}`, 'choose a name of printable characters, without /');
+}
+
+function ruleBroken(name: string): string | undefined {
+  if (name === '') return 'a device name cannot be empty';
+  const control = CONTROL.exec(name);
+  if (control) return `a device name cannot hold a control character (here 0x${control[0].charCodeAt(0).toString(16).padStart(2, '0')})`;
+  if (name.includes('/')) return "a device name cannot hold '/'";
+  if (name === '.' || name === '..') return "'.' or '..' is not a device name";
+  return undefined;
+}
