@@ -242,35 +242,41 @@ function stringOption(opts: ParsedOptions, key: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-const stopCommand: CommandSpec = {
-  name: 'stop',
-  aliases: ['destroy'],
-  summary: 'update the metadata, verify the map and report the allocated chunks (gvirstor stop)',
-  args: '<name...>',
-  options: [{ short: 'f', long: 'force', kind: 'flag', description: 'accepted for compatibility (nothing is ever open)' }],
-  examples: ['geomctl virstor stop mydata'],
-  run(ctx, args, opts) {
-    const failures: GeomError[] = [];
-    const results: Record<string, unknown>[] = [];
-    for (const name of args) {
-      try {
-        const r = stopDevice(hostOf(ctx), name);
-        warnAll(ctx, r.warnings);
-        for (const e of r.errors) ctx.out.warn(e);
-        results.push({ name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings });
-        if (verboseOf(ctx, opts)) ctx.out.text(`Device ${name} has ${r.allocated} allocated chunks`);
-        if (r.errors.length) {
-          failures.push(new GeomError('CHECK', `ALLOCATION TABLE CORRUPTED FOR ${name} (${r.errors.length} problems)`, `run 'geomctl virstor check ${name}'`));
-        } else if (verboseOf(ctx, opts)) ctx.out.text(`Allocation table ok for ${name}`);
-      } catch (err) {
-        if (!(err instanceof GeomError)) throw err;
-        failures.push(err);
+/**
+ * gvirstor's stop and destroy, one verb under two names as in FreeBSD's
+ * class_commands[]: each is its own table entry, so that the manual's
+ * SYNOPSIS, --help and the JSON document name the verb the user typed.
+ */
+function stopVerb(verb: 'stop' | 'destroy'): CommandSpec {
+  return {
+    name: verb,
+    summary: `update the metadata, verify the map and report the allocated chunks (gvirstor ${verb}${verb === 'destroy' ? ', the same as stop' : ''})`,
+    args: '<name...>',
+    options: [{ short: 'f', long: 'force', kind: 'flag', description: 'accepted for compatibility (nothing is ever open)' }],
+    examples: [`geomctl virstor ${verb} mydata`],
+    run(ctx, args, opts) {
+      const failures: GeomError[] = [];
+      const results: Record<string, unknown>[] = [];
+      for (const name of args) {
+        try {
+          const r = stopDevice(hostOf(ctx), name);
+          warnAll(ctx, r.warnings);
+          for (const e of r.errors) ctx.out.warn(e);
+          results.push({ name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings });
+          if (verboseOf(ctx, opts)) ctx.out.text(`Device ${name} has ${r.allocated} allocated chunks`);
+          if (r.errors.length) {
+            failures.push(new GeomError('CHECK', `ALLOCATION TABLE CORRUPTED FOR ${name} (${r.errors.length} problems)`, `run 'geomctl virstor check ${name}'`));
+          } else if (verboseOf(ctx, opts)) ctx.out.text(`Allocation table ok for ${name}`);
+        } catch (err) {
+          if (!(err instanceof GeomError)) throw err;
+          failures.push(err);
+        }
       }
-    }
-    ctx.out.document('virstor stop', { devices: results });
-    finish(failures);
-  },
-};
+      ctx.out.document(`virstor ${verb}`, { devices: results });
+      finish(failures);
+    },
+  };
+}
 
 const addCommand: CommandSpec = {
   name: 'add',
@@ -533,7 +539,7 @@ const exportCommand: CommandSpec = {
   },
 };
 
-const engineCommands: CommandSpec[] = [stopCommand, addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
+const engineCommands: CommandSpec[] = [stopVerb('stop'), stopVerb('destroy'), addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
 
 export const virstorCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 
