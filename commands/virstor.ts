@@ -3,7 +3,7 @@
 
 import { GeomError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
-import { parseSizeBig } from '../src/size.js';
+import { byteCount } from '../src/size.js';
 import type { Provider } from '../src/provider/provider.js';
 import { tasteProvider, type Tasted } from '../src/taste.js';
 import {
@@ -23,8 +23,9 @@ import { candidateImages } from '../src/candidates.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
-import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkOffset, checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
+import { sayWhenReadingTerminal } from './stdin.js';
 import { OutputFile, refuseImageAsOutput } from '../src/output-file.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
 import {
@@ -50,9 +51,10 @@ function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
 }
 
-function sizeOption(opts: ParsedOptions, key: string, flag: string, fallback: bigint): bigint {
+/** A 'bigsize' option's value (framework.ts parsed it), or the default. */
+function sizeOption(opts: ParsedOptions, key: string, fallback: bigint): bigint {
   const v = opts[key];
-  return typeof v === 'string' ? parseSizeBig(v, flag) : fallback;
+  return typeof v === 'bigint' ? v : fallback;
 }
 
 
@@ -89,8 +91,8 @@ const labelCommand: CommandSpec = {
   args: '<name> <img...>',
   options: [
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
-    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'string', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
-    { short: 's', long: 'virsize', value: 'virsize', kind: 'string', description: 'virtual size of the device', defaultText: '2T' },
+    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'bigsize', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
+    { short: 's', long: 'virsize', value: 'virsize', kind: 'bigsize', description: 'virtual size of the device', defaultText: '2T' },
     { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
     { long: 'sectorsize', value: 'N', kind: 'int', description: "sector size to label with (default: the medium's, 512 for files)" },
   ],
@@ -98,8 +100,8 @@ const labelCommand: CommandSpec = {
   run(ctx, args, opts) {
     const [name, ...images] = args;
     if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
-    const chunkSize = sizeOption(opts, 'chunksize', '-m', DEFAULT_CHUNK_SIZE);
-    const virsize = sizeOption(opts, 'virsize', '-s', DEFAULT_VIRSIZE);
+    const chunkSize = sizeOption(opts, 'chunksize', DEFAULT_CHUNK_SIZE);
+    const virsize = sizeOption(opts, 'virsize', DEFAULT_VIRSIZE);
     // Before any image is opened: a bad value leaves every image untouched.
     checkSectorSizeOption(typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined);
     checkIdOption(typeof opts.id === 'number' ? opts.id : undefined);
@@ -366,13 +368,15 @@ const writeCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: true, scan: true });
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
+      checkOffset(dev, offset);
+      sayWhenReadingTerminal(ctx, inputPath);
       const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`);
       const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
         const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
         progress.stop();
         warnAll(ctx, r.warnings);
-        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${r.bytes} bytes to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(r.bytes)} to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
         ctx.out.document('virstor write', { name, bytes: r.bytes, newChunks: r.newChunks, skippedChunks: r.skippedChunks });
       } finally {
         progress.stop();
@@ -418,7 +422,9 @@ const readCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
-      const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
+      const given = numberOption(opts, 'length');
+      if (given === undefined) checkOffset(dev, offset);
+      const length = given ?? dev.size - offset;
       if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
       const output = stringOption(opts, 'output');
       // Refused before the -O file is touched: an existing one keeps its bytes.
