@@ -119,7 +119,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .description("FreeBSD's GEOM journal and virstor classes for disk images, offline")
     .version(GEOMCTL_VERSION, '--version', 'print the version')
     .helpOption('--help', 'display help')
-    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|demo [args]')
+    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|demo|completion [args]')
     .showSuggestionAfterError(true)
     .exitOverride()
     // Help and --version go through stdoutStream, which creates process.stdout only then.
