@@ -71,7 +71,7 @@ export function openInput(path: string | undefined, limit: number, device: strin
 }
 
 function tooLong(name: string, limit: number, device: string): GeomError {
-  if (limit === 0) return new GeomError('REFUSED', `${device} ends at the offset given (-o): there is no room for ${name}; nothing was written`, 'give a smaller offset');
+  if (limit === 0) return new GeomError('REFUSED', `-o is at the end of ${device}: there is no room for ${name}; nothing was written`, 'give a smaller offset');
   return new GeomError('REFUSED', `${name} is longer than the ${byteCount(limit)} ${device} can take from the offset given; nothing was written`, 'give a smaller input or offset');
 }
 
