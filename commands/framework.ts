@@ -6,12 +6,18 @@
 
 import type { Command } from 'commander';
 import { UsageError, type GeomError } from '../src/errors.js';
-import { parseSize } from '../src/size.js';
+import { parseSize, parseSizeBig } from '../src/size.js';
 import type { Output } from './output.js';
 import type { Session } from '../src/session.js';
 import type { ClassName, Tasted } from '../src/taste.js';
 
-export type OptionKind = 'flag' | 'size' | 'int' | 'string' | 'list';
+/**
+ * How an option's value is parsed: 'size' is an expand_number(3) size that
+ * must be an exact JavaScript number, 'bigsize' one that may go beyond 2^53
+ * (a bigint: virstor's virtual size). Each occurrence is parsed as it comes,
+ * so an invalid value is refused even when a later occurrence is valid.
+ */
+export type OptionKind = 'flag' | 'size' | 'bigsize' | 'int' | 'string' | 'list';
 
 export interface OptionSpec {
   /** Short flag without dash ('s'), or undefined for long-only options. */
@@ -93,7 +99,7 @@ export interface ClassTopLevel {
   describe(ctx: Context, path: string, tasted: Tasted): { name: string; ignored?: string };
 }
 
-export type ParsedOptions = Record<string, string | number | boolean | string[] | undefined>;
+export type ParsedOptions = Record<string, string | number | bigint | boolean | string[] | undefined>;
 
 /** The global options of cli.md, after parsing and defaults. */
 export interface GlobalOptions {
@@ -149,6 +155,8 @@ function optionParser(o: OptionSpec): ((v: string, prev: unknown) => unknown) | 
   switch (o.kind) {
     case 'size':
       return (v) => parseSize(v, what);
+    case 'bigsize':
+      return (v) => parseSizeBig(v, what);
     case 'int':
       return (v) => {
         if (!/^(0x[0-9a-f]+|\d+)$/i.test(v)) throw new UsageError(`invalid number '${v}' for ${what}`, 'use a whole number, decimal or 0x hex');

@@ -3,6 +3,7 @@
 
 import { CorruptError, GeomError, IoError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
+import { byteCount } from '../src/size.js';
 import type { Tasted } from '../src/taste.js';
 import { clearJournal, labelJournal } from '../src/journal/label.js';
 import {
@@ -24,6 +25,7 @@ import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { exportJournaled, streamJournaled } from '../src/journal/export.js';
 import { checkWriteRange, writeFromFd } from '../src/journal/input.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
+import { sayWhenReadingTerminal } from './stdin.js';
 import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
 import { journalImageOf } from '../src/naming.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
@@ -354,6 +356,7 @@ const writeCommand: CommandSpec = {
     checkInputPath(inputPath);
     withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       checkWriteRange(dev, offset, undefined);
+      sayWhenReadingTerminal(ctx, inputPath);
       const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `journal ${dev.dataPath}.journal`, dev.engine.providers);
       try {
         checkWriteRange(dev, offset, input.size);
@@ -373,7 +376,7 @@ const writeCommand: CommandSpec = {
           w.markClean();
         }
         const switches = dev.engine.stats.extra.switches ?? 0;
-        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${bytes} bytes at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${w.maxphys}).`);
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${w.maxphys}).`);
         ctx.out.document('journal write', { data: dev.dataPath, journal: dev.journalPath, offset, bytes, journals: switches, maxphys: w.maxphys, state: dev.md.flags & 1n ? 'CLEAN' : 'DIRTY', recovery: recoveryJson(rec) });
       } finally {
         input.close();
@@ -399,8 +402,10 @@ const readCommand: CommandSpec = {
     withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
       const offset = numberOpt(opts.offset) ?? 0;
-      const length = numberOpt(opts.length) ?? Math.max(0, dev.dataSize - offset);
+      const given = numberOpt(opts.length);
       // A well-formed offset or length outside this device is about the image, not usage (exit 1).
+      if (given === undefined && offset > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} is past the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use an offset of at most ${dev.dataSize}`);
+      const length = given ?? dev.dataSize - offset;
       if (offset + length > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
       let file: OutputFile | undefined;
       if (output !== undefined) {

@@ -5,6 +5,7 @@
 // stack trace unless GEOMCTL_DEBUG=1.
 
 import { fstatSync, statSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { GeomError, IoError, PartialFailure, UsageError } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
@@ -76,10 +77,18 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
     openSession(paths, { write }) {
       const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs, progress: (label, total) => out.progress(label, total) });
       sessions.push(session);
+      // A rollback changed the images (back to before a command that was killed): say so.
+      for (const log of session.recovered) out.notice(`rolled back an unfinished transaction (undo log ${shownPath(log)}): its images are as they were before the command that was interrupted`);
       return session;
     },
   };
   return ctx;
+}
+
+/** A path as short as it can be said: relative to the working directory when it lies under it. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
 /** fstat of descriptor 2; false when it is closed (`2>&-`) rather than a crash at start-up. */
@@ -110,7 +119,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .description("FreeBSD's GEOM journal and virstor classes for disk images, offline")
     .version(GEOMCTL_VERSION, '--version', 'print the version')
     .helpOption('--help', 'display help')
-    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|serve|demo [args]')
+    .usage('[global options] <class> <verb> [options] [args] | list|status|dump|taste|serve|demo|completion [args]')
     .showSuggestionAfterError(true)
     .exitOverride()
     // Help and --version go through stdoutStream, which creates process.stdout only then.

@@ -25,6 +25,9 @@ export interface Progress {
 
 const SILENT_PROGRESS: Progress = { update() {}, stop() {} };
 
+/** How long an operation runs before its spinner shows a rate. */
+const RATE_AFTER_MS = 500;
+
 let stdoutCreated = false;
 
 /**
@@ -78,9 +81,13 @@ export class Output {
     return this.colorWanted && this.stdout.isTTY === true;
   }
 
-  /** Text lines for stdout (ignored under --json: the command emits its document instead). */
+  /**
+   * Text lines for stdout (ignored under --json: the command emits its
+   * document instead). No text is no output: a listing that finds nothing
+   * prints zero bytes, not an empty line.
+   */
   text(text: string): void {
-    if (this.json) return;
+    if (this.json || text === '') return;
     this.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
@@ -135,6 +142,17 @@ export class Output {
     this.stderr.write(`${message}\n`);
   }
 
+  /**
+   * What geomctl is doing that the user must know and that no document
+   * carries: it rolled back an earlier command's unfinished transaction, or
+   * it waits for input typed at the terminal. "geomctl: ..." on stderr, with
+   * --json too; silenced by --quiet alone.
+   */
+  notice(message: string): void {
+    if (this.quiet) return;
+    this.stderr.write(`geomctl: ${message}\n`);
+  }
+
   /** Diagnostics that go to stderr whatever the mode (--stats). */
   diagnostic(message: string): void {
     this.stderr.write(`${message}\n`);
@@ -168,8 +186,11 @@ export class Output {
         const now = Date.now();
         if (now - lastRender < 100 && done < total) return;
         lastRender = now;
-        const seconds = Math.max((now - started) / 1000, 0.001);
-        spinner.text = `${label}: ${humanize(done)} / ${humanize(total)} (${humanize(Math.round(done / seconds))}/s)`;
+        // A rate measured over a few milliseconds is noise ("100M in 1 ms: 98G/s"):
+        // it is shown once the operation has run for RATE_AFTER_MS.
+        const elapsed = now - started;
+        const rate = elapsed >= RATE_AFTER_MS ? ` (${humanize(Math.round((done * 1000) / elapsed))}/s)` : '';
+        spinner.text = `${label}: ${humanize(done)} / ${humanize(total)}${rate}`;
         spinner.render();
       },
       stop() {

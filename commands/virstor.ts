@@ -3,7 +3,7 @@
 
 import { GeomError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
-import { parseSizeBig } from '../src/size.js';
+import { byteCount } from '../src/size.js';
 import type { Provider } from '../src/provider/provider.js';
 import { tasteProvider, type Tasted } from '../src/taste.js';
 import {
@@ -23,11 +23,12 @@ import { candidateImages } from '../src/candidates.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
-import { checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkOffset, checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { OutputFile, refuseOutput } from '../src/output-file.js';
 import { refuseRelabel } from '../src/geom-owner.js';
 import { checkDeviceName } from '../src/device-name.js';
+import { sayWhenReadingTerminal } from './stdin.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
 import {
   addComponents,
@@ -53,9 +54,10 @@ function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
 }
 
-function sizeOption(opts: ParsedOptions, key: string, flag: string, fallback: bigint): bigint {
+/** A 'bigsize' option's value (framework.ts parsed it), or the default. */
+function sizeOption(opts: ParsedOptions, key: string, fallback: bigint): bigint {
   const v = opts[key];
-  return typeof v === 'string' ? parseSizeBig(v, flag) : fallback;
+  return typeof v === 'bigint' ? v : fallback;
 }
 
 
@@ -93,8 +95,8 @@ const labelCommand: CommandSpec = {
   options: [
     { short: 'f', long: 'force', kind: 'flag', description: 'label even over an image of a geom, whose data is then lost' },
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
-    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'string', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
-    { short: 's', long: 'virsize', value: 'virsize', kind: 'string', description: 'virtual size of the device', defaultText: '2T' },
+    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'bigsize', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
+    { short: 's', long: 'virsize', value: 'virsize', kind: 'bigsize', description: 'virtual size of the device', defaultText: '2T' },
     { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
     { long: 'sectorsize', value: 'N', kind: 'int', description: "sector size to label with (default: the medium's, 512 for files)" },
   ],
@@ -103,8 +105,8 @@ const labelCommand: CommandSpec = {
     const [name, ...images] = args;
     if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
     checkDeviceName(name, 'virstor name');
-    const chunkSize = sizeOption(opts, 'chunksize', '-m', DEFAULT_CHUNK_SIZE);
-    const virsize = sizeOption(opts, 'virsize', '-s', DEFAULT_VIRSIZE);
+    const chunkSize = sizeOption(opts, 'chunksize', DEFAULT_CHUNK_SIZE);
+    const virsize = sizeOption(opts, 'virsize', DEFAULT_VIRSIZE);
     // Before any image is opened: a bad value leaves every image untouched.
     checkSectorSizeOption(typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined);
     checkIdOption(typeof opts.id === 'number' ? opts.id : undefined);
@@ -252,35 +254,41 @@ function stringOption(opts: ParsedOptions, key: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-const stopCommand: CommandSpec = {
-  name: 'stop',
-  aliases: ['destroy'],
-  summary: 'update the metadata, verify the map and report the allocated chunks (gvirstor stop)',
-  args: '<name...>',
-  options: [{ short: 'f', long: 'force', kind: 'flag', description: 'accepted for compatibility (nothing is ever open)' }],
-  examples: ['geomctl virstor stop mydata'],
-  run(ctx, args, opts) {
-    const failures: GeomError[] = [];
-    const results: Record<string, unknown>[] = [];
-    for (const name of args.map(virstorDeviceName)) {
-      try {
-        const r = stopDevice(hostOf(ctx), name);
-        warnAll(ctx, r.warnings);
-        for (const e of r.errors) ctx.out.warn(e);
-        results.push({ name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings });
-        if (verboseOf(ctx, opts)) ctx.out.text(`Device ${name} has ${r.allocated} allocated chunks`);
-        if (r.errors.length) {
-          failures.push(new GeomError('CHECK', `ALLOCATION TABLE CORRUPTED FOR ${name} (${r.errors.length} problems)`, `run 'geomctl virstor check ${name}'`));
-        } else if (verboseOf(ctx, opts)) ctx.out.text(`Allocation table ok for ${name}`);
-      } catch (err) {
-        if (!(err instanceof GeomError)) throw err;
-        failures.push(err);
+/**
+ * gvirstor's stop and destroy, one verb under two names as in FreeBSD's
+ * class_commands[]: each is its own table entry, so that the manual's
+ * SYNOPSIS, --help and the JSON document name the verb the user typed.
+ */
+function stopVerb(verb: 'stop' | 'destroy'): CommandSpec {
+  return {
+    name: verb,
+    summary: `update the metadata, verify the map and report the allocated chunks (gvirstor ${verb}${verb === 'destroy' ? ', the same as stop' : ''})`,
+    args: '<name...>',
+    options: [{ short: 'f', long: 'force', kind: 'flag', description: 'accepted for compatibility (nothing is ever open)' }],
+    examples: [`geomctl virstor ${verb} mydata`],
+    run(ctx, args, opts) {
+      const failures: GeomError[] = [];
+      const results: Record<string, unknown>[] = [];
+      for (const name of args.map(virstorDeviceName)) {
+        try {
+          const r = stopDevice(hostOf(ctx), name);
+          warnAll(ctx, r.warnings);
+          for (const e of r.errors) ctx.out.warn(e);
+          results.push({ name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings });
+          if (verboseOf(ctx, opts)) ctx.out.text(`Device ${name} has ${r.allocated} allocated chunks`);
+          if (r.errors.length) {
+            failures.push(new GeomError('CHECK', `ALLOCATION TABLE CORRUPTED FOR ${name} (${r.errors.length} problems)`, `run 'geomctl virstor check ${name}'`));
+          } else if (verboseOf(ctx, opts)) ctx.out.text(`Allocation table ok for ${name}`);
+        } catch (err) {
+          if (!(err instanceof GeomError)) throw err;
+          failures.push(err);
+        }
       }
-    }
-    ctx.out.document('virstor stop', { devices: results });
-    finish(failures);
-  },
-};
+      ctx.out.document(`virstor ${verb}`, { devices: results });
+      finish(failures);
+    },
+  };
+}
 
 const addCommand: CommandSpec = {
   name: 'add',
@@ -378,13 +386,15 @@ const writeCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: true, scan: true });
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
+      checkOffset(dev, offset);
+      sayWhenReadingTerminal(ctx, inputPath);
       const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`, dev.engine.providers);
       const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
         const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
         progress.stop();
         warnAll(ctx, r.warnings);
-        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${r.bytes} bytes to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(r.bytes)} to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
         ctx.out.document('virstor write', { name, bytes: r.bytes, newChunks: r.newChunks, skippedChunks: r.skippedChunks });
       } finally {
         progress.stop();
@@ -439,7 +449,9 @@ const readCommand: CommandSpec = {
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
       const offset = numberOption(opts, 'offset') ?? 0;
-      const length = numberOption(opts, 'length') ?? Math.max(0, dev.size - offset);
+      const given = numberOption(opts, 'length');
+      if (given === undefined) checkOffset(dev, offset);
+      const length = given ?? dev.size - offset;
       if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
       const output = stringOption(opts, 'output');
       // Refused before the -O file is touched: an existing one keeps its bytes.
@@ -561,7 +573,7 @@ const exportCommand: CommandSpec = {
   },
 };
 
-const engineCommands: CommandSpec[] = [stopCommand, addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
+const engineCommands: CommandSpec[] = [stopVerb('stop'), stopVerb('destroy'), addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
 
 export const virstorCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 

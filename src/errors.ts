@@ -38,9 +38,12 @@ export class GeomError extends Error {
     this.exitStatus = exitStatus;
   }
 
-  /** The one line the user sees after "geomctl: ". */
+  /**
+   * The one line the user sees after "geomctl: ". A message quoted from
+   * FreeBSD ends with a full stop; before the hint it would read ".;".
+   */
   get line(): string {
-    return this.hint ? `${this.message}; ${this.hint}` : this.message;
+    return this.hint ? `${this.message.replace(/(?<!\.)\.$/, '')}; ${this.hint}` : this.message;
   }
 }
 
@@ -56,6 +59,17 @@ export class UsageError extends GeomError {
   }
 }
 
+/**
+ * What an errno means and what to do about it, for the errors whose name
+ * alone tells a user nothing to act on. The call site's own hint (which
+ * option named the file, what happens to the images) follows the advice.
+ */
+const ERRNO_ADVICE: Record<string, { meaning: string; advice: string }> = {
+  ELOOP: { meaning: 'too many levels of symbolic links', advice: "a symbolic link on the path leads back to itself: fix or remove the loop ('ls -l' shows where each link points)" },
+  EFBIG: { meaning: 'file too large', advice: "the file would grow past its file system's largest file or the file size limit ('ulimit -f'): raise the limit or write to another file system" },
+  ENAMETOOLONG: { meaning: 'file name too long', advice: 'use a shorter path' },
+};
+
 /** A failed read, write or fsync on an image: names the image, offset and errno. */
 export class IoError extends GeomError {
   readonly errno: string;
@@ -63,7 +77,8 @@ export class IoError extends GeomError {
   readonly image: string;
   constructor(image: string, op: string, offset: number | undefined, errno: string, hint?: string) {
     const where = offset === undefined ? '' : ` at offset ${offset}`;
-    super('IO', `${op} of ${image}${where} failed: ${errno}`, hint);
+    const known = ERRNO_ADVICE[errno];
+    super('IO', `${op} of ${image}${where} failed: ${errno}${known ? ` (${known.meaning})` : ''}`, known ? [known.advice, hint].filter(Boolean).join('; ') : hint);
     this.name = 'IoError';
     this.errno = errno;
     this.image = image;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import { alignedBuffer } from './aligned.js';
 import type { Provider } from './provider/provider.js';
+import { byteCount } from './size.js';
 
 export interface Input {
   /** A descriptor of a regular file, positioned at its start. */
@@ -80,7 +81,8 @@ export function openInput(path: string | undefined, limit: number, device: strin
 }
 
 function tooLong(name: string, limit: number, device: string): GeomError {
-  return new GeomError('REFUSED', `${name} is longer than the ${limit} bytes ${device} can take from the offset given; nothing was written`, 'give a smaller input or offset');
+  if (limit === 0) return new GeomError('REFUSED', `-o is at the end of ${device}: there is no room for ${name}; nothing was written`, 'give a smaller offset');
+  return new GeomError('REFUSED', `${name} is longer than the ${byteCount(limit)} ${device} can take from the offset given; nothing was written`, 'give a smaller input or offset');
 }
 
 /** Copies a stream into an unlinked temporary file, at most `limit` bytes. */

@@ -25,6 +25,11 @@ export function parseSizeBig(text: string, what: string): bigint {
   return value;
 }
 
+/** A byte count in words: "1 byte", "512 bytes". */
+export function byteCount(n: number): string {
+  return `${n} byte${n === 1 ? '' : 's'}`;
+}
+
 /** As parseSizeBig, for sizes that must be exact JavaScript numbers (≤ 2^53). */
 export function parseSize(text: string, what: string): number {
   const v = parseSizeBig(text, what);

@@ -74,7 +74,7 @@ describe('geomctl journal label / dump / clear', () => {
     sparseImage(s.path('j2.img'), 64 * M);
     const r = run(['journal', 'label', '-s', '100M', 'd2.img', 'j2.img']);
     expect(r.status).toBe(2);
-    expect(oneErrorLine(r.stderr)).toMatch(/^geomctl: jsize argument is valid only for all-in-one configuration\./);
+    expect(oneErrorLine(r.stderr)).toMatch(/^geomctl: jsize argument is valid only for all-in-one configuration; /);
   });
 
   it('labels two images with -c -h and dumps both', () => {

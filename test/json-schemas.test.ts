@@ -262,7 +262,7 @@ describe('virstor documents', () => {
     V(['map', 'two']);
     const rm = V(['remove', 'two', 'v2c.img']);
     expect(rm.removed).toEqual(['v2c.img']);
-    const stop = json(['virstor', 'destroy', 'two'], 'virstor stop');
+    const stop = json(['virstor', 'destroy', 'two'], 'virstor destroy');
     expect((stop.devices as Doc[])[0]?.name).toBe('two');
     V(['dump', 'v2a.img', 'v2b.img', 'v2c.img'], { status: 1 }); // v2c.img was cleared by remove
   });

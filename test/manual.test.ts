@@ -10,6 +10,7 @@ import { GLOBAL_OPTIONS, flagsOf, synopsis } from '../commands/framework.js';
 import { journalClass } from '../commands/journal.js';
 import { virstorClass } from '../commands/virstor.js';
 import { serveCommand } from '../commands/serve.js';
+import { topLevelCommands } from '../commands/toplevel.js';
 import { geomctl } from './helpers/cli.js';
 
 const PAGE = resolve(__dirname, '../man/geomctl.8');
@@ -37,6 +38,13 @@ describe.skipIf(!haveMandoc)('man/geomctl.8', () => {
         expect(text).toMatch(new RegExp(`geomctl (\\S+ )*${cls.name} ${spec.name}\\b`));
       });
     }
+  }
+
+  for (const spec of topLevelCommands([journalClass, virstorClass])) {
+    it(`documents the top-level ${spec.name}: synopsis and options`, () => {
+      expect(text).toContain(`geomctl ${synopsis(spec)}`);
+      for (const o of spec.options) expect(text).toContain(o.short ? `-${o.short}` : `--${o.long}`);
+    });
   }
 
   it('documents serve: every option and an example', () => {

@@ -10,7 +10,7 @@
 // failures, so a fix shows up as a failing test here — then drop the mark.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, geomctl, scratch, sparseImage, type CliResult, flipByte } from './helpers/cli.js';
@@ -114,6 +114,7 @@ const rows: Row[] = [
   { what: 'unknown global short option', args: ['-x', 'list'], status: 2, names: ['-x'], next: true },
   { what: 'option without its value', args: ['journal', 'read', 'jd.img', '-O'], status: 2, names: ['-O'], next: true },
   { what: 'bad size', args: ['journal', 'label', '-s', '12q', 'blank.img'], status: 2, names: ['12q', '-s'], next: true },
+  { what: 'bad size first, a good one after it', args: ['virstor', 'label', '-m', '1M', '-s', '12Q', '-s', '64M', 'x', 'nope.img'], status: 2, names: ['12Q', '-s'], next: true },
   { what: 'bad global size', args: ['--cache-limit', '1x', 'list'], status: 2, names: ['1x', '--cache-limit'], next: true },
   { what: 'bad number', args: ['--wait', 'soon', 'list'], status: 2, names: ['soon', '--wait'], next: true },
   { what: 'too many arguments', args: ['journal', 'label', 'a.img', 'b.img', 'c.img'], status: 2, names: ['label'], next: true },
@@ -135,6 +136,7 @@ const rows: Row[] = [
   // ---- images that are not what the command needs (exit 1)
   { what: 'missing image', args: ['journal', 'dump', 'nope.img'], status: 1, names: ['nope.img'], next: true },
   { what: 'a directory', args: ['dump', 'adir'], status: 1, names: ['adir'], next: true },
+  { what: 'a loop of symbolic links', args: ['dump', 'loop-a'], status: 1, names: ['loop-a', 'ELOOP'], next: true },
   { what: 'an image smaller than a sector', args: ['dump', 'tiny.img'], status: 1, names: ['tiny.img'], next: true },
   { what: 'an image not a whole number of sectors', args: ['virstor', 'dump', 'odd.img'], status: 1, names: ['odd.img'], next: true },
   { what: 'no metadata (top-level dump)', args: ['dump', 'blank.img'], status: 1, names: ['blank.img'], next: true },
@@ -226,6 +228,8 @@ const rows: Row[] = [
 
 beforeAll(() => {
   mkdirSync(s.path('adir'));
+  symlinkSync('loop-b', s.path('loop-a'));
+  symlinkSync('loop-a', s.path('loop-b'));
   writeFileSync(s.path('tiny.img'), Buffer.alloc(100));
   writeFileSync(s.path('odd.img'), Buffer.alloc(1000));
   sparseImage(s.path('blank.img'), 10 * M);

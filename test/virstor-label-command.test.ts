@@ -14,6 +14,9 @@ import type { Provider } from '../src/provider/provider.js';
 import { decodeVirstorMetadata } from '../src/virstor/metadata.js';
 
 const MiB = 1024 * 1024;
+// -m and -s as the option parser hands them over (kind 'bigsize', framework.ts).
+const KiBn = 1024n;
+const MiBn = 1024n * KiBn;
 
 /** Writes go straight to the images: enough to see what the handlers ask for. */
 function directEngine(providers: Provider[]): Engine {
@@ -78,7 +81,7 @@ describe('virstor label, dump and clear handlers', () => {
     const c0 = Buffer.alloc(64 * MiB, 0xaa);
     const c1 = Buffer.alloc(64 * MiB);
     const h = harness({ 'c0.img': c0, 'c1.img': c1 });
-    await h.run('label', ['mydata', 'c0.img', 'c1.img'], { chunksize: '1000k', virsize: '128m', id: 42 });
+    await h.run('label', ['mydata', 'c0.img', 'c1.img'], { chunksize: 1000n * KiBn, virsize: 128n * MiBn, id: 42 });
     expect(h.stderr.join('')).toBe('Resizing chunk size to be a multiple of MAXPHYS (1024 kB).\nNew chunk size: 1024 kB\n');
     expect(h.stdout).toEqual([]);
     // The map: 128 entries, 1024 zero bytes at the start of c0; the old bytes after it stay.
@@ -94,7 +97,7 @@ describe('virstor label, dump and clear handlers', () => {
 
   it('label -v prints FreeBSD\'s verbose lines and "Done."', async () => {
     const h = harness({ 'c0.img': Buffer.alloc(64 * MiB), 'c1.img': Buffer.alloc(64 * MiB) });
-    await h.run('label', ['mydata', 'c0.img', 'c1.img'], { chunksize: '1m', virsize: '128m', id: 42, verbose: true, hardcode: true });
+    await h.run('label', ['mydata', 'c0.img', 'c1.img'], { chunksize: MiBn, virsize: 128n * MiBn, id: 42, verbose: true, hardcode: true });
     expect(h.stdout.join('')).toBe(
       'Total virtual chunks: 128 (1 MB each), 128 MB total virtual size.\n' +
         'Clearing metadata on c0.img c1.img.\n' +
@@ -111,12 +114,11 @@ describe('virstor label, dump and clear handlers', () => {
     await expect(async () => h.run('label', ['mydata', 'c0.img'], {})).rejects.toThrow('Device c0.img is too small');
     expect(c0.every((b) => b === 0xaa)).toBe(true);
     await expect(async () => h.run('label', ['mydata'], {})).rejects.toThrow(/needs a name and at least one image/);
-    await expect(async () => h.run('label', ['mydata', 'c0.img'], { virsize: '12q' })).rejects.toThrow(/invalid size '12q' for -s/);
   });
 
   it('dump --json gives the fields', async () => {
     const h = harness({ 'c0.img': Buffer.alloc(64 * MiB) }, true);
-    await h.run('label', ['vs', 'c0.img'], { chunksize: '1m', virsize: '32m', id: 7 });
+    await h.run('label', ['vs', 'c0.img'], { chunksize: MiBn, virsize: 32n * MiBn, id: 7 });
     h.stdout.length = 0;
     await h.run('dump', ['c0.img']);
     const doc = JSON.parse(h.stdout.join(''));
@@ -128,7 +130,7 @@ describe('virstor label, dump and clear handlers', () => {
     const c0 = Buffer.alloc(64 * MiB);
     const plain = Buffer.alloc(MiB);
     const h = harness({ 'c0.img': c0, 'plain.img': plain });
-    await h.run('label', ['mydata', 'c0.img'], { chunksize: '1m', virsize: '64m', id: 1 });
+    await h.run('label', ['mydata', 'c0.img'], { chunksize: MiBn, virsize: 64n * MiBn, id: 1 });
     await expect(async () => h.run('clear', ['plain.img', 'c0.img', 'gone.img'], { verbose: true })).rejects.toThrow(PartialFailure);
     expect(h.stdout.join('')).toBe('Metadata cleared on c0.img.\n');
     expect(c0.subarray(c0.length - 512).every((b) => b === 0)).toBe(true);

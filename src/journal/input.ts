@@ -7,6 +7,7 @@ import { fstatSync, readSync } from 'node:fs';
 import { GeomError, IoError, UsageError, errnoOf } from '../errors.js';
 import type { JournalDevice } from './device.js';
 import { alignedBuffer } from '../aligned.js';
+import { byteCount } from '../size.js';
 import { GJ_RECORD_MAX_ENTRIES } from './format.js';
 
 /** Reads until `buf` is full or the input ends; returns the bytes read. Waits out EAGAIN on a non-blocking stdin. */
@@ -41,9 +42,9 @@ export function inputSize(fd: number): number | undefined {
  */
 export function checkWriteRange(dev: JournalDevice, offset: number, length: number | undefined): void {
   if (offset % dev.sectorSize !== 0) throw new UsageError(`-o ${offset} is not a multiple of the ${dev.sectorSize}-byte sectors of ${dev.dataPath}.journal`, `use a multiple of ${dev.sectorSize}`);
-  const end = offset + (length ?? 0);
-  if (offset > dev.dataSize || end > dev.dataSize) {
-    throw new GeomError('REFUSED', `writing ${length ?? 'the input'} bytes at ${offset} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, 'give a smaller input or offset');
+  if (offset > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} is past the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use an offset of at most ${dev.dataSize}`);
+  if (length !== undefined && offset + length > dev.dataSize) {
+    throw new GeomError('REFUSED', `writing ${byteCount(length)} at ${offset} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, 'give a smaller input or offset');
   }
 }
 

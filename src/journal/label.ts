@@ -129,7 +129,13 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
       if (jsize % dss !== 0) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
     }
     if (jsize + dss >= data.size) {
-      throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
+      // FreeBSD's text names the default; a -s the user gave is named as such, with what would fit.
+      if (opts.jsize === undefined) throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
+      const largest = data.size - 2 * dss; // a data area of one sector at least
+      throw refused(
+        `${data.path}: Provider too small for journalling: a journal of -s ${jsize} (${humanize(jsize)}) leaves no data area in its ${data.size} bytes`,
+        largest >= MIN_JSIZE ? `use -s ${largest} or less` : `a journal needs at least -s ${humanize(MIN_JSIZE)}: use an image larger than ${MIN_JSIZE + dss} bytes`,
+      );
     }
     jstart = data.size - dss - jsize;
     jend = data.size - dss;

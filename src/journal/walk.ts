@@ -349,18 +349,24 @@ export function chooseWalk(
   const base = { checksum: opts.checksum, details: opts.details, readInto: opts.readInto };
   const space = geo.jend - geo.jstart;
   const report = opts.onProgress;
-  // The n-th walk (from 0) counts on from the walks before it.
-  const progress = (n: number) => (report ? { onProgress: (walked: number) => report(n * space + walked, (n + 1) * space) } : {});
+  // The n-th walk (from 0) counts on from the walks before it. A walk ends
+  // where the journals end, mostly short of the whole space: once it has
+  // ended, it is done with the space, and the report says so.
+  const walkNth = (n: number, o: { maxphys: number; altMaxphys?: number | undefined }): Walk => {
+    const walk = walkJournal(read, geo, start, { ...base, ...o, ...(report ? { onProgress: (walked: number) => report(n * space + walked, (n + 1) * space) } : {}) });
+    report?.((n + 1) * space, (n + 1) * space);
+    return walk;
+  };
   if (opts.maxphys !== undefined) {
     const alt = otherMaxphys(opts.maxphys);
-    const walk = walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: opts.maxphys, altMaxphys: alt });
+    const walk = walkNth(0, { maxphys: opts.maxphys, altMaxphys: alt });
     if (alt === undefined || !walk.divergent) return { walk, given: true, disagree: false, fewer: false };
-    const other = walkJournal(read, geo, start, { ...base, ...progress(1), maxphys: alt });
+    const other = walkNth(1, { maxphys: alt });
     return { walk, other, given: true, disagree: false, fewer: other.finished > walk.finished };
   }
-  const big = walkJournal(read, geo, start, { ...base, ...progress(0), maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
+  const big = walkNth(0, { maxphys: MAXPHYS_1M, altMaxphys: MAXPHYS_128K });
   if (!big.divergent) return { walk: big, given: false, disagree: false, fewer: false };
-  const small = walkJournal(read, geo, start, { ...base, ...progress(1), maxphys: MAXPHYS_128K });
+  const small = walkNth(1, { maxphys: MAXPHYS_128K });
   // On a tie, a walk that ended at a record failing its MD5 found damage the
   // other one merely did not reach (e.g. a journal too small for 1 MiB records
   // wraps at once): prefer it, so that the damage is reported and repaired as such.

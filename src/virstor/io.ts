@@ -9,6 +9,7 @@
 import { readSync } from 'node:fs';
 import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
 import { alignedBuffer } from '../aligned.js';
+import { byteCount } from '../size.js';
 import { isZero, type VirstorDevice } from './device.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 
@@ -71,10 +72,18 @@ export function checkRange(dev: VirstorDevice, offset: number, length: number, v
   if (offset + length > dev.size) {
     throw new GeomError(
       'REFUSED',
-      `${verb} of ${length} bytes at offset ${offset} goes past the end of virstor ${dev.name} (${dev.size} bytes)`,
+      `${verb} of ${byteCount(length)} at offset ${offset} goes past the end of virstor ${dev.name} (${dev.size} bytes)`,
       'use a smaller offset or length',
     );
   }
+}
+
+/**
+ * Refuses an offset past the end of the virtual device, for a read or write
+ * whose length is not known or not given: the offset alone is what is wrong.
+ */
+export function checkOffset(dev: VirstorDevice, offset: number): void {
+  if (offset > dev.size) throw new GeomError('REFUSED', `-o ${offset} is past the end of virstor ${dev.name} (${dev.size} bytes)`, `use an offset of at most ${dev.size}`);
 }
 
 /**

@@ -664,7 +664,8 @@ export function judge(dir: string, step: Step, known?: Map<string, Entry>): Judg
   if (run.status !== null && run.status !== 0 && !run.timedOut) {
     const isNote = (l: string) => step.notes?.test(l) === true;
     for (const line of lines) if (!line.startsWith('geomctl: ') && !isNote(line)) p(`stderr line without 'geomctl: ' in a failure: ${JSON.stringify(line)}`);
-    const isWarning = (l: string) => l.startsWith('geomctl: warning: ') || isNote(l);
+    // The line saying a crashed transaction was rolled back comes first, and is no error.
+    const isWarning = (l: string) => l.startsWith('geomctl: warning: ') || l.startsWith('geomctl: rolled back an unfinished transaction ') || isNote(l);
     const errors = lines.filter((l) => !isWarning(l));
     if (errors.length === 0) p('failed without an error message');
     if (errors.length > step.maxErrorLines) p(`${errors.length} error lines (at most ${step.maxErrorLines})`);
