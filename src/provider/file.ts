@@ -121,10 +121,12 @@ export class FileProvider implements Provider {
   private closed = false;
   /** Starts writing dirty pages back while geomctl goes on (provider/writeback.ts). */
   private readonly writeback: Writeback;
+  /** What goes with the descriptor (a lock file, lock.ts). */
+  private readonly closers: (() => void)[] = [];
 
   constructor(
     readonly path: string,
-    /** The open file descriptor; lock.ts flocks it. */
+    /** The open file descriptor; lock.ts flocks it (or makes a lock file for its device and inode). */
     readonly fd: number,
     readonly size: number,
     readonly mediaSectorSize: number,
@@ -157,9 +159,15 @@ export class FileProvider implements Provider {
     }
   }
 
-  /** SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite ignore the file position it moves. */
+  /**
+   * SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite
+   * ignore the file position it moves. Without fs-ext there is no lseek: the
+   * whole range counts as data, and callers find its holes by reading them.
+   */
   dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
-    return seekDataRegions((at, whence) => fsExt().seekSync(this.fd, at, whence), offset, length);
+    const native = fsExt();
+    if (!native) return length > 0 ? [[offset, offset + length]] : [];
+    return seekDataRegions((at, whence) => native.seekSync(this.fd, at, whence), offset, length);
   }
 
   write(offset: number, data: Buffer): void {
@@ -187,6 +195,10 @@ export class FileProvider implements Provider {
     this.writeback.synced();
   }
 
+  onClose(release: () => void): void {
+    this.closers.push(release);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -195,6 +207,8 @@ export class FileProvider implements Provider {
       fs.closeSync(this.fd);
     } catch (err) {
       throw new IoError(this.path, 'close', undefined, errnoOf(err));
+    } finally {
+      for (const release of this.closers.splice(0)) release();
     }
   }
 }
