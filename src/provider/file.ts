@@ -10,7 +10,7 @@ import nodePath from 'node:path';
 import { fsExt } from '../fs-ext.js';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import { checkRange } from './bounds.js';
-import { seekDataRegions } from './holes.js';
+import { readDataRegions, seekDataRegions } from './holes.js';
 import type { Provider, ProviderIdentity } from './provider.js';
 import { Writeback } from './writeback.js';
 
@@ -162,11 +162,12 @@ export class FileProvider implements Provider {
   /**
    * SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite
    * ignore the file position it moves. Without fs-ext there is no lseek: the
-   * whole range counts as data, and callers find its holes by reading them.
+   * holes are found by reading the range (blocks of zeros).
    */
   dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
     const native = fsExt();
-    if (!native) return length > 0 ? [[offset, offset + length]] : [];
+    // Past the end of the image there is no data, as SEEK_DATA would say.
+    if (!native) return readDataRegions((at, target) => this.readInto(at, target), offset, Math.max(0, Math.min(length, this.size - offset)));
     return seekDataRegions((at, whence) => native.seekSync(this.fd, at, whence), offset, length);
   }
 
