@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
 
@@ -160,11 +161,12 @@ describe('bad images', () => {
 });
 
 describe('locks', () => {
-  it('an image locked by another program: clear message naming it and its pid, exit 1', async () => {
+  const flock = tool('flock');
+  it.skipIf(!flock)('an image locked by another program: clear message naming it and its pid, exit 1', async () => {
     const img = sparseImage(s.path('locked.img'), 1 << 20);
     // flock(1) (util-linux) takes the lock, says so, and holds it while its child
     // sleeps; in a process group of its own, so that both can be killed.
-    const holder = spawn('flock', ['-x', img, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    const holder = spawn(flock!, ['-x', img, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
     try {
       await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
       const r = geomctl(['dump', img]);

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, readdirSync, realpathSync, writeFileSync } fr
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratch, sha256, sparseImage } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 
 const ROOT = resolve(__dirname, '..');
 const s = scratch('geomctl-pack-');
@@ -54,8 +55,10 @@ describe('npm pack and a global install without install scripts', () => {
     const page = join(prefix, 'share', 'man', 'man8', 'geomctl.8');
     expect(realpathSync(page)).toBe(realpathSync(join(prefix, 'lib', 'node_modules', 'geomctl', 'man', 'geomctl.8')));
     // man-db looks in <dir>/../share/man for each <dir> of PATH.
-    const man = spawnSync('man', ['-w', 'geomctl'], { encoding: 'utf8', env: { ...process.env, MANPATH: '', PATH: `${join(prefix, 'bin')}:${process.env.PATH}` } });
-    if (!man.error) expect(realpathSync(man.stdout.trim())).toBe(realpathSync(page));
+    const man = tool('man');
+    if (!man) return;
+    const r = spawnSync(man, ['-w', 'geomctl'], { encoding: 'utf8', env: { ...process.env, MANPATH: '', PATH: `${join(prefix, 'bin')}:${process.env.PATH}` } });
+    expect(realpathSync(r.stdout.trim())).toBe(realpathSync(page));
   });
 
   it('runs without fs-ext, and --version -v says so', () => {
