@@ -359,6 +359,28 @@ describe('geomctl without fs-ext: lock files, across processes', () => {
     await exited(holding);
   });
 
+  it('--version -v says which lock and hole methods are in use', () => {
+    const native = geomctl(['--version', '-v']);
+    expect(native.status).toBe(0);
+    expect(native.stdout).toMatch(/^native: fs-ext \d+\.\d+\.\d+$/m);
+    expect(native.stdout).toContain('locks: flock(2) through fs-ext\n');
+    expect(native.stdout).toContain('holes: lseek(2) SEEK_DATA/SEEK_HOLE through fs-ext\n');
+    const without = geomctl(['--verbose', '--version'], { env: noNative() });
+    expect(without.stdout).toContain('native: none; turned off by GEOMCTL_NO_NATIVE=1\n');
+    expect(without.stdout).toContain(`locks: lock files in ${lockDir} (by device and inode)\n`);
+    expect(without.stdout).toContain('holes: found by reading the images\n');
+  });
+
+  it('a lock directory that cannot be made: one line naming it and what to do, image untouched', () => {
+    const notDir = path.join(dir, 'a-file');
+    fs.writeFileSync(notDir, '');
+    const before = fs.readFileSync(img);
+    const r = geomctl(['journal', 'write', '-i', '/dev/null', img], { env: { GEOMCTL_NO_NATIVE: '1', GEOMCTL_LOCK_DIR: path.join(notDir, 'locks') } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`geomctl: ${img}: cannot make its lock file in ${notDir}/locks (ENOTDIR); make that directory writable, or set GEOMCTL_LOCK_DIR to one that is (the same for every geomctl on this machine)\n`);
+    expect(fs.readFileSync(img).equals(before)).toBe(true);
+  });
+
   it('the lock file of a killed geomctl is stale: the next one takes it over', async () => {
     const holding = await writer(noNative());
     holding.kill('SIGKILL');
