@@ -16,6 +16,8 @@ import { formatStats } from './stats.js';
 import { journalClass } from './journal.js';
 import { virstorClass } from './virstor.js';
 import { topLevelCommands } from './toplevel.js';
+import { nativeStatus } from '../src/fs-ext.js';
+import { lockMethod } from '../src/lock.js';
 
 declare const GEOMCTL_VERSION: string;
 
@@ -180,7 +182,31 @@ export function reportError(err: unknown, out: Output): number {
   return 1;
 }
 
+/**
+ * `geomctl --version -v`: the version, the Node.js running it, and how this
+ * run locks images and finds holes — which depends on whether the optional
+ * native module fs-ext loads here (src/fs-ext.ts).
+ */
+function verboseVersion(): string {
+  const native = nativeStatus();
+  const holes = native.loaded ? 'lseek(2) SEEK_DATA/SEEK_HOLE through fs-ext' : 'found by reading the images';
+  return [
+    `geomctl ${GEOMCTL_VERSION}`,
+    `node ${process.versions.node} (${process.platform} ${process.arch})`,
+    `native: ${native.loaded ? `fs-ext ${native.version}` : `none; ${native.reason}`}`,
+    `locks: ${lockMethod()}`,
+    `holes: ${holes}`,
+  ].join('\n') + '\n';
+}
+
+const VERBOSE = ['-v', '--verbose'];
+
 export async function main(argv: string[]): Promise<number> {
+  // commander prints --version as soon as it meets it, before it could see -v.
+  if (argv.includes('--version') && argv.some((a) => VERBOSE.includes(a))) {
+    stdoutStream().write(verboseVersion());
+    return 0;
+  }
   const program = buildProgram(argv);
   if (argv.length === 0) {
     program.outputHelp();

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
 
@@ -160,19 +161,19 @@ describe('bad images', () => {
 });
 
 describe('locks', () => {
-  it('an image locked by another geomctl-like process: clear message with its pid, exit 1', async () => {
+  const flock = tool('flock');
+  it.skipIf(!flock)('an image locked by another program: clear message naming it and its pid, exit 1', async () => {
     const img = sparseImage(s.path('locked.img'), 1 << 20);
-    const holder = spawn(process.execPath, ['-e', `
-      const fs = require('fs'); const ext = require('fs-ext');
-      const fd = fs.openSync(${JSON.stringify(img)}, 'r+'); ext.flockSync(fd, 'exnb');
-      process.stdout.write('locked\\n'); setTimeout(() => {}, 30000);`], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    // flock(1) (util-linux) takes the lock, says so, and holds it while its child
+    // sleeps; in a process group of its own, so that both can be killed.
+    const holder = spawn(flock!, ['-x', img, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
     try {
       await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
       const r = geomctl(['dump', img]);
       expect(r.status).toBe(1);
-      expect(oneErrorLine(r.stderr)).toContain(`locked.img is in use by geomctl (pid ${holder.pid})`);
+      expect(oneErrorLine(r.stderr)).toContain(`locked.img is in use by flock (pid ${holder.pid})`);
     } finally {
-      holder.kill('SIGKILL');
+      process.kill(-holder.pid!, 'SIGKILL');
     }
     await new Promise((resolve) => holder.once('exit', resolve));
     // gone with its process: the next command gets the image

@@ -8,20 +8,19 @@
 // computation (test/helpers/ufs.ts, formats.md "UFS superblock").
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 import { dirtied, FS, SB_SIZE, sbHash, superblockOffset, withCheckHash } from './helpers/ufs.js';
 import { GJ_FLAG_CLEAN, kRandom, kRandomBytes, kReadMetadata, kSync } from './model/journal-kernel.js';
 
 const M = 1024 * 1024;
 const K128 = 128 * 1024;
 
-/** makefs on PATH or where Debian installs it (/usr/sbin is not on every PATH). */
-const makefs = [...(process.env['PATH'] ?? '').split(':'), '/usr/sbin', '/sbin'].map((d) => join(d, 'makefs')).find((p) => p.startsWith('/') && existsSync(p));
-const SKIP = 'SKIPPED: makefs is not installed (apt-get install makefs; CI installs it)';
-if (!makefs) console.warn(`journal-ufs.test.ts: ${SKIP}`);
+/** makefs on PATH or where Debian installs it; missing, the tests skip (and fail under CI=true). */
+const makefs = tool('makefs');
 
 const s = scratch('geomctl-jufs-');
 afterAll(() => s.cleanup());
@@ -49,7 +48,7 @@ function makeUfs(): Buffer {
   return readFileSync(s.path('ufs.img'));
 }
 
-describe.skipIf(!makefs)(`journal on a real UFS (makefs -t ffs)${makefs ? '' : ` — ${SKIP}`}`, () => {
+describe.skipIf(!makefs)(`journal on a real UFS (makefs -t ffs)${makefs ? '' : ' — SKIPPED: makefs is not installed'}`, () => {
   let ufs: Buffer;
   let sbOff: number;
 

@@ -12,19 +12,21 @@ import { virstorClass } from '../commands/virstor.js';
 import { serveCommand } from '../commands/serve.js';
 import { topLevelCommands } from '../commands/toplevel.js';
 import { geomctl } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 
 const PAGE = resolve(__dirname, '../man/geomctl.8');
-const haveMandoc = spawnSync('mandoc', ['-V']).error === undefined;
+const mandoc = tool('mandoc');
+const haveMandoc = mandoc !== undefined;
 
 /** The page as plain text, overstrike removed and whitespace folded. */
 function rendered(): string {
-  const out = execFileSync('mandoc', ['-Tascii', '-Owidth=400', PAGE], { encoding: 'utf8' });
+  const out = execFileSync(mandoc!, ['-Tascii', '-Owidth=400', PAGE], { encoding: 'utf8' });
   return out.replace(/.\x08/g, '').replace(/\s+/g, ' ');
 }
 
 describe.skipIf(!haveMandoc)('man/geomctl.8', () => {
   it('is lint-clean at warning level', () => {
-    const r = spawnSync('mandoc', ['-Tlint', '-Wwarning', PAGE], { encoding: 'utf8' });
+    const r = spawnSync(mandoc!, ['-Tlint', '-Wwarning', PAGE], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

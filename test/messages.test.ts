@@ -14,6 +14,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rename
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, geomctl, scratch, sparseImage, type CliResult, flipByte } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 
 const M = 1024 * 1024;
 const s = scratch('geomctl-messages-');
@@ -87,7 +88,7 @@ function ok(args: string[], env?: Record<string, string>): void {
   expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
 }
 
-const makefs = ['/usr/sbin/makefs', '/usr/bin/makefs', '/sbin/makefs'].find((p) => existsSync(p));
+const makefs = tool('makefs');
 
 /** Holds an exclusive lock on an image: a journal write waiting for its stdin. */
 async function holdLock(image: string): Promise<() => Promise<void>> {
@@ -121,7 +122,7 @@ const rows: Row[] = [
   { what: 'missing argument', args: ['virstor', 'write'], status: 2, names: ['name', 'geomctl virstor write --help'], next: true },
   { what: 'an image named twice (virstor)', args: ['virstor', 'label', '-m', '1M', 'x', 'c0.img', 'c0.img'], status: 2, names: ['c0.img'], next: true },
   { what: 'an image named twice (journal)', args: ['journal', 'sync', 'jd.img', 'jd.img'], status: 2, names: ['jd.img'], next: true },
-  { what: 'completion for an unknown shell', args: ['completion', 'fish'], status: 2, names: ['fish'], next: true },
+  { what: 'completion for an unknown shell', args: ['completion', 'tcsh'], status: 2, names: ['tcsh'], next: true },
   { what: 'virstor read --json without -O', args: ['--json', 'virstor', 'read', 'vs'], status: 2, names: ['-O'], next: true },
   { what: 'virstor export without -O', args: ['virstor', 'export', 'vs'], status: 2, names: ['-O'], next: true },
   { what: 'virstor write at an unaligned offset', args: ['virstor', 'write', '-o', '3', 'vs'], status: 2, names: ['vs', '-o'], next: true, input: Buffer.alloc(512) },

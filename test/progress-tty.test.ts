@@ -10,10 +10,11 @@ import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, geomctl, scratch, sparseImage } from './helpers/cli.js';
+import { tool } from './helpers/tools.js';
 import { createEngine } from '../src/engine/engine.js';
 import { openImage } from '../src/provider/file.js';
 
-const SCRIPT = '/usr/bin/script';
+const SCRIPT = tool('script');
 const M = 1024 * 1024;
 /**
  * ora's text: "write: 22M / 40M (35M/s)" — humanize()d bytes done, total, and
@@ -62,7 +63,7 @@ function pty(args: string[], opts: { env?: Record<string, string>; size?: boolea
   const stty = opts.size === false ? '' : 'stty cols 100 rows 30 2>/dev/null; ';
   const redirect = opts.stdoutToTerminal ? '' : ` >${quote(out)}`;
   const command = `${stty}exec ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}${redirect}`;
-  const r = spawnSync(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: s.dir, env: userEnv(opts.env), encoding: 'utf8', timeout: 60_000, input: '' });
+  const r = spawnSync(SCRIPT!, ['-qfec', command, '/dev/null'], { cwd: s.dir, env: userEnv(opts.env), encoding: 'utf8', timeout: 60_000, input: '' });
   expect(r.error, 'script(1) ran and finished in time').toBeUndefined();
   return { status: r.status ?? -1, terminal: r.stdout, stdout: existsSync(out) ? readFileSync(out, 'utf8') : '' };
 }
@@ -87,7 +88,7 @@ const LONG: { what: string; args: string[]; before?: string[]; note?: RegExp }[]
   { what: 'virstor export', args: ['virstor', 'export', '-O', 'vexport.out', 'vd'] },
 ];
 
-describe.skipIf(!existsSync(SCRIPT))('progress under a pseudo-terminal (util-linux script)', () => {
+describe.skipIf(!SCRIPT)('progress under a pseudo-terminal (util-linux script)', () => {
   beforeAll(() => {
     writeFileSync(s.path('in.bin'), randomBytes(32 * M));
     sparseImage(s.path('j.img'), 200 * M);

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tool } from './helpers/tools.js';
 import { ffsSuperblockHash, findUfsSuperblock, markUfsDirty, ufsUsesLastSector, type ReadFn } from '../src/ufs.js';
 
 /** Standard CRC-32C, bit by bit (init and final complement), independent of src/. */
@@ -141,9 +142,8 @@ describe('mark dirty', () => {
   });
 });
 
-const makefs = spawnSync('makefs', ['-h'], { encoding: 'utf8' });
-const haveMakefs = !makefs.error;
-if (!haveMakefs) console.warn('ufs.test.ts: makefs not found (apt-get install makefs); skipping the makefs image tests');
+const makefs = tool('makefs');
+const haveMakefs = makefs !== undefined;
 
 describe.skipIf(!haveMakefs)('makefs -t ffs images', () => {
   const dir = mkdtempSync(join(tmpdir(), 'geomctl-ufs-'));
@@ -154,7 +154,7 @@ describe.skipIf(!haveMakefs)('makefs -t ffs images', () => {
   for (const version of [1, 2] as const) {
     it(`finds UFS${version}, tells whether it uses the last sector, and marks it dirty`, () => {
       const path = join(dir, `ufs${version}.img`);
-      const r = spawnSync('makefs', ['-t', 'ffs', '-s', '4m', '-o', `version=${version}`, path, join(dir, 'src')], { encoding: 'utf8' });
+      const r = spawnSync(makefs!, ['-t', 'ffs', '-s', '4m', '-o', `version=${version}`, path, join(dir, 'src')], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       const img = readFileSync(path);
       const sb = findUfsSuperblock(reader(img), img.length);

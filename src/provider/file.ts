@@ -10,7 +10,7 @@ import nodePath from 'node:path';
 import { fsExt } from '../fs-ext.js';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import { checkRange } from './bounds.js';
-import { seekDataRegions } from './holes.js';
+import { readDataRegions, seekDataRegions } from './holes.js';
 import type { Provider, ProviderIdentity } from './provider.js';
 import { Writeback } from './writeback.js';
 
@@ -121,10 +121,12 @@ export class FileProvider implements Provider {
   private closed = false;
   /** Starts writing dirty pages back while geomctl goes on (provider/writeback.ts). */
   private readonly writeback: Writeback;
+  /** What goes with the descriptor (a lock file, lock.ts). */
+  private readonly closers: (() => void)[] = [];
 
   constructor(
     readonly path: string,
-    /** The open file descriptor; lock.ts flocks it. */
+    /** The open file descriptor; lock.ts flocks it (or makes a lock file for its device and inode). */
     readonly fd: number,
     readonly size: number,
     readonly mediaSectorSize: number,
@@ -157,9 +159,16 @@ export class FileProvider implements Provider {
     }
   }
 
-  /** SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite ignore the file position it moves. */
+  /**
+   * SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite
+   * ignore the file position it moves. Without fs-ext there is no lseek: the
+   * holes are found by reading the range (blocks of zeros).
+   */
   dataRegions(offset: number, length: number): Iterable<readonly [number, number]> {
-    return seekDataRegions((at, whence) => fsExt().seekSync(this.fd, at, whence), offset, length);
+    const native = fsExt();
+    // Past the end of the image there is no data, as SEEK_DATA would say.
+    if (!native) return readDataRegions((at, target) => this.readInto(at, target), offset, Math.max(0, Math.min(length, this.size - offset)));
+    return seekDataRegions((at, whence) => native.seekSync(this.fd, at, whence), offset, length);
   }
 
   write(offset: number, data: Buffer): void {
@@ -187,6 +196,10 @@ export class FileProvider implements Provider {
     this.writeback.synced();
   }
 
+  onClose(release: () => void): void {
+    this.closers.push(release);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -195,6 +208,8 @@ export class FileProvider implements Provider {
       fs.closeSync(this.fd);
     } catch (err) {
       throw new IoError(this.path, 'close', undefined, errnoOf(err));
+    } finally {
+      for (const release of this.closers.splice(0)) release();
     }
   }
 }

@@ -9,6 +9,11 @@
 // that is always exact, only slower. File systems without their own support
 // get the kernel's generic lseek, which reports the whole file as data, and
 // so do block devices.
+//
+// Without lseek (the native module fs-ext missing, src/fs-ext.ts) the holes
+// are found by reading: blocks of zeros count as holes. Every caller treats a
+// hole as zeros it need not read or write, so zeros are as good as a hole —
+// only the whole range is read once to find them.
 
 import { errnoOf } from '../errors.js';
 import type { Provider } from './provider.js';
@@ -53,6 +58,44 @@ export function* seekDataRegions(seek: Seek, offset: number, length: number): Ge
     yield [data, Math.min(hole, end)];
     pos = hole;
   }
+}
+
+/** The unit of holes found by reading: a page, as file systems allocate. */
+const ZERO_BLOCK = 4096;
+/** How much is read at once while looking for data. */
+const SCAN_CHUNK = 1 << 20;
+const zeroBlock = Buffer.alloc(ZERO_BLOCK);
+
+/**
+ * The data of [offset, offset + length) as ascending [start, end) ranges,
+ * found by reading it with `read` (which fills the buffer from the offset):
+ * every 4 KiB block (from 0, clipped to the range) that holds a byte other
+ * than zero is data.
+ */
+export function* readDataRegions(read: (offset: number, target: Buffer) => void, offset: number, length: number): Generator<readonly [number, number]> {
+  const end = offset + length;
+  const buf = Buffer.allocUnsafe(SCAN_CHUNK);
+  let run: [number, number] | undefined;
+  for (let at = offset; at < end; ) {
+    // Chunks end on block boundaries, so blocks never straddle two reads.
+    const stop = Math.min(end, (Math.floor(at / ZERO_BLOCK) * ZERO_BLOCK) + SCAN_CHUNK);
+    const chunk = buf.subarray(0, stop - at);
+    read(at, chunk);
+    for (let b = at; b < stop; ) {
+      const next = Math.min(stop, (Math.floor(b / ZERO_BLOCK) + 1) * ZERO_BLOCK);
+      const block = chunk.subarray(b - at, next - at);
+      if (!block.equals(zeroBlock.subarray(0, block.length))) {
+        if (run && run[1] === b) run[1] = next;
+        else {
+          if (run) yield run;
+          run = [b, next];
+        }
+      }
+      b = next;
+    }
+    at = stop;
+  }
+  if (run) yield run;
 }
 
 /**
