@@ -12,7 +12,7 @@
 // written.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { registryDir } from '../src/engine/undo-registry.js';
@@ -312,6 +312,32 @@ describe('the undo log registry', () => {
     expect(readdirSync(c.state)).toEqual([]);
     expect(undoLogs(c.dir)).toEqual([]);
     expect(IMAGES.map((n) => sha256(join(c.dir, n)))).not.toEqual(hashes);
+  });
+
+  it('pointers left by a kill after the commit point lead to no log: reads go on, the next write removes them', () => {
+    const c = caseDir('registry-after-commit');
+    mkdirSync(join(c.dir, 'hard'));
+    // The commit point's directory fsync is the label's last barrier: killed there, the log is gone, its pointers not.
+    let committed: string | undefined;
+    for (let n = 1; n <= 12 && !committed; n++) {
+      for (const path of [c.state, join(c.dir, 'd.img.geomctl-undo'), ...IMAGES.flatMap((i) => [join(c.dir, i), join(c.dir, 'hard', i)])]) rmSync(path, { recursive: true, force: true });
+      sparseImage(join(c.dir, 'd.img'), 8 * M);
+      sparseImage(join(c.dir, 'j.img'), 64 * M);
+      for (const i of IMAGES) linkSync(join(c.dir, i), join(c.dir, 'hard', i));
+      const r = c.run(['journal', 'label', 'd.img', 'j.img'], { GEOMCTL_FAULT: `kill@barrier:${n}` });
+      if (r.status === 0) break;
+      expect(r.status, r.stderr).toBe(128);
+      if (undoLogs(c.dir).length === 0 && readdirSync(c.state).length > 0) committed = `kill@barrier:${n}`;
+    }
+    expect(committed, 'no kill left pointers without their log').toBeDefined();
+    const labeled = IMAGES.map((n) => sha256(join(c.dir, n)));
+    // Through the hard links, whose only way to a log is the registry: nothing unfinished.
+    c.ok(['journal', 'dump', 'hard/d.img']);
+    c.ok(['-d', 'hard', 'journal', 'status']);
+    expect(readdirSync(c.state)).toHaveLength(2);
+    c.ok(['journal', 'sync', 'hard/d.img', 'hard/j.img']);
+    expect(readdirSync(c.state)).toEqual([]);
+    expect(IMAGES.map((n) => sha256(join(c.dir, n)))).toEqual(labeled);
   });
 
   it('a registry that cannot be written stops a write before it modifies anything', () => {

@@ -76,12 +76,11 @@ export function fileRegistry(dir: string): UndoRegistry {
         const created = fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         for (const image of images) {
           const target = pointer(image);
-          // Any pointer already there dangles: its transaction held this image's lock, which our caller holds now.
-          const temp = `${target}.${process.pid}.tmp`;
           step = ['symlink', target];
-          fs.rmSync(temp, { force: true });
-          fs.symlinkSync(log, temp);
-          fs.renameSync(temp, target);
+          // A pointer already there dangles: its transaction held this image's lock, which our caller
+          // holds now. Replacing it is safe in two steps: until the log exists, no pointer is needed.
+          fs.rmSync(target, { force: true });
+          fs.symlinkSync(log, target);
         }
         step = ['fsync', dir];
         syncDir(dir);
