@@ -3,23 +3,26 @@
 // random writes, never loses a write whose command exited 0 — compared with a
 // model of the device's contents.
 //
-// The images are the two components of a virstor device, each in a directory
-// of its own (r0/c0.img, r1/c1.img). A case has a few views of them: for each
-// image, the real file or, in the view's directory, a symlink (absolute or
-// relative target) or a hard link; every command tastes one view, naming its
-// directories relatively, absolutely, through `..` or `./`. Views are reused
-// across a case's commands, so an undo log left through one view must be
-// found through the others (the data loss of issue 9, item 1: a log beside a
-// symlink rolled back, later, over a committed write).
+// The images are the two components of a virstor device and the data and
+// journal images of a two-image journal, each in a directory of its own
+// (r0/c0.img, r1/c1.img, r2/d.img, r3/j.img). A case has a few views of them:
+// for each image, the real file or, in the view's directory, a symlink
+// (absolute or relative target) or a hard link. Every command goes through
+// one view, naming its directories relatively, absolutely, through `..` or
+// `./`: the virstor verbs taste them (-d), the journal verbs name both images.
+// Views are reused across a case's commands, so an undo log left through one
+// view must be found through the others (the data loss of issue 9, item 1: a
+// log beside a symlink rolled back, later, over a committed write).
 //
-// The model holds the device's bytes as of the writes that exited 0. A killed
-// write leaves its range unknown (overwrites of allocated chunks are not
-// atomic: flush-engine.md's carve-out) until a later write covers it. Every
-// read that exits 0 must match the model where it is known; a read-only verb
-// may refuse only with "unfinished transaction" while an undo log exists; a
-// write, check or stop that is not killed must succeed. At the end, after a
-// stop through every view, a read of the whole device must match the model,
-// no undo log may remain, and the registry must be empty.
+// The model holds each device's bytes as of the writes that exited 0. A
+// killed write leaves its range unknown (overwrites of allocated virstor
+// chunks are not atomic: flush-engine.md's carve-out; a journal keeps a prefix
+// of whole journals) until a later write covers it. Every read that exits 0
+// must match the model where it is known; a read-only verb may refuse only
+// with "unfinished transaction" while an undo log exists; a write, check or
+// stop (journal sync) that is not killed must succeed. At the end, after a
+// stop of each device through every view, a read of each whole device must
+// match its model, no undo log may remain, and the registry must be empty.
 
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,24 +35,32 @@ import { FUZZ_RUNS, SECTOR, emptyImage, pattern, runGeomctl, type Run } from './
 const RUNS = process.env.GEOMCTL_FUZZ_RUNS ? FUZZ_RUNS : 5;
 
 const M = 1024 * 1024;
-const VIRSIZE = 64 * M;
-const IMAGES = ['c0.img', 'c1.img'] as const;
+const IMAGES = ['c0.img', 'c1.img', 'd.img', 'j.img'] as const;
 
 type Kind = 'real' | 'symlink' | 'relative symlink' | 'hard link';
 type Spelling = 'relative' | 'absolute' | 'dotdot' | 'dot';
-/** How a view reaches each image. */
-type View = readonly [Kind, Kind];
+/** How a view reaches each image of IMAGES. */
+type View = readonly Kind[];
+type DeviceName = 'virstor' | 'journal';
+
+/** The devices: their size, and the verbs of the property (args after the device's place). */
+const DEVICES: Record<DeviceName, { size: number; images: number[]; check: string[]; stop: string }> = {
+  // The map of 64 chunks of 1 MiB fills one sector: gvirstor label keeps -s 64M as it is.
+  virstor: { size: 64 * M, images: [0, 1], check: ['check', 'map'], stop: 'stop' },
+  // The data image's last sector holds the metadata.
+  journal: { size: 8 * M - SECTOR, images: [2, 3], check: ['status', 'check'], stop: 'sync' },
+};
 
 type Command =
-  | { verb: 'write'; view: number; spelling: Spelling; offset: number; length: number; seed: number; kill: number | null }
-  | { verb: 'read'; view: number; spelling: Spelling; offset: number; length: number }
-  | { verb: 'check' | 'map'; view: number; spelling: Spelling }
-  | { verb: 'stop'; view: number; spelling: Spelling; kill: number | null };
+  | { verb: 'write'; device: DeviceName; view: number; spelling: Spelling; at: number; sectors: number; seed: number; kill: number | null }
+  | { verb: 'read'; device: DeviceName; view: number; spelling: Spelling; at: number; sectors: number }
+  | { verb: 'check'; device: DeviceName; which: number; view: number; spelling: Spelling }
+  | { verb: 'stop'; device: DeviceName; view: number; spelling: Spelling; kill: number | null };
 
 interface Case {
   views: View[];
   commands: Command[];
-  /** The final stops (one through each view, in this order) and the final read's view. */
+  /** The final stops (of each device through each view, in this order) and the final reads' view. */
   final: { order: number[]; spelling: Spelling; read: number };
 }
 
@@ -62,26 +73,31 @@ const viewIndex = fc.integer({ min: 0, max: 2 });
  * a kill after the undo log's first append leaves a hot log.
  */
 const killArb = fc.option(fc.integer({ min: 2, max: 8 }), { nil: null, freq: 2 });
-/** A sector-aligned range of the device: [offset, length]. */
-const rangeArb = fc
-  .tuple(fc.integer({ min: 1, max: (3 * M) / SECTOR }), fc.integer({ min: 0, max: VIRSIZE / SECTOR - 1 }))
-  .map(([sectors, at]) => {
-    const length = sectors * SECTOR;
-    return [Math.min(at * SECTOR, VIRSIZE - length), length] as const;
-  });
+const deviceArb = fc.constantFrom<DeviceName>('virstor', 'journal');
+/** Up to 1.5 MiB at a random sector (clamped to the device when a command runs). */
+const sectorsArb = fc.integer({ min: 1, max: (3 * M) / 2 / SECTOR });
+const atArb = fc.integer({ min: 0, max: 1 << 20 });
 
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ view: viewIndex, spelling: spellingArb, range: rangeArb, seed: fc.integer({ min: 1, max: 1 << 30 }), kill: killArb }).map(({ range, ...c }) => ({ verb: 'write' as const, ...c, offset: range[0], length: range[1] })) },
-  { weight: 2, arbitrary: fc.record({ view: viewIndex, spelling: spellingArb, range: rangeArb }).map(({ range, ...c }) => ({ verb: 'read' as const, ...c, offset: range[0], length: range[1] })) },
-  { weight: 1, arbitrary: fc.record({ verb: fc.constantFrom('check' as const, 'map' as const), view: viewIndex, spelling: spellingArb }) },
-  { weight: 1, arbitrary: fc.record({ verb: fc.constant('stop' as const), view: viewIndex, spelling: spellingArb, kill: killArb }) },
+  { weight: 4, arbitrary: fc.record({ verb: fc.constant('write' as const), device: deviceArb, view: viewIndex, spelling: spellingArb, at: atArb, sectors: sectorsArb, seed: fc.integer({ min: 1, max: 1 << 30 }), kill: killArb }) },
+  { weight: 2, arbitrary: fc.record({ verb: fc.constant('read' as const), device: deviceArb, view: viewIndex, spelling: spellingArb, at: atArb, sectors: sectorsArb }) },
+  { weight: 1, arbitrary: fc.record({ verb: fc.constant('check' as const), device: deviceArb, which: fc.integer({ min: 0, max: 1 }), view: viewIndex, spelling: spellingArb }) },
+  { weight: 1, arbitrary: fc.record({ verb: fc.constant('stop' as const), device: deviceArb, view: viewIndex, spelling: spellingArb, kill: killArb }) },
 );
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
-  views: fc.array(fc.tuple(kindArb, kindArb), { minLength: 3, maxLength: 3 }),
+  views: fc.array(fc.array(kindArb, { minLength: IMAGES.length, maxLength: IMAGES.length }), { minLength: 3, maxLength: 3 }),
   commands: fc.array(commandArb, { minLength: 4, maxLength: 8 }),
   final: fc.record({ order: fc.shuffledSubarray([0, 1, 2], { minLength: 3, maxLength: 3 }), spelling: spellingArb, read: viewIndex }),
 });
+
+/** A command's range on its device: [offset, length], sector-aligned and inside it. */
+function rangeOf(cmd: { device: DeviceName; at: number; sectors: number }): [number, number] {
+  const size = DEVICES[cmd.device].size;
+  const length = Math.min(cmd.sectors * SECTOR, size);
+  const offset = (cmd.at % (size / SECTOR)) * SECTOR;
+  return [Math.min(offset, size - length), length];
+}
 
 /** Sector ranges [start, end) the model does not know (a killed write's). */
 class Unknown {
@@ -115,24 +131,29 @@ function runCase(c: Case): string | undefined {
   const root = mkdtempSync(join(tmpdir(), 'geomctl-paths-'));
   const state = join(root, '.state');
   const log: string[] = [];
-  const run = (args: string[], env: Record<string, string> = {}, input?: Buffer): Run => {
-    const r = runGeomctl(args, { cwd: root, env: { GEOMCTL_STATE_DIR: state, ...env }, ...(input ? { input } : {}) });
+  const run = (args: string[], env: Record<string, string> = {}): Run => {
+    const r = runGeomctl(args, { cwd: root, env: { GEOMCTL_STATE_DIR: state, ...env } });
     log.push(`${env.GEOMCTL_FAULT ? `GEOMCTL_FAULT=${env.GEOMCTL_FAULT} ` : ''}geomctl ${args.join(' ')} -> ${r.signal ?? r.status}${r.stderr ? `: ${r.stderr.trim()}` : ''}`);
     return r;
   };
   const problem = (what: string): string => `${what}\n  ${log.join('\n  ')}`;
   try {
+    const sizes = [48 * M, 48 * M, 8 * M, 64 * M];
     IMAGES.forEach((img, i) => {
       mkdirSync(join(root, `r${i}`));
-      emptyImage(join(root, `r${i}`, img), 48 * M);
+      emptyImage(join(root, `r${i}`, img), sizes[i] as number);
     });
-    const label = run(['virstor', 'label', '-m', '1M', '-s', `${VIRSIZE / M}M`, 'vz', 'r0/c0.img', 'r1/c1.img']);
-    if (label.status !== 0) return problem('label failed');
+    for (const args of [
+      ['virstor', 'label', '-m', '1M', '-s', `${DEVICES.virstor.size / M}M`, 'vz', 'r0/c0.img', 'r1/c1.img'],
+      ['journal', 'label', 'r2/d.img', 'r3/j.img'],
+    ]) {
+      if (run(args).status !== 0) return problem('a label failed');
+    }
     c.views.forEach((view, v) => {
       mkdirSync(join(root, `v${v}`));
       view.forEach((kind, i) => {
-        const real = join(root, `r${i}`, IMAGES[i]);
-        const entry = join(root, `v${v}`, IMAGES[i]);
+        const real = join(root, `r${i}`, IMAGES[i] as string);
+        const entry = join(root, `v${v}`, IMAGES[i] as string);
         if (kind === 'symlink') symlinkSync(real, entry);
         else if (kind === 'relative symlink') symlinkSync(`../r${i}/${IMAGES[i]}`, entry);
         else if (kind === 'hard link') linkSync(real, entry);
@@ -140,14 +161,17 @@ function runCase(c: Case): string | undefined {
     });
     const spell = (dir: string, how: Spelling): string =>
       how === 'absolute' ? join(root, dir) : how === 'dotdot' ? `r0/../${dir}` : how === 'dot' ? `./${dir}` : dir;
-    /** The -d arguments of a view: its directory for the linked images, the real directories for the others. */
-    const dirsOf = (v: number, how: Spelling): string[] => {
-      const view = c.views[v] as View;
-      const dirs = view.some((k) => k !== 'real') ? [spell(`v${v}`, how)] : [];
-      view.forEach((k, i) => {
-        if (k === 'real') dirs.push(spell(`r${i}`, how));
-      });
-      return dirs.flatMap((d) => ['-d', d]);
+    /** Where image i is reached through view v: in the view's directory, or in its own when the view takes the real file. */
+    const dirOf = (v: number, i: number, how: Spelling): string => spell((c.views[v] as View)[i] === 'real' ? `r${i}` : `v${v}`, how);
+    /**
+     * The arguments that reach a device through a view, before and after the
+     * verb: the virstor verbs taste the directories (-d), the journal verbs
+     * name both images.
+     */
+    const reach = (device: DeviceName, v: number, how: Spelling): { dirs: string[]; names: string[] } => {
+      const images = DEVICES[device].images;
+      if (device === 'journal') return { dirs: [], names: images.map((i) => join(dirOf(v, i, how), IMAGES[i] as string)) };
+      return { dirs: [...new Set(images.map((i) => dirOf(v, i, how)))].flatMap((d) => ['-d', d]), names: ['vz'] };
     };
     const logsLeft = (): string[] =>
       readdirSync(root, { withFileTypes: true })
@@ -155,50 +179,59 @@ function runCase(c: Case): string | undefined {
         .flatMap((e) => readdirSync(join(root, e.name)).filter((n) => n.endsWith('.geomctl-undo')).map((n) => `${e.name}/${n}`));
     const refusesRightly = (r: Run): boolean => r.status === 1 && /has an unfinished transaction/.test(r.stderr) && logsLeft().length > 0;
 
-    const model = Buffer.alloc(VIRSIZE);
-    const unknown = new Unknown();
+    const models = { virstor: Buffer.alloc(DEVICES.virstor.size), journal: Buffer.alloc(DEVICES.journal.size) };
+    const unknown = { virstor: new Unknown(), journal: new Unknown() };
     for (const [k, cmd] of c.commands.entries()) {
-      const dirs = dirsOf(cmd.view, cmd.spelling);
+      const { dirs, names } = reach(cmd.device, cmd.view, cmd.spelling);
+      const verb = (v: string, ...args: string[]): string[] => [...dirs, cmd.device, v, ...args, ...names];
       if (cmd.verb === 'write') {
-        const data = pattern(cmd.length, cmd.seed);
+        const [offset, length] = rangeOf(cmd);
+        const data = pattern(length, cmd.seed);
         const input = join(root, `in${k}`);
         writeFileSync(input, data);
-        const r = run([...dirs, 'virstor', 'write', '-o', String(cmd.offset), '-i', input, 'vz'], cmd.kill ? { GEOMCTL_FAULT: `kill@write:${cmd.kill}` } : {});
+        const r = run(verb('write', '-o', String(offset), '-i', input), cmd.kill ? { GEOMCTL_FAULT: `kill@write:${cmd.kill}` } : {});
         rmSync(input);
         if (r.status === 0) {
-          data.copy(model, cmd.offset);
-          unknown.remove(cmd.offset, cmd.offset + cmd.length);
+          data.copy(models[cmd.device], offset);
+          unknown[cmd.device].remove(offset, offset + length);
         } else if (cmd.kill && r.signal === 'SIGKILL') {
-          unknown.add(cmd.offset, cmd.offset + cmd.length);
+          unknown[cmd.device].add(offset, offset + length);
         } else {
           return problem(`write ${k} failed`);
         }
       } else if (cmd.verb === 'read') {
-        const r = run([...dirs, 'virstor', 'read', '-o', String(cmd.offset), '-l', String(cmd.length), 'vz']);
+        const [offset, length] = rangeOf(cmd);
+        const r = run(verb('read', '-o', String(offset), '-l', String(length)));
         if (r.status === 0) {
-          const bad = firstMismatch(model, unknown, cmd.offset, cmd.length, r.stdout);
-          if (bad !== undefined) return problem(`read ${k}: the device differs from the model at byte ${bad}`);
+          const bad = firstMismatch(models[cmd.device], unknown[cmd.device], offset, length, r.stdout);
+          if (bad !== undefined) return problem(`read ${k}: ${cmd.device} differs from the model at byte ${bad}`);
         } else if (!refusesRightly(r)) {
           return problem(`read ${k} failed`);
         }
       } else if (cmd.verb === 'stop') {
-        const r = run([...dirs, 'virstor', 'stop', 'vz'], cmd.kill ? { GEOMCTL_FAULT: `kill@write:${cmd.kill}` } : {});
-        if (r.status !== 0 && !(cmd.kill && r.signal === 'SIGKILL')) return problem(`stop ${k} failed`);
+        const r = run(verb(DEVICES[cmd.device].stop), cmd.kill ? { GEOMCTL_FAULT: `kill@write:${cmd.kill}` } : {});
+        if (r.status !== 0 && !(cmd.kill && r.signal === 'SIGKILL')) return problem(`${DEVICES[cmd.device].stop} ${k} failed`);
       } else {
-        const r = run([...dirs, 'virstor', cmd.verb, 'vz']);
-        if (r.status !== 0 && !refusesRightly(r)) return problem(`${cmd.verb} ${k} failed`);
+        const check = DEVICES[cmd.device].check[cmd.which] as string;
+        const r = run(verb(check));
+        if (r.status !== 0 && !refusesRightly(r)) return problem(`${check} ${k} failed`);
       }
     }
 
     // Through every view: a log left through one and not found through the others would be rolled back here.
-    for (const v of c.final.order) {
-      const stop = run([...dirsOf(v, c.final.spelling), 'virstor', 'stop', 'vz']);
-      if (stop.status !== 0) return problem('a final stop failed');
+    for (const device of ['virstor', 'journal'] as const) {
+      for (const v of c.final.order) {
+        const { dirs, names } = reach(device, v, c.final.spelling);
+        if (run([...dirs, device, DEVICES[device].stop, ...names]).status !== 0) return problem(`a final ${DEVICES[device].stop} failed`);
+      }
     }
-    const read = run([...dirsOf(c.final.read, c.final.spelling), 'virstor', 'read', 'vz']);
-    if (read.status !== 0) return problem('the final read failed');
-    const bad = firstMismatch(model, unknown, 0, VIRSIZE, read.stdout);
-    if (bad !== undefined) return problem(`the device differs from the model at byte ${bad}`);
+    for (const device of ['virstor', 'journal'] as const) {
+      const { dirs, names } = reach(device, c.final.read, c.final.spelling);
+      const read = run([...dirs, device, 'read', ...names]);
+      if (read.status !== 0) return problem(`the final ${device} read failed`);
+      const bad = firstMismatch(models[device], unknown[device], 0, DEVICES[device].size, read.stdout);
+      if (bad !== undefined) return problem(`${device} differs from the model at byte ${bad}`);
+    }
     if (logsLeft().length > 0) return problem(`undo logs left: ${logsLeft().join(', ')}`);
     const pointers = existsSync(state) ? readdirSync(state) : [];
     if (pointers.length > 0) return problem(`registry pointers left: ${pointers.join(', ')}`);
