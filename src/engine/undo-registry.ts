@@ -9,9 +9,9 @@
 // named after the image's device and inode that points at the log.
 //
 // Order (crash-safe): the pointers are made durable (one fsync of the
-// registry directory) before the log is created, hence before any image is
-// modified; they are removed after the commit point or a rollback has
-// deleted the log. A crash between leaves a pointer to no log (or to a log
+// registry directory) before the log is created, hence before any metadata
+// the log covers reaches an image; they are removed after the commit point or
+// a rollback has deleted the log. A crash between leaves a pointer to no log (or to a log
 // that no longer names the image): a dangling pointer, ignored by lookups and
 // removed by the next writing command that holds the image's lock. Removal
 // needs no fsync for the same reason.
