@@ -18,7 +18,6 @@
 // the undo log so that the N-th write or barrier kills geomctl or fails.
 
 import { statSync } from 'node:fs';
-import nodePath from 'node:path';
 import { GeomError, UsageError } from './errors.js';
 import { lockImage, type Lockable } from './lock.js';
 import { openImage } from './provider/file.js';
@@ -26,8 +25,9 @@ import { faultFromEnv, withFaults } from './provider/fault.js';
 import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
-import { findLogs, recoverImages, type RecoveryProgress } from './engine/recovery.js';
+import { findLogs, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
 import { decodeHeader, fileLogStore, readerRange, withLogFaults, type LogStore, type UndoHeader, type UndoImage } from './engine/undo-log.js';
+import { fileRegistry, registryDir, type UndoRegistry } from './engine/undo-registry.js';
 
 export interface SessionOptions {
   write: boolean;
@@ -41,8 +41,10 @@ export interface SessionOptions {
   logStore?: LogStore;
   /** Tests: how an image is opened (default: provider/file.ts's openImage). */
   open?: (path: string, write: boolean) => Provider & Lockable;
-  /** Tests: the environment GEOMCTL_FAULT is read from (default process.env). */
+  /** Tests: the environment GEOMCTL_FAULT and GEOMCTL_STATE_DIR are read from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Tests: the undo log registry (default: undo-registry.ts's directory for `env`). */
+  registry?: UndoRegistry;
   /** Reports a rollback's progress (cli.md, "Progress": recovery on open). */
   progress?: RecoveryProgress;
 }
@@ -60,6 +62,9 @@ export interface Session {
 
 const defaultOpen = (path: string, write: boolean): Provider & Lockable => openImage(path, { write });
 
+/** The registry of the user's state directory (GEOMCTL_STATE_DIR, ...: undo-registry.ts). */
+export const defaultRegistry = (env: NodeJS.ProcessEnv = process.env): UndoRegistry => fileRegistry(registryDir(env));
+
 /**
  * Opens, locks and recovers the images named by `paths`. Two paths naming one
  * image (same device and inode) are a usage error: every image is opened once,
@@ -67,7 +72,9 @@ const defaultOpen = (path: string, write: boolean): Provider & Lockable => openI
  */
 export function openSession(paths: string[], opts: SessionOptions): Session & { engine: FlushEngine } {
   const open = opts.open ?? defaultOpen;
-  const counter = faultFromEnv(opts.env ?? process.env);
+  const env = opts.env ?? process.env;
+  const counter = faultFromEnv(env);
+  const registry = opts.registry ?? defaultRegistry(env);
   const wrap = (p: Provider): Provider => (counter ? withFaults(p, counter) : p);
   const store = counter ? withLogFaults(opts.logStore ?? fileLogStore, counter) : (opts.logStore ?? fileLogStore);
   const mode = opts.write ? 'exclusive' : 'shared';
@@ -106,8 +113,8 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
       }
       return wrap(p);
     };
-    const { recovered } = recoverImages({ store, providers, dirs: opts.dirs, write: opts.write, openExtra, ...(opts.progress ? { progress: opts.progress } : {}) });
-    const engine = createEngine({ providers, cacheLimit: opts.cacheLimit, logStore: store });
+    const { recovered } = recoverImages({ store, providers, dirs: opts.dirs, registry, write: opts.write, openExtra, ...(opts.progress ? { progress: opts.progress } : {}) });
+    const engine = createEngine({ providers, cacheLimit: opts.cacheLimit, logStore: store, registry });
     return { engine, providers, recovered, close: () => engine.close() };
   } catch (err) {
     for (const p of opened) p.close();
@@ -117,26 +124,22 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
 
 /**
  * The crashed transactions that cover one of `candidates` (logs searched next
- * to them and in `dirs`), each with the candidates it names: what a read-only
- * command that finds nothing by name reports instead of "not found".
+ * to them, in `dirs`, and where the registry points them), each with the
+ * candidates it names: what a read-only command that finds nothing by name
+ * reports instead of "not found".
  */
-export function unfinishedCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore): { log: string; paths: string[] }[] {
-  return hotLogsCovering(candidates, [...candidates.map((p) => nodePath.dirname(p)), ...dirs], store);
-}
-
-/** The hot undo logs (valid header) in `dirs` that name one of `candidates`, each with the candidates it names. */
-function hotLogsCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore): { log: string; paths: string[] }[] {
-  const byIdentity = new Map<string, string>();
+export function unfinishedCovering(candidates: readonly string[], dirs: readonly string[], store: LogStore = fileLogStore, registry: UndoRegistry = defaultRegistry()): { log: string; paths: string[] }[] {
+  const images: ImageRef[] = [];
   for (const path of candidates) {
     try {
-      const st = statSync(path);
-      if (!byIdentity.has(`${st.dev}:${st.ino}`)) byIdentity.set(`${st.dev}:${st.ino}`, path);
+      const { dev, ino } = statSync(path);
+      if (!images.some((img) => img.identity.dev === dev && img.identity.ino === ino)) images.push({ path, identity: { dev, ino } });
     } catch {
       // not there (or not readable): opening it reports that, if it is needed
     }
   }
   const out: { log: string; paths: string[] }[] = [];
-  for (const log of findLogs(store, [], dirs)) {
+  for (const log of findLogs(store, images, dirs, registry)) {
     const reader = store.open(log);
     if (!reader) continue;
     let header: UndoHeader | undefined;
@@ -145,7 +148,7 @@ function hotLogsCovering(candidates: readonly string[], dirs: readonly string[],
     } finally {
       reader.close();
     }
-    const paths = (header?.images ?? []).map((img) => byIdentity.get(`${img.dev}:${img.ino}`)).filter((p): p is string => p !== undefined);
+    const paths = (header?.images ?? []).flatMap((h) => images.filter((img) => h.dev === img.identity.dev && h.ino === img.identity.ino).map((img) => img.path));
     if (paths.length) out.push({ log, paths });
   }
   return out;
@@ -173,9 +176,10 @@ export function rollBackCandidates(
   dirs: readonly string[],
   open: (paths: string[]) => Pick<Session, 'recovered' | 'close'>,
   store: LogStore = fileLogStore,
+  registry: UndoRegistry = defaultRegistry(),
 ): string[] {
   const recovered: string[] = [];
-  for (const { log, paths } of unfinishedCovering(candidates, dirs, store)) {
+  for (const { log, paths } of unfinishedCovering(candidates, dirs, store, registry)) {
     // An earlier session's recovery may have rolled this log back already.
     if (recovered.includes(log)) continue;
     let session: Pick<Session, 'recovered' | 'close'>;

@@ -14,7 +14,8 @@ import { GeomError, IoError, errnoOf } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import type { BufferType, Engine, EngineOptions, EngineStats } from './types.js';
 import { IntervalSet, SortedList } from './sorted.js';
-import { RECORD_HEADER, UNDO_SUFFIX, UndoLogWriter, encodeRecord, fileLogStore, type LogStore, type UndoImage } from './undo-log.js';
+import { RECORD_HEADER, UndoLogWriter, encodeRecord, fileLogStore, realPath, undoLogPathFor, type LogStore, type UndoImage } from './undo-log.js';
+import { RegistryError, type UndoRegistry } from './undo-registry.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -24,10 +25,12 @@ export const DEFAULT_MAX_WRITE = 1024 * 1024;
 export const DEFAULT_DIRECT_WRITE = 64 * 1024;
 
 export interface CreateEngineOptions extends EngineOptions {
-  /** Where the undo log goes; default `<first image's path>.geomctl-undo`. */
+  /** Where the undo log goes; default `<first image's real path>.geomctl-undo`. */
   undoPath?: string;
   /** Where undo logs live; default the file system (tests pass a simulated store). */
   logStore?: LogStore;
+  /** Points every image at the undo log while it exists (undo-registry.ts); none by default (tests). */
+  registry?: UndoRegistry;
   blockSize?: number;
   maxWrite?: number;
   directWrite?: number;
@@ -110,6 +113,7 @@ class BufferedEngine implements FlushEngine {
   readonly undoPath: string;
   private readonly images: ImageState[];
   private readonly store: LogStore;
+  private readonly registry: UndoRegistry | undefined;
   private readonly limit: number;
   private readonly maxWrite: number;
   private readonly directWrite: number;
@@ -137,8 +141,9 @@ class BufferedEngine implements FlushEngine {
     const first = opts.providers[0];
     if (!first) throw new RangeError('createEngine: no images');
     this.providers = opts.providers;
-    this.undoPath = opts.undoPath ?? `${first.path}${UNDO_SUFFIX}`;
+    this.undoPath = opts.undoPath ?? undoLogPathFor(first.path);
     this.store = opts.logStore ?? fileLogStore;
+    this.registry = opts.registry;
     this.limit = opts.cacheLimit;
     this.maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;
     this.directWrite = opts.directWrite ?? DEFAULT_DIRECT_WRITE;
@@ -467,7 +472,7 @@ class BufferedEngine implements FlushEngine {
   /** Appends pending undo records to the log; with `sync`, makes the log durable. */
   private flushUndo(sync: boolean): void {
     if (this.pending.length > 0) {
-      this.log ??= new UndoLogWriter(this.store, this.undoPath, this.undoImages());
+      this.log ??= new UndoLogWriter(this.store, this.undoPath, this.undoImages(), this.registry);
       const log = this.log;
       const nonce = log.nonce;
       const buf = Buffer.concat(this.pending.map((r) => encodeRecord(nonce, r.image, r.offset, r.length, r.old)));
@@ -475,6 +480,11 @@ class BufferedEngine implements FlushEngine {
       try {
         n = log.append(buf);
       } catch (err) {
+        if (err instanceof RegistryError) {
+          // Before the log and any image: nothing to roll back, and the error says what to fix.
+          this.failure = err;
+          throw err;
+        }
         throw this.fail(err, log.path, 'write', undefined);
       }
       this.stats.writes.UNDO++;
@@ -495,7 +505,7 @@ class BufferedEngine implements FlushEngine {
   }
 
   private undoImages(): UndoImage[] {
-    return this.images.map(({ provider: p }) => ({ path: p.path, abs: nodePath.resolve(p.path), size: p.size, dev: p.identity.dev, ino: p.identity.ino }));
+    return this.images.map(({ provider: p }) => ({ path: p.path, abs: realPath(p.path) ?? nodePath.resolve(p.path), size: p.size, dev: p.identity.dev, ino: p.identity.ino }));
   }
 
   private recordUndo(image: number, offset: number, old: Buffer): void {

@@ -7,11 +7,20 @@
 // recovery is repaired by running it again. A log whose header is not valid
 // was torn while it was being created, before any record could be trusted
 // and so before any metadata it would cover was written: it is stale.
+//
+// A log belongs to the files it names, not to the paths that named them
+// (providers.md, "Crash safety across layers"): it is looked for beside each
+// image's path and real path, in the tasted directories, and where the
+// registry points each image (by device and inode: hard links, bind mounts),
+// and it concerns this command when its header names one of the images by
+// device and inode, whatever path reached them.
 
+import { statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { GeomError } from '../errors.js';
-import type { Provider } from '../provider/provider.js';
-import { UNDO_SUFFIX, decodeHeader, readerRange, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
+import type { Provider, ProviderIdentity } from '../provider/provider.js';
+import { UNDO_SUFFIX, decodeHeader, readerRange, realPath, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
+import type { UndoRegistry } from './undo-registry.js';
 
 /**
  * Starts a progress report (a spinner, commands/output.ts) of `total` bytes:
@@ -26,6 +35,8 @@ export interface RecoveryOptions {
   providers: readonly Provider[];
   /** Directories to search besides the images' own (the tasted ones). */
   dirs: readonly string[];
+  /** Where each image's pointer to its log is (undo-registry.ts); none in tests. */
+  registry?: UndoRegistry;
   /** Read-only commands never roll back: they refuse with UNFINISHED. */
   write: boolean;
   /**
@@ -45,25 +56,80 @@ export interface RecoveryResult {
   removedStale: string[];
 }
 
-const sameImage = (p: Provider, img: UndoImage): boolean => p.identity.dev === img.dev && p.identity.ino === img.ino;
+/** An image a log may name: its path (for messages and directories) and its identity (what matches). */
+export interface ImageRef {
+  readonly path: string;
+  readonly identity: ProviderIdentity;
+}
 
-/** Every log next to the images and in `dirs`, each once. */
-export function findLogs(store: LogStore, providers: readonly Provider[], dirs: readonly string[]): string[] {
-  const where = new Set([...providers.map((p) => nodePath.dirname(nodePath.resolve(p.path))), ...dirs.map((d) => nodePath.resolve(d))]);
+const sameImage = (p: ImageRef, img: ProviderIdentity): boolean => p.identity.dev === img.dev && p.identity.ino === img.ino;
+
+/** A directory's real path, so that one directory reached two ways is searched (and its logs named) once. */
+const realDir = (dir: string): string => realPath(dir) ?? nodePath.resolve(dir);
+
+/**
+ * Every log that may concern `images`, each once: beside their paths and real
+ * paths, in `dirs`, and where the registry points them (which may be gone).
+ */
+export function findLogs(store: LogStore, images: readonly ImageRef[], dirs: readonly string[], registry?: UndoRegistry): string[] {
+  const where = new Set<string>();
+  for (const img of images) {
+    where.add(realDir(nodePath.dirname(nodePath.resolve(img.path))));
+    const real = realPath(img.path);
+    if (real) where.add(nodePath.dirname(real));
+  }
+  for (const d of dirs) where.add(realDir(d));
   const logs = new Set<string>();
   for (const dir of where) for (const log of store.list(dir)) logs.add(nodePath.resolve(log));
+  for (const img of images) {
+    const pointed = registry?.lookup(img.identity);
+    if (pointed) logs.add(pointed);
+  }
   return [...logs].sort();
 }
 
-/** A log named after one of this command's images: only then may a stale one be removed (its writer holds that image's lock). */
+/**
+ * A log named after one of this command's images (by path, or by device and
+ * inode: a hard link names the same file): only then may a stale one be
+ * removed, for its writer held that image's lock, which this command holds now.
+ */
 function namedAfterOurs(log: string, providers: readonly Provider[]): boolean {
   const image = log.slice(0, -UNDO_SUFFIX.length);
-  return providers.some((p) => nodePath.resolve(p.path) === image);
+  let identity: ProviderIdentity | undefined;
+  try {
+    identity = statSync(image);
+  } catch {
+    // no such file (a simulated store): only the path can match
+  }
+  return providers.some((p) => nodePath.resolve(p.path) === image || (identity !== undefined && sameImage(p, identity)));
+}
+
+/** The header of the log at `path`; undefined when there is none or it is torn. */
+function headerOf(store: LogStore, path: string): UndoHeader | undefined {
+  const reader = store.open(path);
+  if (!reader) return undefined;
+  try {
+    return decodeHeader(readerRange(reader));
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * Removes the images' registry pointers that lead to no log naming them: left
+ * by a crash after a commit point or a rollback. Only under the images' locks
+ * (a write session's), which every transaction that points at them holds.
+ */
+function forgetDangling(store: LogStore, registry: UndoRegistry, providers: readonly Provider[]): void {
+  for (const p of providers) {
+    const log = registry.lookup(p.identity);
+    if (log && !headerOf(store, log)?.images.some((img) => sameImage(p, img))) registry.forget([p.identity], log);
+  }
 }
 
 export function recoverImages(opts: RecoveryOptions): RecoveryResult {
   const result: RecoveryResult = { recovered: [], removedStale: [] };
-  for (const path of findLogs(opts.store, opts.providers, opts.dirs)) {
+  for (const path of findLogs(opts.store, opts.providers, opts.dirs, opts.registry)) {
     const reader = opts.store.open(path);
     if (!reader) continue;
     let header: UndoHeader | undefined;
@@ -79,6 +145,7 @@ export function recoverImages(opts: RecoveryOptions): RecoveryResult {
           );
         }
         rollBack(opts, path, reader, header);
+        opts.registry?.forget(header.images, path);
         result.recovered.push(path);
       }
     } finally {
@@ -94,6 +161,7 @@ export function recoverImages(opts: RecoveryOptions): RecoveryResult {
       result.removedStale.push(path);
     }
   }
+  if (opts.write && opts.registry) forgetDangling(opts.store, opts.registry, opts.providers);
   return result;
 }
 

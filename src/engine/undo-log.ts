@@ -18,6 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { IoError, errnoOf } from '../errors.js';
 import type { FaultCounter } from '../provider/fault.js';
 import { crc32c } from '../crc32c.js';
+import type { ProviderIdentity } from '../provider/provider.js';
+import type { UndoRegistry } from './undo-registry.js';
 
 export const UNDO_SUFFIX = '.geomctl-undo';
 export const UNDO_VERSION = 1;
@@ -51,11 +53,33 @@ const RECORD_FIELDS = {
 } as const;
 export const RECORD_HEADER = 32;
 
+/**
+ * The path with every symlink, `.` and `..` resolved; undefined when it cannot
+ * be resolved (no such file: a simulated image in tests).
+ */
+export function realPath(path: string): string | undefined {
+  try {
+    return fs.realpathSync.native(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The undo log of a transaction whose first image is `image`: beside its real
+ * path, so that a symlink, a relative path or `..` to the same file finds it
+ * there (providers.md, "Crash safety across layers"); undo-registry.ts covers
+ * the paths that do not resolve to it (hard links, bind mounts).
+ */
+export function undoLogPathFor(image: string): string {
+  return `${realPath(image) ?? image}${UNDO_SUFFIX}`;
+}
+
 /** An image as the log's header names it. */
 export interface UndoImage {
   /** The path as the user gave it (for messages). */
   path: string;
-  /** The absolute path, to find an image the current command did not name. */
+  /** The real path (absolute), to find an image the current command did not name. */
   abs: string;
   size: number;
   dev: number;
@@ -370,7 +394,9 @@ export function withLogFaults(store: LogStore, counter: FaultCounter): LogStore 
  * One transaction's log, created on the first append (header first) and
  * deleted at the commit point. The first sync also syncs the directory, so
  * that the file's name is as durable as its contents before any image
- * metadata depends on it.
+ * metadata depends on it. With a registry, every image is pointed at the log
+ * durably before the log is created, and the pointers go after it is deleted
+ * (undo-registry.ts).
  */
 export class UndoLogWriter {
   readonly nonce = randomBytes(8);
@@ -383,7 +409,12 @@ export class UndoLogWriter {
     private readonly store: LogStore,
     readonly path: string,
     private readonly images: readonly UndoImage[],
+    private readonly registry?: UndoRegistry,
   ) {}
+
+  private get identities(): ProviderIdentity[] {
+    return this.images.map(({ dev, ino }) => ({ dev, ino }));
+  }
 
   /** True once the file exists (it may then hold records of this transaction). */
   get created(): boolean {
@@ -394,6 +425,7 @@ export class UndoLogWriter {
   append(records: Buffer): number {
     let data = records;
     if (!this.file) {
+      this.registry?.record(this.identities, nodePath.resolve(this.path));
       this.file = this.store.create(this.path);
       this.onDisk = true;
       data = Buffer.concat([encodeHeader(this.nonce, this.images), records]);
@@ -421,6 +453,7 @@ export class UndoLogWriter {
     this.store.remove(this.path);
     this.onDisk = false;
     this.store.syncDir(nodePath.dirname(this.path));
+    this.registry?.forget(this.identities, nodePath.resolve(this.path));
   }
 
   close(): void {
