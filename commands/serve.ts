@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, UsageError } from '../src/errors.js';
+import { checkDeviceName } from '../src/device-name.js';
 import type { BlockProvider } from '../src/provider/block.js';
 import { imageBlockProvider } from '../src/provider/image-block.js';
 import { journalBlockProvider } from '../src/journal/provider.js';
@@ -114,6 +115,8 @@ export const serveCommand: CommandSpec = {
     if (switchTime < 1) throw new UsageError(`--switch-time ${switchTime} is too short`, 'give at least 1 second');
     if (forceSwitch < 1 || forceSwitch > 100) throw new UsageError(`--force-switch ${forceSwitch} is not a percentage`, 'give 1..100');
     const exportName = typeof opts.exportname === 'string' ? opts.exportname : undefined;
+    // A name the user gives follows FreeBSD's device names (the default, the provider name, may hold virstor/).
+    if (exportName !== undefined) checkDeviceName(exportName, 'export name (-e)');
     const { listen, cleanup } = where(opts);
     const provider = openProvider(ctx, name, { write: opts.readonly !== true, switchTime, forceSwitch });
     const exp = exportInfo(provider, exportName ?? provider.name);

@@ -271,3 +271,24 @@ describe.skipIf(!clients)('geomctl serve with real NBD clients', () => {
     }
   });
 });
+
+describe('geomctl serve: usage errors before anything is opened or served', () => {
+  it.each([['a/b'], ['..'], ['bad\nname']])('-e %j is refused as a device name would be (exit 2)', (name) => {
+    const r = geomctl(['serve', '-e', name, '--run', 'true', 'nothing.img']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^geomctl: invalid export name \(-e\) /);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a provider that is neither a file nor a geom is named, exit 1', () => {
+    const s = scratch('geomctl-serve-');
+    try {
+      const r = geomctl(['serve', '--run', 'true', 'nothere.img'], { cwd: s.dir });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('nothere.img');
+      expect(r.stderr).not.toContain('serving');
+    } finally {
+      s.cleanup();
+    }
+  });
+});
