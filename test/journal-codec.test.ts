@@ -112,7 +112,7 @@ describe('journal metadata decode errors', () => {
   it('names the image on an MD5 mismatch', () => {
     const raw = handMetadata(EXAMPLE);
     raw[30] ^= 1;
-    expect(() => decodeJournalMetadata(raw, 'data.img')).toThrow(expect.objectContaining({ code: 'CORRUPT', message: 'MD5 hash mismatch for data.img', hint: expect.stringContaining("'geomctl journal label'") }));
+    expect(() => decodeJournalMetadata(raw, 'data.img')).toThrow(expect.objectContaining({ code: 'CORRUPT', message: 'MD5 hash mismatch for data.img', hint: expect.stringContaining("'geomctl journal label -f'") }));
   });
 
   it('refuses a wrong magic, a newer version and a short buffer, naming the field', () => {
