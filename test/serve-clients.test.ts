@@ -10,10 +10,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sha256, sparseImage } from './helpers/cli.js';
-import { haveTool, startServe, type Served } from './helpers/serve.js';
+import { startServe, type Served } from './helpers/serve.js';
+import { tool } from './helpers/tools.js';
 
 const MiB = 1024 * 1024;
-const clients = haveTool('nbdinfo', 'libnbd-bin') && haveTool('nbdcopy', 'libnbd-bin') && haveTool('qemu-img', 'qemu-utils') && haveTool('qemu-io', 'qemu-utils');
+const clients = [tool('nbdinfo'), tool('nbdcopy'), tool('qemu-img'), tool('qemu-io')].every(Boolean);
 
 function sh(cmd: string, cwd: string): { status: number; stdout: string; stderr: string } {
   const r = spawnSync('sh', ['-c', cmd], { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });

@@ -12,12 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { geomctl, scratch, sparseImage } from './helpers/cli.js';
-import { haveTool, startServe } from './helpers/serve.js';
+import { startServe } from './helpers/serve.js';
+import { tool } from './helpers/tools.js';
 import { kJournaledContents } from './model/journal-kernel.js';
 import { ModelKernel } from './model/virstor-kernel.js';
 
 const MiB = 1024 * 1024;
-const clients = haveTool('nbdcopy', 'libnbd-bin') && haveTool('qemu-io', 'qemu-utils');
+const clients = [tool('nbdcopy'), tool('qemu-io')].every(Boolean);
 const ROUNDS = Number(process.env.GEOMCTL_SERVE_CRASH_ROUNDS ?? 3);
 /** The flushed 1 MiB writes go to [0, 32 MiB); the stream to [40 MiB, 56 MiB). */
 const SLOTS = 32;

@@ -55,9 +55,3 @@ export async function startServe(cwd: string, args: string[], exportName: string
   };
 }
 
-/** Whether `tool` is on PATH; under CI=true a missing tool is a failure naming its package. */
-export function haveTool(tool: string, pkg: string): boolean {
-  const found = spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-  if (!found && process.env.CI === 'true') throw new Error(`${tool} is required under CI=true: apt-get install ${pkg}`);
-  return found;
-}

@@ -18,6 +18,10 @@ export const PACKAGES = {
   bash: 'bash',
   zsh: 'zsh',
   fish: 'fish',
+  nbdinfo: 'libnbd-bin',
+  nbdcopy: 'libnbd-bin',
+  'qemu-img': 'qemu-utils',
+  'qemu-io': 'qemu-utils',
 } as const;
 
 /** Files some tests load, and their Debian packages (in .ci/run's list too). */
