@@ -77,8 +77,10 @@ describe('journal list', () => {
 
 describe('journal status and JSON', () => {
   it('gives one row per device with its state and images', () => {
-    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', geom: `gjournal ${oneImage.md.id}`, hasProvider: true, status: 'CLEAN', components: ['data.img'] });
-    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', geom: `gjournal ${twoImages.md.id}`, hasProvider: true, status: 'DIRTY', components: ['data.img', 'journal.img'] });
+    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', geom: `gjournal ${oneImage.md.id}`, hasProvider: true, status: 'CLEAN', tone: 'good', components: ['data.img'] });
+    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', geom: `gjournal ${twoImages.md.id}`, hasProvider: true, status: 'DIRTY', tone: 'caution', components: ['data.img', 'journal.img'] });
+    // The tone a terminal colours the state by: a broken journal needs mending.
+    expect(journalStatusRow({ ...oneImage, state: 'BROKEN' }).tone).toBe('bad');
   });
 
   it('has a stable JSON form', () => {

@@ -10,8 +10,12 @@ import { OFFLINE_MODE, renderGeom, type GeomNode, type GeomProviderNode } from '
 import { u64Json } from '../json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
+import { PLAIN, type Tone, type TextStyle } from '../style.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
+
+/** What each state means to the user: nothing to do, journals waiting to be copied, a journal to repair. */
+export const JOURNAL_STATE_TONE: Record<JournalState, Tone> = { CLEAN: 'good', DIRTY: 'caution', BROKEN: 'bad' };
 
 export interface JournalListingImage {
   path: string;
@@ -85,7 +89,7 @@ function geomNode(dev: JournalListingDevice): GeomNode {
     name: journalGeomName(dev.md.id),
     config: [
       ['ID', String(dev.md.id)],
-      ['State', dev.state],
+      ['State', dev.state, JOURNAL_STATE_TONE[dev.state]],
       ['Checksum', hasChecksum(dev.md) ? 'yes' : 'no'],
       ['Journal used', `${journalUsedPercent(dev)}%`],
       ['Pending journals', String(dev.pendingJournals)],
@@ -109,13 +113,13 @@ function geomNode(dev: JournalListingDevice): GeomNode {
 }
 
 /** geom(8) list text for the devices, in the order given (each block ends with a blank line). */
-export function renderJournalList(devices: readonly JournalListingDevice[]): string {
-  return devices.map((d) => renderGeom(geomNode(d))).join('');
+export function renderJournalList(devices: readonly JournalListingDevice[], style: TextStyle = PLAIN): string {
+  return devices.map((d) => renderGeom(geomNode(d), style)).join('');
 }
 
 /** One row of geom(8)'s status table: the journaled provider (the geom's name for -g), its state, its images. */
-export function journalStatusRow(dev: JournalListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
-  return { name: journalProviderName(dev), geom: journalGeomName(dev.md.id), hasProvider: true, status: dev.state, components: consumers(dev).map((c) => c.image.name) };
+export function journalStatusRow(dev: JournalListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; tone: Tone; components: string[] } {
+  return { name: journalProviderName(dev), geom: journalGeomName(dev.md.id), hasProvider: true, status: dev.state, tone: JOURNAL_STATE_TONE[dev.state], components: consumers(dev).map((c) => c.image.name) };
 }
 
 /** The JSON form of one device for list and status. */
