@@ -98,6 +98,14 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     ok(['journal', 'write', '-i', 'in.bin', 'broken.img']);
     const scan = JSON.parse(piped(['--json', 'journal', 'scan', 'broken.img']).stdout) as { walks: { journals: { offset: number }[] }[] };
     zeroSector(s.path('broken.img'), scan.walks[0]?.journals[1]?.offset as number);
+    // damaged.img: checksummed records, one byte of the first record's data changed (its MD5 fails).
+    sparseImage(s.path('damaged.img'), 200 * M);
+    ok(['journal', 'label', '-c', '-s', '100M', 'damaged.img']);
+    ok(['journal', 'write', '-i', 'in.bin', 'damaged.img']);
+    const header = (JSON.parse(piped(['--json', 'journal', 'scan', 'damaged.img']).stdout) as { walks: { journals: { offset: number }[] }[] }).walks[0]?.journals[0]?.offset as number;
+    const fd = openSync(s.path('damaged.img'), 'r+');
+    writeSync(fd, Buffer.from([0x55]), 0, 1, header + 1024 + 100);
+    closeSync(fd);
     // vd has room; low is running out of it (fewer free chunks than the kernel's watermark of 100).
     for (const name of ['v0.img', 'v1.img', 'low0.img', 'low1.img']) sparseImage(s.path(name), 64 * M);
     ok(['virstor', 'label', '-m', '1M', '-s', '512M', 'vd', 'v0.img', 'v1.img']);
@@ -153,7 +161,7 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     expect(halfList.terminal).toContain(`Status: ${red('Components=2, Online=1')}\n`);
   });
 
-  it("scan tells finished journals (green) from the unfinished one (yellow); map's columns each their colour", () => {
+  it("scan tells finished journals (green) from the unfinished one (yellow), a damaged one ends red; map's columns each their colour", () => {
     // --quiet: no spinner on the terminal between the lines.
     const scan = pty(['--quiet', 'journal', 'scan', 'dirty.img']);
     expect(scan.status, scan.terminal).toBe(0);
@@ -161,6 +169,9 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     expect(scan.terminal).toContain(`State: ${yellow('DIRTY')}, checksum no`);
     expect(scan.terminal).toMatch(/ {2}\x1b\[32mheader {2}id \d+ next \d+\x1b\[39m\n/);
     expect(scan.terminal).toMatch(/ {2}\x1b\[33mheader {2}id \d+ next \d+ {2}\(not finished\)\x1b\[39m\n/);
+    // A damaged journal: the walk's end, on a record whose checksum fails, is red.
+    const damaged = pty(['--quiet', 'journal', 'scan', 'damaged.img']);
+    expect(damaged.terminal).toMatch(/ {2}\x1b\[31mend {5}checksum: the record at \d+ fails its MD5 checksum\x1b\[39m\n/);
     const map = pty(['virstor', 'map', 'vd']);
     expect(map.status, map.terminal).toBe(0);
     expect(map.terminal).toBe(`${bold('Offset          Length          Mapped to       File')}\n${cyan('0x200000')}        ${magenta('0x100000')}        ${blue('0x200000')}        v0.img (chunks 2 -> component 0 chunks 2)\n`);

@@ -167,7 +167,9 @@ function renderWalk(w: ScanWalk, used: boolean, style: TextStyle): string[] {
       lines.push(`  ${String(r.offset).padStart(14)}  record  journal ${r.journalId}, ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}, ${r.bytes} bytes, checksum ${r.checksum}`);
     }
   }
-  lines.push(`  ${String(w.end.offset).padStart(14)}  end     ${w.end.reason}: ${w.end.detail}`);
+  // A walk that ends on a checksum mismatch ends in a damaged journal: what follows is lost.
+  const end = `end     ${w.end.reason}: ${w.end.detail}`;
+  lines.push(`  ${String(w.end.offset).padStart(14)}  ${w.end.reason === 'checksum' ? style.tone(end, 'bad') : end}`);
   lines.push(`  replay: ${w.replay.ranges} range${w.replay.ranges === 1 ? '' : 's'}, ${w.replay.bytes} bytes (${humanize(w.replay.bytes)})`);
   return lines;
 }
