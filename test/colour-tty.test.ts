@@ -98,6 +98,12 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     ok(['journal', 'write', '-i', 'in.bin', 'broken.img']);
     const scan = JSON.parse(piped(['--json', 'journal', 'scan', 'broken.img']).stdout) as { walks: { journals: { offset: number }[] }[] };
     zeroSector(s.path('broken.img'), scan.walks[0]?.journals[1]?.offset as number);
+    // full.img: pending journals fill 75% of its journal space, past the kernel's force_switch (70%).
+    sparseImage(s.path('full.img'), 200 * M);
+    ok(['journal', 'label', '-s', '100M', 'full.img']);
+    writeFileSync(s.path('75M.bin'), Buffer.alloc(75 * M));
+    ok(['journal', 'write', '-i', '75M.bin', 'full.img']);
+    rmSync(s.path('75M.bin'));
     // damaged.img: checksummed records, one byte of the first record's data changed (its MD5 fails).
     sparseImage(s.path('damaged.img'), 200 * M);
     ok(['journal', 'label', '-c', '-s', '100M', 'damaged.img']);
@@ -126,7 +132,7 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     expect(warned.terminal).toContain(`${yellow('geomctl: warning:')} no-such-dir: no such directory`);
   });
 
-  it('journal states by meaning: CLEAN green, DIRTY yellow, BROKEN red; the status header bold', () => {
+  it('journal states by meaning: CLEAN green, DIRTY and a journal running out of space yellow, BROKEN red; headers bold', () => {
     const r = pty(['journal', 'status', 'clean.img', 'dirty.img', 'broken.img']);
     expect(r.status, r.terminal).toBe(0);
     expect(r.terminal).toContain(bold('              Name  Status  Components'));
@@ -139,6 +145,10 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     expect(list.terminal).toContain(`State: ${red('BROKEN')}\n`);
     expect(list.terminal).toContain(`${bold('Providers:')}\n`);
     expect(list.terminal).toContain(`${bold('Consumers:')}\n`);
+    // Running out of journal space: used past the kernel's force_switch, in yellow.
+    const full = pty(['journal', 'list', 'full.img', 'dirty.img']);
+    expect(full.terminal).toContain(`Journal used: ${yellow('75%')}\n`);
+    expect(full.terminal).toContain('Journal used: 0%\n');
   });
 
   it('virstor states by meaning: room green, running out of space yellow, incomplete red', () => {

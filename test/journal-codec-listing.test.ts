@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeJournalMetadata, encodeJournalMetadata, type JournalMetadataFields } from '../src/journal/metadata.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
+import type { TextStyle } from '../src/style.js';
+
+/** A style that shows its markup as text: what a terminal would colour, and how. */
+const MARKED: TextStyle = { tone: (t, tone) => `<${tone}>${t}</${tone}>`, heading: (t) => `*${t}*`, column: (t, i) => `[${i}:${t}]` };
 
 const base: JournalMetadataFields = {
   magic: 'GEOM::JOURNAL', version: 0, id: 1886289645, type: 3, jstart: 3221224960n, jend: 4294966784n, joffset: 0n, jid: 0, flags: 1n, provider: '', provsize: 4294967296n,
@@ -68,6 +72,23 @@ describe('journal list', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it("marks up for a terminal: headings, the state by meaning, a journal past the kernel's force_switch (70%) running out of space", () => {
+    const golden = readFileSync(join(__dirname, 'golden', 'journal-list.txt'), 'utf8');
+    const marked = renderJournalList([oneImage], MARKED);
+    expect(marked.replace(/<\/?good>|\*/g, '')).toBe(golden);
+    expect(marked).toMatch(/^\*Geom name: gjournal 1886289645\*\n/);
+    expect(marked).toContain('\nState: <good>CLEAN</good>\n');
+    expect(marked).toContain('\n*Providers:*\n');
+    expect(marked).toContain('\n*Consumers:*\n');
+    expect(marked).toContain('\nJournal used: 0%\n');
+    expect(renderJournalList([{ ...twoImages, state: 'BROKEN' }], MARKED)).toContain('\nState: <bad>BROKEN</bad>\n');
+    const space = 104857088;
+    const used = (bytes: number): string => renderJournalList([{ ...twoImages, journalUsedBytes: bytes }], MARKED);
+    expect(used(Math.ceil(space * 0.7))).toContain('\nJournal used: 70%\n');
+    expect(used(Math.ceil(space * 0.71))).toContain('\nJournal used: <caution>71%</caution>\n');
+    expect(used(Math.ceil(space * 0.71)).replace(/<\/?\w+>|\*/g, '')).toBe(renderJournalList([{ ...twoImages, journalUsedBytes: Math.ceil(space * 0.71) }]));
   });
 
   it('clamps Journal used to 0..100 %', () => {

@@ -6,7 +6,7 @@
 // engine computes and hands in, and UFS (the file system on the journaled
 // provider and its gjournal flag, tunefs -J).
 
-import { OFFLINE_MODE, renderGeom, type GeomNode, type GeomProviderNode } from '../geomlist.js';
+import { OFFLINE_MODE, renderGeom, type ConfigLine, type GeomNode, type GeomProviderNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
@@ -15,6 +15,19 @@ import { PLAIN, type Tone, type TextStyle } from '../style.js';
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
 
 /** What each state means to the user: nothing to do, journals waiting to be copied, a journal to repair. */
+/**
+ * kern.geom.journal.force_switch: past this much of the journal space in use
+ * the kernel switches journals early. Pending journals that fill it are a
+ * journal running out of space: shown in yellow on a terminal.
+ */
+const FORCE_SWITCH_PERCENT = 70;
+
+/** The Journal used line: marked running out of space past the kernel's force_switch. */
+function journalUsedLine(dev: JournalListingDevice): ConfigLine {
+  const used = journalUsedPercent(dev);
+  return used > FORCE_SWITCH_PERCENT ? ['Journal used', `${used}%`, 'caution'] : ['Journal used', `${used}%`];
+}
+
 export const JOURNAL_STATE_TONE: Record<JournalState, Tone> = { CLEAN: 'good', DIRTY: 'caution', BROKEN: 'bad' };
 
 export interface JournalListingImage {
@@ -91,7 +104,7 @@ function geomNode(dev: JournalListingDevice): GeomNode {
       ['ID', String(dev.md.id)],
       ['State', dev.state, JOURNAL_STATE_TONE[dev.state]],
       ['Checksum', hasChecksum(dev.md) ? 'yes' : 'no'],
-      ['Journal used', `${journalUsedPercent(dev)}%`],
+      journalUsedLine(dev),
       ['Pending journals', String(dev.pendingJournals)],
       ...(dev.ufs !== undefined ? [['UFS', ufsLine(dev.ufs)] as [string, string]] : []),
     ],
