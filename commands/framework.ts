@@ -10,6 +10,7 @@ import { parseSize, parseSizeBig } from '../src/size.js';
 import type { Output } from './output.js';
 import type { Session } from '../src/session.js';
 import type { ClassName, Tasted } from '../src/taste.js';
+import type { Tone } from '../src/style.js';
 
 /**
  * How an option's value is parsed: 'size' is an expand_number(3) size that
@@ -63,6 +64,8 @@ export interface StatusRow {
   /** Whether the geom offers a provider: without -a, list and status show only those (geom(8)). */
   hasProvider: boolean;
   status: string;
+  /** What the status means (its colour on a terminal). */
+  tone: Tone;
   components: string[];
 }
 

@@ -550,7 +550,7 @@ const scanCommand: CommandSpec = {
         walking.stop();
         reading.stop();
       }
-      ctx.out.result('journal scan', scanJson(report), () => renderScan(report));
+      ctx.out.result('journal scan', scanJson(report), () => renderScan(report, ctx.out.style));
     });
   },
 };
@@ -590,13 +590,16 @@ const checkCommand: CommandSpec = {
     ctx.out.result(
       'journal check',
       { data, problems: report.problems, notes: report.notes, state: report.state, ...(report.repaired ? { repaired: recoveryJson(report.repaired) } : {}) },
-      () =>
-        [
-          ...report.problems.map((p) => `problem: ${p}`),
+      () => {
+        const style = ctx.out.style;
+        const verdict = report.problems.length === 0 ? 'no problems' : `${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${fixed ? ', repaired' : ''}`;
+        return [
+          ...report.problems.map((p) => `${style.tone('problem:', 'bad')} ${p}`),
           ...report.notes.map((n) => `${n}`),
-          ...(report.repaired ? [`repaired: ${report.repaired.action}${report.repaired.ufsMarkedDirty ? ', UFS marked dirty (run fsck)' : ''}`] : []),
-          report.problems.length === 0 ? `${data}: no problems` : `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${fixed ? ', repaired' : ''}`,
-        ].join('\n'),
+          ...(report.repaired ? [`${style.tone('repaired:', 'caution')} ${report.repaired.action}${report.repaired.ufsMarkedDirty ? ', UFS marked dirty (run fsck)' : ''}`] : []),
+          `${data}: ${style.tone(verdict, report.problems.length === 0 ? 'good' : fixed ? 'caution' : 'bad')}`,
+        ].join('\n');
+      },
     );
     // checkJournal names -y only where -y would act: never offered when it repairs nothing.
     if (report.problems.length > 0 && !fixed) throw new GeomError('CHECK', `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} found`, report.remedy);
@@ -775,7 +778,7 @@ const listCommand: CommandSpec = {
   examples: ['geomctl journal list', 'geomctl journal list data.img journal.img', 'geomctl journal list data.img.journal'],
   run(ctx, args) {
     const { devices, failures } = listedDevices(ctx, namedJournalImages(ctx, args));
-    ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices).replace(/\n$/, ''));
+    ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices, ctx.out.style).replace(/\n$/, ''));
     finish(failures);
   },
 };
@@ -789,7 +792,7 @@ const statusCommand: CommandSpec = {
   run(ctx, args, opts) {
     const { devices, failures } = listedDevices(ctx, namedJournalImages(ctx, args));
     const rows = devices.map(journalStatusRow);
-    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows, listingFlags(opts)) : ''));
+    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows, listingFlags(opts), ctx.out.style) : ''));
     finish(failures);
   },
 };
@@ -804,7 +807,7 @@ journalClass.topLevel = {
   describe: journalDescribe,
   list(ctx, paths, named) {
     const { devices, failures } = journalDevices(ctx, paths, named);
-    return { text: renderJournalList(devices).replace(/\n$/, ''), json: devices.map(journalListingJson), failures };
+    return { text: renderJournalList(devices, ctx.out.style).replace(/\n$/, ''), json: devices.map(journalListingJson), failures };
   },
   status(ctx, paths, named) {
     const { devices, failures } = journalDevices(ctx, paths, named);

@@ -12,6 +12,7 @@ import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
 import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
 import { Output, stdoutStream } from './output.js';
+import { colourWanted, streamStyles } from './colour.js';
 import { formatStats } from './stats.js';
 import { journalClass } from './journal.js';
 import { virstorClass } from './virstor.js';
@@ -61,7 +62,8 @@ function isDirectory(path: string): boolean {
 
 async function makeContext(merged: Record<string, unknown>): Promise<Context> {
   const global = globalsFrom(merged, process.env);
-  const out = new Output({ json: global.json, quiet: global.quiet, color: global.color });
+  const styles = await streamStyles(colourWanted(global, process.env), process.env);
+  const out = new Output({ json: global.json, quiet: global.quiet, color: global.color, styles });
   // A -d (or GEOMCTL_PATH) directory that is not there tastes nothing: say so rather than list nothing.
   for (const dir of global.dirs) if (!isDirectory(dir)) out.warn(`${dir}: no such directory; no images are tasted there (check -d and GEOMCTL_PATH)`);
   // A terminal is a character device: the cheap fstat first spares scripts (stderr a
@@ -216,8 +218,20 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    return reportError(err, new Output({ json: false, quiet: false, color: false }));
+    return reportError(err, await errorOutput(argv));
   }
+}
+
+/**
+ * The output that reports a failed command: its errors are red on a
+ * terminal. Options may not have been parsed (a usage error), so --json and
+ * --no-color are looked for on the command line itself, up to "--".
+ */
+async function errorOutput(argv: readonly string[]): Promise<Output> {
+  const end = argv.indexOf('--');
+  const options = end === -1 ? argv : argv.slice(0, end);
+  const wanted = colourWanted({ json: options.includes('--json'), color: !options.includes('--no-color') }, process.env);
+  return new Output({ json: false, quiet: false, color: wanted, styles: await streamStyles(wanted, process.env) });
 }
 
 main(process.argv.slice(2)).then(

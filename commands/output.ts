@@ -1,18 +1,23 @@
 // The one output layer (cli.md, "JSON", "Progress"; quality.md, "User
 // experience"): text or one JSON document on stdout, warnings and errors on
-// stderr, colour only on a TTY without NO_COLOR/--no-color, and a progress
-// spinner only on a TTY without --json/--quiet. Commands never write to
-// process.stdout/stderr themselves.
+// stderr, colour only on a terminal without --json/NO_COLOR/--no-color
+// (commands/colour.ts decides, per stream), and a progress spinner only on a
+// TTY without --json/--quiet. Commands never write to process.stdout/stderr
+// themselves.
 
 import type { Ora } from 'ora';
 import { humanize } from '../src/size.js';
 import { writeFully } from '../src/output-file.js';
 import { IoError, errnoOf } from '../src/errors.js';
+import { PLAIN, type TextStyle } from '../src/style.js';
+import type { StreamStyles } from './colour.js';
 
 export interface OutputOptions {
   json: boolean;
   quiet: boolean;
   color: boolean;
+  /** How each stream marks up its text (commands/colour.ts streamStyles); plain when not given. */
+  styles?: StreamStyles;
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
 }
@@ -56,6 +61,7 @@ export class Output {
   /** --no-color / NO_COLOR not given (the spinner's own colour also depends on it). */
   private readonly colorWanted: boolean;
   private readonly streams: { stdout?: NodeJS.WriteStream; stderr?: NodeJS.WriteStream };
+  private readonly styles: StreamStyles;
   private jsonWritten = false;
   private oraFactory: OraFactory | undefined;
 
@@ -64,6 +70,7 @@ export class Output {
     this.quiet = opts.quiet;
     this.streams = { stdout: opts.stdout, stderr: opts.stderr };
     this.colorWanted = opts.color;
+    this.styles = opts.styles ?? { stdout: PLAIN, stderr: PLAIN };
   }
 
   // process.stdout and process.stderr are created on first use (stdoutStream):
@@ -77,8 +84,9 @@ export class Output {
     return this.streams.stderr ?? process.stderr;
   }
 
-  get color(): boolean {
-    return this.colorWanted && this.stdout.isTTY === true;
+  /** How text results mark up headings and status words: PLAIN off a terminal and with --json. */
+  get style(): TextStyle {
+    return this.json ? PLAIN : this.styles.stdout;
   }
 
   /**
@@ -129,7 +137,7 @@ export class Output {
   /** geom's "warning: ..." lines; silenced by --quiet. */
   warn(message: string): void {
     if (this.quiet) return;
-    this.stderr.write(`geomctl: warning: ${message}\n`);
+    this.stderr.write(`${this.styles.stderr.tone('geomctl: warning:', 'caution')} ${message}\n`);
   }
 
   /**
@@ -159,7 +167,7 @@ export class Output {
   }
 
   error(message: string): void {
-    this.stderr.write(`geomctl: ${message}\n`);
+    this.stderr.write(`${this.styles.stderr.tone('geomctl:', 'bad')} ${message}\n`);
   }
 
   /** Lets main.ts hand over ora lazily: it is loaded only when a spinner can be shown. */

@@ -191,7 +191,7 @@ function statusCommand(classes: ClassSpec[]): CommandSpec {
         rows.push(...r.rows);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
       }
-      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows, flags) : ''));
+      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows, flags, ctx.out.style) : ''));
       finish(failures);
     },
   };

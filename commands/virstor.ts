@@ -348,7 +348,7 @@ const listCommand: CommandSpec = {
   examples: ['geomctl virstor list', 'geomctl -d /images virstor list mydata', 'geomctl virstor list -a', 'geomctl virstor list virstor/mydata'],
   run(ctx, args, opts) {
     const r = listed(ctx, args, listingFlags(opts).all);
-    ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices).replace(/\n$/, ''));
+    ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices, ctx.out.style).replace(/\n$/, ''));
     finish(r.failures.map((f) => f.error));
   },
 };
@@ -363,7 +363,7 @@ const statusCommand: CommandSpec = {
     const flags = listingFlags(opts);
     const r = listed(ctx, args, flags.all);
     const rows = r.devices.map(virstorStatusRow);
-    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, flags) : ''));
+    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, flags, ctx.out.style) : ''));
     finish(r.failures.map((f) => f.error));
   },
 };
@@ -512,7 +512,12 @@ const checkCommand: CommandSpec = {
     } finally {
       progress.stop();
     }
-    const text = [...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `warning: ${w}`), `virstor ${name}: ${r.allocated} allocated chunks, ${r.errors.length} errors, ${r.warnings.length} warnings`];
+    const style = ctx.out.style;
+    const text = [
+      ...r.errors.map((e) => `${style.tone('error:', 'bad')} ${e}`),
+      ...r.warnings.map((w) => `${style.tone('warning:', 'caution')} ${w}`),
+      `virstor ${name}: ${r.allocated} allocated chunks, ${style.tone(`${r.errors.length} errors, ${r.warnings.length} warnings`, r.errors.length ? 'bad' : r.warnings.length ? 'caution' : 'good')}`,
+    ];
     ctx.out.result('virstor check', { name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings }, () => text.join('\n'));
     if (r.errors.length) throw new GeomError('CHECK', `virstor ${name} has ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
   },
@@ -537,8 +542,8 @@ const mapCommand: CommandSpec = {
         return;
       }
       // Streamed: a large device may have more extents than fit in one string (ora keeps the spinner below them).
-      ctx.out.text(MAP_HEADER);
-      for (const e of mapExtents(dev, progress.report)) ctx.out.text(formatExtent(e));
+      ctx.out.text(ctx.out.style.heading(MAP_HEADER));
+      for (const e of mapExtents(dev, progress.report)) ctx.out.text(formatExtent(e, ctx.out.style));
     } finally {
       progress.stop();
       dev.close();
@@ -630,7 +635,7 @@ virstorClass.topLevel = {
   },
   list(ctx, paths, named, all) {
     const { devices, failures } = devicesAmong(ctx, paths, named, all);
-    return { text: renderVirstorList(devices).replace(/\n$/, ''), json: devices.map(virstorListingJson), failures };
+    return { text: renderVirstorList(devices, ctx.out.style).replace(/\n$/, ''), json: devices.map(virstorListingJson), failures };
   },
   status(ctx, paths, named, all) {
     const { devices, failures } = devicesAmong(ctx, paths, named, all);

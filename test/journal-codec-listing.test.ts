@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeJournalMetadata, encodeJournalMetadata, type JournalMetadataFields } from '../src/journal/metadata.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
+import type { TextStyle } from '../src/style.js';
+
+/** A style that shows its markup as text: what a terminal would colour, and how. */
+const MARKED: TextStyle = { tone: (t, tone) => `<${tone}>${t}</${tone}>`, heading: (t) => `*${t}*`, column: (t, i) => `[${i}:${t}]` };
 
 const base: JournalMetadataFields = {
   magic: 'GEOM::JOURNAL', version: 0, id: 1886289645, type: 3, jstart: 3221224960n, jend: 4294966784n, joffset: 0n, jid: 0, flags: 1n, provider: '', provsize: 4294967296n,
@@ -70,6 +74,23 @@ describe('journal list', () => {
     );
   });
 
+  it("marks up for a terminal: headings, the state by meaning, a journal past the kernel's force_switch (70%) running out of space", () => {
+    const golden = readFileSync(join(__dirname, 'golden', 'journal-list.txt'), 'utf8');
+    const marked = renderJournalList([oneImage], MARKED);
+    expect(marked.replace(/<\/?good>|\*/g, '')).toBe(golden);
+    expect(marked).toMatch(/^\*Geom name: gjournal 1886289645\*\n/);
+    expect(marked).toContain('\nState: <good>CLEAN</good>\n');
+    expect(marked).toContain('\n*Providers:*\n');
+    expect(marked).toContain('\n*Consumers:*\n');
+    expect(marked).toContain('\nJournal used: 0%\n');
+    expect(renderJournalList([{ ...twoImages, state: 'BROKEN' }], MARKED)).toContain('\nState: <bad>BROKEN</bad>\n');
+    const space = 104857088;
+    const used = (bytes: number): string => renderJournalList([{ ...twoImages, journalUsedBytes: bytes }], MARKED);
+    expect(used(Math.ceil(space * 0.7))).toContain('\nJournal used: 70%\n');
+    expect(used(Math.ceil(space * 0.71))).toContain('\nJournal used: <caution>71%</caution>\n');
+    expect(used(Math.ceil(space * 0.71)).replace(/<\/?\w+>|\*/g, '')).toBe(renderJournalList([{ ...twoImages, journalUsedBytes: Math.ceil(space * 0.71) }]));
+  });
+
   it('clamps Journal used to 0..100 %', () => {
     expect(renderJournalList([{ ...oneImage, journalUsedBytes: 10 * 4294967296 }])).toContain('\nJournal used: 100%\n');
   });
@@ -77,8 +98,10 @@ describe('journal list', () => {
 
 describe('journal status and JSON', () => {
   it('gives one row per device with its state and images', () => {
-    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', geom: `gjournal ${oneImage.md.id}`, hasProvider: true, status: 'CLEAN', components: ['data.img'] });
-    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', geom: `gjournal ${twoImages.md.id}`, hasProvider: true, status: 'DIRTY', components: ['data.img', 'journal.img'] });
+    expect(journalStatusRow(oneImage)).toEqual({ name: 'data.img.journal', geom: `gjournal ${oneImage.md.id}`, hasProvider: true, status: 'CLEAN', tone: 'good', components: ['data.img'] });
+    expect(journalStatusRow(twoImages)).toEqual({ name: 'data.img.journal', geom: `gjournal ${twoImages.md.id}`, hasProvider: true, status: 'DIRTY', tone: 'caution', components: ['data.img', 'journal.img'] });
+    // The tone a terminal colours the state by: a broken journal needs mending.
+    expect(journalStatusRow({ ...oneImage, state: 'BROKEN' }).tone).toBe('bad');
   });
 
   it('has a stable JSON form', () => {

@@ -4,6 +4,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
+import type { TextStyle } from '../src/style.js';
+
+/** A style that shows its markup as text: what a terminal would colour, and how. */
+const MARKED: TextStyle = { tone: (t, tone) => `<${tone}>${t}</${tone}>`, heading: (t) => `*${t}*`, column: (t, i) => `[${i}:${t}]` };
 
 const GiB = 1024 ** 3;
 
@@ -71,7 +75,7 @@ describe('virstor list', () => {
     expect(text).toContain('ChunkVirtualCount: 0\nPhysicalBacking: 0%\nPhysicalBackingSize: 1073741824\n');
     expect(text).not.toContain('Providers:');
     expect(text).not.toMatch(/NaN|Infinity/);
-    expect(virstorStatusRow(dev)).toEqual({ name: 'mydata', geom: 'mydata', hasProvider: false, status: '100% physical free', components: ['c1.img'] });
+    expect(virstorStatusRow(dev)).toEqual({ name: 'mydata', geom: 'mydata', hasProvider: false, status: '100% physical free', tone: 'bad', components: ['c1.img'] });
     expect(virstorListingJson(dev)).toMatchObject({ provider: null, complete: false, componentsTotal: 3, componentsOnline: 1, chunkVirtualCount: 0 });
   });
 
@@ -86,8 +90,26 @@ describe('virstor list', () => {
     expect(empty).not.toMatch(/NaN|Infinity/);
   });
 
+  it('marks up headings and statuses by meaning for a terminal: room good, running out caution, unusable bad', () => {
+    const marked = renderVirstorList([device()], MARKED);
+    expect(marked.replace(/<\/?good>|\*/g, '')).toBe(LIST);
+    expect(marked).toMatch(/^\*Geom name: mydata\*\nStatus: <good>Components=2, Online=2<\/good>\nState: <good>98% physical free<\/good>\n/);
+    expect(marked).toContain('\n*Providers:*\n');
+    expect(marked).toContain('\n*Consumers:*\n');
+    const incomplete = device({ componentCount: 3, components: [device().components[0]!] });
+    expect(renderVirstorList([incomplete], MARKED)).toContain('Status: <bad>Components=3, Online=1</bad>\nState: <bad>100% physical free</bad>\n');
+    const twice = device({ components: [...device().components, { ...device().components[1]!, path: 'e/c0.img' }] });
+    expect(virstorStatusRow(twice).tone).toBe('bad');
+    // Fewer free chunks than the kernel's chunk_watermark (100), though 19% free...
+    const c = { index: 0, providerName: 'c0.img', path: 'c0.img', mediasize: GiB, sectorSize: 512, chunkCount: 500, chunkNext: 400, chunkReserved: 2 };
+    expect(virstorStatusRow(device({ componentCount: 1, components: [c] })).tone).toBe('caution');
+    // ...or under 10% free, though thousands of chunks.
+    expect(virstorStatusRow(device({ componentCount: 1, components: [{ ...c, chunkCount: 100_000, chunkNext: 91_000 }] })).tone).toBe('caution');
+    expect(virstorStatusRow(device({ componentCount: 1, components: [{ ...c, chunkCount: 100_000, chunkNext: 89_000 }] })).tone).toBe('good');
+  });
+
   it('gives status rows and JSON', () => {
-    expect(virstorStatusRow(device())).toEqual({ name: 'virstor/mydata', geom: 'mydata', hasProvider: true, status: '98% physical free', components: ['c0.img', 'c1.img'] });
+    expect(virstorStatusRow(device())).toEqual({ name: 'virstor/mydata', geom: 'mydata', hasProvider: true, status: '98% physical free', tone: 'good', components: ['c0.img', 'c1.img'] });
     const json = virstorListingJson(device({ virsize: 1n << 60n }));
     expect(json).toMatchObject({
       name: 'mydata',

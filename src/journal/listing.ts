@@ -6,12 +6,29 @@
 // engine computes and hands in, and UFS (the file system on the journaled
 // provider and its gjournal flag, tunefs -J).
 
-import { OFFLINE_MODE, renderGeom, type GeomNode, type GeomProviderNode } from '../geomlist.js';
+import { OFFLINE_MODE, renderGeom, type ConfigLine, type GeomNode, type GeomProviderNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
+import { PLAIN, type Tone, type TextStyle } from '../style.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
+
+/** What each state means to the user: nothing to do, journals waiting to be copied, a journal to repair. */
+/**
+ * kern.geom.journal.force_switch: past this much of the journal space in use
+ * the kernel switches journals early. Pending journals that fill it are a
+ * journal running out of space: shown in yellow on a terminal.
+ */
+const FORCE_SWITCH_PERCENT = 70;
+
+/** The Journal used line: marked running out of space past the kernel's force_switch. */
+function journalUsedLine(dev: JournalListingDevice): ConfigLine {
+  const used = journalUsedPercent(dev);
+  return used > FORCE_SWITCH_PERCENT ? ['Journal used', `${used}%`, 'caution'] : ['Journal used', `${used}%`];
+}
+
+export const JOURNAL_STATE_TONE: Record<JournalState, Tone> = { CLEAN: 'good', DIRTY: 'caution', BROKEN: 'bad' };
 
 export interface JournalListingImage {
   path: string;
@@ -85,9 +102,9 @@ function geomNode(dev: JournalListingDevice): GeomNode {
     name: journalGeomName(dev.md.id),
     config: [
       ['ID', String(dev.md.id)],
-      ['State', dev.state],
+      ['State', dev.state, JOURNAL_STATE_TONE[dev.state]],
       ['Checksum', hasChecksum(dev.md) ? 'yes' : 'no'],
-      ['Journal used', `${journalUsedPercent(dev)}%`],
+      journalUsedLine(dev),
       ['Pending journals', String(dev.pendingJournals)],
       ...(dev.ufs !== undefined ? [['UFS', ufsLine(dev.ufs)] as [string, string]] : []),
     ],
@@ -109,13 +126,13 @@ function geomNode(dev: JournalListingDevice): GeomNode {
 }
 
 /** geom(8) list text for the devices, in the order given (each block ends with a blank line). */
-export function renderJournalList(devices: readonly JournalListingDevice[]): string {
-  return devices.map((d) => renderGeom(geomNode(d))).join('');
+export function renderJournalList(devices: readonly JournalListingDevice[], style: TextStyle = PLAIN): string {
+  return devices.map((d) => renderGeom(geomNode(d), style)).join('');
 }
 
 /** One row of geom(8)'s status table: the journaled provider (the geom's name for -g), its state, its images. */
-export function journalStatusRow(dev: JournalListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
-  return { name: journalProviderName(dev), geom: journalGeomName(dev.md.id), hasProvider: true, status: dev.state, components: consumers(dev).map((c) => c.image.name) };
+export function journalStatusRow(dev: JournalListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; tone: Tone; components: string[] } {
+  return { name: journalProviderName(dev), geom: journalGeomName(dev.md.id), hasProvider: true, status: dev.state, tone: JOURNAL_STATE_TONE[dev.state], components: consumers(dev).map((c) => c.image.name) };
 }
 
 /** The JSON form of one device for list and status. */

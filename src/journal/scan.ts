@@ -10,6 +10,8 @@ import { humanize } from '../size.js';
 import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize } from './format.js';
 import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
+import { JOURNAL_STATE_TONE } from './listing.js';
+import { PLAIN, type TextStyle } from '../style.js';
 import { chooseWalk, maxphysText, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
 
 export interface ScanWalk {
@@ -155,27 +157,31 @@ function md5At(dev: JournalDevice, offset: number, length: number): Buffer {
 
 const kib = (n: number): string => (n % 1024 === 0 ? `${n / 1024}k` : String(n));
 
-function renderWalk(w: ScanWalk, used: boolean): string[] {
-  const lines = [`walk with maxphys ${kib(w.maxphys)}${used ? '' : ' (not used)'}: ${w.finished} finished journal${w.finished === 1 ? '' : 's'}`];
+function renderWalk(w: ScanWalk, used: boolean, style: TextStyle): string[] {
+  const lines = [style.heading(`walk with maxphys ${kib(w.maxphys)}${used ? '' : ' (not used)'}: ${w.finished} finished journal${w.finished === 1 ? '' : 's'}`)];
   for (const j of w.journals) {
-    lines.push(`  ${String(j.offset).padStart(14)}  header  id ${j.id} next ${j.nextId}${j.finished ? '' : '  (not finished)'}`);
+    // A finished journal replays; an unfinished one (the journal being written) does not: told apart on a terminal.
+    const header = `header  id ${j.id} next ${j.nextId}${j.finished ? '' : '  (not finished)'}`;
+    lines.push(`  ${String(j.offset).padStart(14)}  ${style.tone(header, j.finished ? 'good' : 'caution')}`);
     for (const r of j.recordList ?? []) {
       lines.push(`  ${String(r.offset).padStart(14)}  record  journal ${r.journalId}, ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}, ${r.bytes} bytes, checksum ${r.checksum}`);
     }
   }
-  lines.push(`  ${String(w.end.offset).padStart(14)}  end     ${w.end.reason}: ${w.end.detail}`);
+  // A walk that ends on a checksum mismatch ends in a damaged journal: what follows is lost.
+  const end = `end     ${w.end.reason}: ${w.end.detail}`;
+  lines.push(`  ${String(w.end.offset).padStart(14)}  ${w.end.reason === 'checksum' ? style.tone(end, 'bad') : end}`);
   lines.push(`  replay: ${w.replay.ranges} range${w.replay.ranges === 1 ? '' : 's'}, ${w.replay.bytes} bytes (${humanize(w.replay.bytes)})`);
   return lines;
 }
 
-/** The text form. */
-export function renderScan(r: ScanReport): string {
+/** The text form; `style` marks up headings, the state and finished and unfinished journals. */
+export function renderScan(r: ScanReport, style: TextStyle = PLAIN): string {
   const lines = [
-    `Journal of ${r.data}${r.journal !== r.data ? ` on ${r.journal}` : ''}: jstart ${r.jstart}, jend ${r.jend}, sector size ${r.sectorSize}`,
-    `State: ${r.state}, checksum ${r.checksum ? 'yes' : 'no'}, md_joffset ${r.joffset}, md_jid ${r.jid}`,
+    style.heading(`Journal of ${r.data}${r.journal !== r.data ? ` on ${r.journal}` : ''}: jstart ${r.jstart}, jend ${r.jend}, sector size ${r.sectorSize}`),
+    `State: ${style.tone(r.state, JOURNAL_STATE_TONE[r.state])}, checksum ${r.checksum ? 'yes' : 'no'}, md_joffset ${r.joffset}, md_jid ${r.jid}`,
   ];
   if (r.state === 'CLEAN') lines.push('A CLEAN journal replays nothing; the walk below shows what md_joffset still names.');
-  r.walks.forEach((w, i) => lines.push(...renderWalk(w, i === 0)));
+  r.walks.forEach((w, i) => lines.push(...renderWalk(w, i === 0, style)));
   const [used, other] = r.walks;
   if (r.maxphysGiven && used && other) {
     lines.push(
@@ -189,10 +195,10 @@ export function renderScan(r: ScanReport): string {
     lines.push('Nothing on the way depends on maxphys: both walks are the same.');
   }
   if (r.found) {
-    lines.push(`every header and record in [${r.jstart}, ${r.jend}):`);
+    lines.push(style.heading(`every header and record in [${r.jstart}, ${r.jend}):`));
     for (const f of r.found) {
       if (f.kind === 'header') lines.push(`  ${String(f.offset).padStart(14)}  header  id ${f.id} next ${f.nextId}`);
-      else if (f.invalid) lines.push(`  ${String(f.offset).padStart(14)}  record? journal ${f.id}, ${f.entries} entries: ${f.invalid}`);
+      else if (f.invalid) lines.push(`  ${String(f.offset).padStart(14)}  ${style.tone(`record? journal ${f.id}, ${f.entries} entries: ${f.invalid}`, 'bad')}`);
       else lines.push(`  ${String(f.offset).padStart(14)}  record  journal ${f.id}, ${f.entries} entries, ${f.bytes} bytes, checksum ${f.checksum}`);
     }
   }

@@ -6,6 +6,11 @@
 
 import { OFFLINE_MODE, renderGeom, type GeomNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
+import { PLAIN, type Tone, type TextStyle } from '../style.js';
+import { CHUNK_WATERMARK } from './allocator.js';
+
+/** Under this much physical space free a device is running out of it, however many chunks that still is. */
+const LOW_FREE_PERCENT = 10;
 
 /** One component found for a device, with the counts the device layer computed. */
 export interface VirstorListingComponent {
@@ -106,13 +111,25 @@ function stateText(f: Figures): string {
   return `${f.physicalFree}% physical free`;
 }
 
+/**
+ * What the State means to the user: a device that cannot be used (a component
+ * missing or claimed twice) is bad; one running out of space — fewer free
+ * chunks than the kernel's chunk_watermark, at which it starts warning, or
+ * under LOW_FREE_PERCENT free — asks for a component soon (virstor add).
+ */
+function stateTone(f: Figures): Tone {
+  if (!f.usable) return 'bad';
+  const freeChunks = f.physicalCount - f.used;
+  return freeChunks < CHUNK_WATERMARK || f.physicalFree < LOW_FREE_PERCENT ? 'caution' : 'good';
+}
+
 function geomNode(dev: VirstorListingDevice): GeomNode {
   const f = figures(dev);
   return {
     name: dev.name,
     config: [
-      ['Status', `Components=${dev.componentCount}, Online=${f.onlineCount}`],
-      ['State', stateText(f)],
+      ['Status', `Components=${dev.componentCount}, Online=${f.onlineCount}`, f.complete ? 'good' : 'bad'],
+      ['State', stateText(f), stateTone(f)],
       ['ChunkSize', String(dev.chunkSize)],
       ['PhysicalFree', `${f.physicalFree}%`],
       ['ChunkPhysicalCount', String(f.physicalCount)],
@@ -144,12 +161,12 @@ function providerName(dev: Pick<VirstorListingDevice, 'name'>): string {
 }
 
 /** geom(8) list text for the devices, in the order given (each block ends with a blank line). */
-export function renderVirstorList(devices: readonly VirstorListingDevice[]): string {
-  return devices.map((d) => renderGeom(geomNode(d))).join('');
+export function renderVirstorList(devices: readonly VirstorListingDevice[], style: TextStyle = PLAIN): string {
+  return devices.map((d) => renderGeom(geomNode(d), style)).join('');
 }
 
 /** One row of geom(8)'s status table: the provider (or, incomplete, the geom) name, State, components. */
-export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; components: string[] } {
+export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geom: string; hasProvider: boolean; status: string; tone: Tone; components: string[] } {
   const f = figures(dev);
   return {
     name: f.usable ? providerName(dev) : dev.name,
@@ -157,6 +174,7 @@ export function virstorStatusRow(dev: VirstorListingDevice): { name: string; geo
     // A complete device whose component is claimed twice is shown (and fails the listing), not hidden as incomplete.
     hasProvider: f.complete,
     status: stateText(f),
+    tone: stateTone(f),
     components: f.online.map((c) => c.providerName),
   };
 }

@@ -11,6 +11,7 @@ import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { VIRSTOR_MAP_ALLOCATED } from './map.js';
 import { alignedBuffer } from '../aligned.js';
+import { PLAIN, type TextStyle } from '../style.js';
 import {
   newVirstorMetadata,
   VIRSTOR_NAME_MAX,
@@ -374,16 +375,21 @@ export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Gener
 }
 
 /** qemu-img map's "%#-16" PRIx64 column, with at least one space after it (offsets past 2^56 fill all 16). */
-function hexColumn(n: number): string {
-  return `${(n === 0 ? '0' : `0x${n.toString(16)}`).padEnd(15)} `;
+function hexColumn(n: number, index: number, style: TextStyle): string {
+  const value = n === 0 ? '0' : `0x${n.toString(16)}`;
+  return `${style.column(value, index)}${' '.repeat(Math.max(1, 16 - value.length))}`;
 }
 
 export const MAP_HEADER = 'Offset          Length          Mapped to       File';
 
-/** One extent as a line of `qemu-img map` (file = the component image), chunk ranges appended. */
-export function formatExtent(e: Extent): string {
+/**
+ * One extent as a line of `qemu-img map` (file = the component image), chunk
+ * ranges appended; `style` tells the columns apart on a terminal.
+ */
+export function formatExtent(e: Extent, style: TextStyle = PLAIN): string {
   const last = (first: number): string => (e.chunks === 1 ? `${first}` : `${first}-${first + e.chunks - 1}`);
-  return `${hexColumn(e.offset)}${hexColumn(e.length)}${hexColumn(e.physicalOffset)}${e.path} (chunks ${last(e.virtualChunk)} -> component ${e.component} chunks ${last(e.physicalChunk)})`;
+  const columns = `${hexColumn(e.offset, 0, style)}${hexColumn(e.length, 1, style)}${hexColumn(e.physicalOffset, 2, style)}`;
+  return `${columns}${style.column(e.path, 3)} (chunks ${last(e.virtualChunk)} -> component ${e.component} chunks ${last(e.physicalChunk)})`;
 }
 
 export interface ExportResult {
