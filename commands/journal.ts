@@ -38,6 +38,7 @@ import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
+import { identityKey } from '../src/util/identity.js';
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
@@ -664,10 +665,10 @@ const tunefsCommand: CommandSpec = {
 };
 
 /** An image's identity (device and inode), so that "./a.img" and "a.img" are one; the path when it cannot be stat()ed. */
-function identityKey(path: string): string {
+function imageKey(path: string): string {
   try {
     const st = statSync(path);
-    return `${st.dev}:${st.ino}`;
+    return identityKey(st);
   } catch {
     return path;
   }
@@ -688,8 +689,8 @@ interface JournalListing {
  * otherwise a warning, as the kernel's log line is.
  */
 function journalDevices(ctx: Context, paths: string[], named: string[], untasted: GeomError[] = []): JournalListing {
-  const wanted = new Set(named.map(identityKey));
-  const concernsNamed = (images: string[]): boolean => images.some((p) => wanted.has(identityKey(p)));
+  const wanted = new Set(named.map(imageKey));
+  const concernsNamed = (images: string[]): boolean => images.some((p) => wanted.has(imageKey(p)));
   const failures: GeomError[] = [];
   const { groups, problems } = groupJournalImages(paths, untasted);
   for (const p of problems) {

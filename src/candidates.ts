@@ -9,8 +9,9 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { identityKey } from './util/identity.js';
+import { UNDO_SUFFIX } from './engine/undo-log.js';
 
-export const UNDO_SUFFIX = '.geomctl-undo';
 
 /**
  * The directories to taste: the -d values, ".", then GEOMCTL_PATH's entries
@@ -61,7 +62,7 @@ export function candidateImages(named: string[], dirs: string[]): string[] {
     let key = path;
     try {
       const st = statSync(path);
-      key = `${st.dev}:${st.ino}`;
+      key = identityKey(st);
     } catch {
       // a named path that does not exist is kept so that opening it reports the error
     }

@@ -14,6 +14,8 @@ import { GeomError, IoError, errnoOf } from './errors.js';
 import { alignedBuffer } from './aligned.js';
 import type { Provider } from './provider/provider.js';
 import { byteCount } from './size.js';
+import { sleepSync } from './util/sleep.js';
+import { sameFile } from './util/identity.js';
 
 export interface Input {
   /** A descriptor of a regular file, positioned at its start. */
@@ -66,7 +68,7 @@ export function openInput(path: string | undefined, limit: number, device: strin
     if (path !== undefined) closeSync(fd);
   };
   const st = fstatSync(fd);
-  const clash = written.find((p) => p.identity.dev === st.dev && p.identity.ino === st.ino);
+  const clash = written.find((p) => sameFile(p.identity, st));
   if (clash) {
     closeInput();
     const given = path === undefined ? name : `-i ${path}`;
@@ -106,7 +108,7 @@ function spool(from: number, name: string, limit: number, device: string): Input
         const errno = errnoOf(err);
         // A non-blocking stdin with nothing yet: wait a little and try again.
         if (errno === 'EAGAIN') {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          sleepSync(10);
           continue;
         }
         if (errno === 'EOF') break;

@@ -23,6 +23,7 @@ import { fsExt } from './fs-ext.js';
 import { GeomError, IoError, errnoOf } from './errors.js';
 import { conflicts, liveEntries, lockDirectory, lockKey, releaseLockFile, tryLockFile, type LockMode } from './lock-files.js';
 import { splitDev } from './provider/file.js';
+import { sleepSync } from './util/sleep.js';
 
 export type { LockMode } from './lock-files.js';
 
@@ -37,11 +38,6 @@ export interface Lockable {
 /** How often a waiting lock is retried. */
 const POLL_MS = 50;
 
-/** A synchronous sleep: Atomics.wait on a word nobody ever notifies. */
-const sleepWord = new Int32Array(new SharedArrayBuffer(4));
-function sleepSync(ms: number): void {
-  Atomics.wait(sleepWord, 0, 0, ms);
-}
 
 export interface FlockHolder {
   pid: number;

@@ -7,6 +7,8 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, st
 import { GeomError, IoError, errnoOf } from './errors.js';
 import type { Provider } from './provider/provider.js';
 import { refuseOverwrite, type GeomLookup } from './geom-owner.js';
+import { sleepSync } from './util/sleep.js';
+import { sameFile } from './util/identity.js';
 
 /**
  * writeSync until all of `data` is written. A pipe that stdout shares with a
@@ -19,7 +21,7 @@ export function writeFully(fd: number, data: Buffer, position: number | null): v
       done += writeSync(fd, data, done, data.length - done, position === null ? null : position + done);
     } catch (err) {
       if (errnoOf(err) !== 'EAGAIN') throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      sleepSync(1);
     }
   }
 }
@@ -105,7 +107,7 @@ export class OutputFile {
     quietly(() => closeSync(this.fd));
     quietly(() => {
       const at = lstatSync(this.path);
-      if (st?.isFile() && at.dev === st.dev && at.ino === st.ino) unlinkSync(this.path);
+      if (st?.isFile() && sameFile(at, st)) unlinkSync(this.path);
     });
   }
 }
@@ -122,7 +124,7 @@ export function refuseImageAsOutput(path: string, images: readonly Provider[], d
   } catch {
     return; // does not exist yet
   }
-  const clash = images.find((p) => p.identity.dev === st.dev && p.identity.ino === st.ino);
+  const clash = images.find((p) => sameFile(p.identity, st));
   if (clash) throw new GeomError('REFUSED', `${path} is ${clash.path}, an image of ${device}: writing there would destroy it`, 'give another output file');
 }
 

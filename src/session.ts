@@ -28,6 +28,7 @@ import { createEngine, type FlushEngine } from './engine/engine.js';
 import { findLogs, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
 import { decodeHeader, fileLogStore, readerRange, withLogFaults, type LogStore, type UndoHeader, type UndoImage } from './engine/undo-log.js';
 import { fileRegistry, registryDir, type UndoRegistry } from './engine/undo-registry.js';
+import { sameFile } from './util/identity.js';
 
 export interface SessionOptions {
   write: boolean;
@@ -83,7 +84,7 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
   try {
     for (const path of paths) {
       const p = open(path, opts.write);
-      const same = opened.find((q) => q.identity.dev === p.identity.dev && q.identity.ino === p.identity.ino);
+      const same = opened.find((q) => sameFile(q.identity, p.identity));
       if (same) {
         p.close();
         throw new UsageError(`${path} is named twice${same.path !== path ? ` (also as ${same.path})` : ''}`, 'name each image once');
@@ -100,7 +101,7 @@ export function openSession(paths: string[], opts: SessionOptions): Session & { 
         } catch {
           continue;
         }
-        if (p.identity.dev === img.dev && p.identity.ino === img.ino) break;
+        if (sameFile(p.identity, img)) break;
         p.close();
         p = undefined;
       }
@@ -133,7 +134,7 @@ export function unfinishedCovering(candidates: readonly string[], dirs: readonly
   for (const path of candidates) {
     try {
       const { dev, ino } = statSync(path);
-      if (!images.some((img) => img.identity.dev === dev && img.identity.ino === ino)) images.push({ path, identity: { dev, ino } });
+      if (!images.some((img) => sameFile(img.identity, { dev, ino }))) images.push({ path, identity: { dev, ino } });
     } catch {
       // not there (or not readable): opening it reports that, if it is needed
     }
@@ -148,7 +149,7 @@ export function unfinishedCovering(candidates: readonly string[], dirs: readonly
     } finally {
       reader.close();
     }
-    const paths = (header?.images ?? []).flatMap((h) => images.filter((img) => h.dev === img.identity.dev && h.ino === img.identity.ino).map((img) => img.path));
+    const paths = (header?.images ?? []).flatMap((h) => images.filter((img) => sameFile(h, img.identity)).map((img) => img.path));
     if (paths.length) out.push({ log, paths });
   }
   return out;

@@ -16,6 +16,7 @@ import type { BufferType, Engine, EngineOptions, EngineStats } from './types.js'
 import { IntervalSet, SortedList } from './sorted.js';
 import { RECORD_HEADER, UndoLogWriter, encodeRecord, fileLogStore, realPath, undoLogPathFor, type LogStore, type UndoImage } from './undo-log.js';
 import { RegistryError, type UndoRegistry } from './undo-registry.js';
+import { isZero } from '../util/zero.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -93,15 +94,6 @@ interface PendingUndo {
   old: Buffer | undefined;
 }
 
-const ZERO = Buffer.alloc(64 * 1024);
-
-function isZero(buf: Buffer): boolean {
-  for (let at = 0; at < buf.length; at += ZERO.length) {
-    const n = Math.min(ZERO.length, buf.length - at);
-    if (!buf.subarray(at, at + n).equals(ZERO.subarray(0, n))) return false;
-  }
-  return true;
-}
 
 function compareBlocks(a: Block, b: Block): number {
   return a.image - b.image || a.start - b.start;

@@ -21,6 +21,7 @@ import { GeomError } from '../errors.js';
 import type { Provider, ProviderIdentity } from '../provider/provider.js';
 import { UNDO_SUFFIX, decodeHeader, readerRange, realPath, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
 import type { UndoRegistry } from './undo-registry.js';
+import { sameFile } from '../util/identity.js';
 
 /**
  * Starts a progress report (a spinner, commands/output.ts) of `total` bytes:
@@ -62,7 +63,7 @@ export interface ImageRef {
   readonly identity: ProviderIdentity;
 }
 
-const sameImage = (p: ImageRef, img: ProviderIdentity): boolean => p.identity.dev === img.dev && p.identity.ino === img.ino;
+const sameImage = (p: ImageRef, img: ProviderIdentity): boolean => sameFile(p.identity, img);
 
 /** A directory's real path, so that one directory reached two ways is searched (and its logs named) once. */
 const realDir = (dir: string): string => realPath(dir) ?? nodePath.resolve(dir);

@@ -7,7 +7,6 @@
 // Opening never writes. recover() is the first write of every writing verb:
 // after it the device is CLEAN and a writer may start.
 
-import { randomInt } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import { findUfsSuperblock, markUfsDirty } from '../ufs.js';
@@ -30,6 +29,7 @@ import type { Extent } from './extent.js';
 import type { RangeSet } from './rangeset.js';
 import { chooseWalk, maxphysText, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
 import { JournalWriter, type MetadataUpdate } from './writer.js';
+import { randomU32 } from '../util/random.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
 
@@ -59,7 +59,6 @@ export interface RecoverResult {
   maxphys?: number;
 }
 
-const randomU32 = (): number => randomInt(0, 0x100000000);
 
 /** The union of the layers' ranges (and `extra`) inside [start, end), merged, in offset order. */
 function covered(layers: RangeSet<Extent>[], start: number, end: number, extra: readonly (readonly [number, number])[] = []): [number, number][] {

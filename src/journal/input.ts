@@ -9,6 +9,7 @@ import type { JournalDevice } from './device.js';
 import { alignedBuffer } from '../aligned.js';
 import { byteCount } from '../size.js';
 import { GJ_RECORD_MAX_ENTRIES } from './format.js';
+import { sleepSync } from '../util/sleep.js';
 
 /** Reads until `buf` is full or the input ends; returns the bytes read. Waits out EAGAIN on a non-blocking stdin. */
 function readFull(fd: number, buf: Buffer, name: string): number {
@@ -19,7 +20,7 @@ function readFull(fd: number, buf: Buffer, name: string): number {
       n = readSync(fd, buf, got, buf.length - got, null);
     } catch (err) {
       if (errnoOf(err) === 'EAGAIN') {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        sleepSync(10);
         continue;
       }
       throw new IoError(name, 'read', undefined, errnoOf(err));

@@ -6,7 +6,6 @@
 // all or nothing under the undo log (flush-engine.md). label -J adds the UFS
 // superblock with FS_GJOURNAL set (tunefs.ts) to that transaction.
 
-import { randomInt } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
 import { checkIdOption, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
@@ -27,6 +26,7 @@ import {
   encodeJournalMetadataSector,
   type JournalMetadataFields,
 } from './metadata.js';
+import { randomU32 } from '../util/random.js';
 
 /** gjournal label's default journal size for one provider: 1 GiB. */
 export const DEFAULT_JSIZE = 1073741824;
@@ -197,7 +197,6 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   return { result, sectors };
 }
 
-const randomU32 = (): number => randomInt(0, 0x100000000);
 
 /**
  * gjournal label over the engine's images ([data] or [data, journal]): checks

@@ -12,7 +12,8 @@ import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
 import { PLAIN, type Tone, type TextStyle } from '../style.js';
 
-export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
+export type { JournalState } from './device.js';
+import type { JournalState } from './device.js';
 
 /** What each state means to the user: nothing to do, journals waiting to be copied, a journal to repair. */
 /**

@@ -13,6 +13,7 @@ import { tasteProvider, type Tasted } from '../taste.js';
 import type { GeomOwner } from '../geom-owner.js';
 import type { TasteHost } from '../virstor/device.js';
 import { decodeJournalMetadata, GJ_TYPE_COMPLETE, GJ_TYPE_DATA, isClean, type JournalMetadata } from './metadata.js';
+import { sameFile } from '../util/identity.js';
 
 /** The data image of the journal whose journal image is `journal`, among the candidates. */
 function findDataImage(journal: Provider, md: JournalMetadata, host: TasteHost): { path: string; name: string; md: JournalMetadata } | undefined {
@@ -24,7 +25,7 @@ function findDataImage(journal: Provider, md: JournalMetadata, host: TasteHost):
       continue;
     }
     try {
-      if (p.identity.dev === journal.identity.dev && p.identity.ino === journal.identity.ino) continue;
+      if (sameFile(p.identity, journal.identity)) continue;
       const tasted = tasteProvider(p);
       if (tasted?.className !== 'JOURNAL') continue;
       const other = decodeJournalMetadata(tasted.sector, path);

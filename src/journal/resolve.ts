@@ -6,6 +6,7 @@ import { GeomError } from '../errors.js';
 import { candidateImages, dirsWithNamed } from '../candidates.js';
 import { openImage } from '../provider/file.js';
 import { GJ_TYPE_DATA, GJ_TYPE_JOURNAL, readJournalMetadata, type JournalMetadata } from './metadata.js';
+import { sameFile } from '../util/identity.js';
 
 /** An image's journal metadata, or the error that says why it has none to use. */
 type Probe = { md: JournalMetadata; dev: number; ino: number; error?: undefined } | { error: GeomError };
@@ -58,7 +59,7 @@ export function journalImages(dataPath: string, journalPath: string | undefined,
       if (mayHideJournal(m.error)) unusable.push(m.error);
       continue;
     }
-    if (m.dev === data.dev && m.ino === data.ino) continue;
+    if (sameFile(m, data)) continue;
     if (m.md.id === data.md.id && m.md.type === GJ_TYPE_JOURNAL) return [dataPath, path];
   }
   const first = unusable[0];

@@ -3,11 +3,10 @@
 // numbers; images beyond 2^53 bytes are not supported. All I/O is synchronous:
 // geomctl's loops are synchronous, which keeps ordering and barriers obvious.
 
-export interface ProviderIdentity {
-  /** st_dev and st_ino: how the undo log recognises an image under another path. */
-  readonly dev: number;
-  readonly ino: number;
-}
+import type { FileIdentity } from '../util/identity.js';
+
+/** st_dev and st_ino: how the undo log and the locks recognise an image under another path. */
+export type ProviderIdentity = FileIdentity;
 
 export interface Provider {
   /** The path as the user gave it (used in every message). */

@@ -19,6 +19,7 @@
 
 import fs from 'node:fs';
 import type { ProviderIdentity } from './provider.js';
+import { sameFile } from '../util/identity.js';
 
 /**
  * Bytes written between two starts of writeback. Measured on a 256 MiB
@@ -76,7 +77,7 @@ export class Writeback {
     try {
       const fd = fs.openSync(this.path, fs.constants.O_RDONLY);
       const st = fs.fstatSync(fd);
-      if (st.dev === this.identity.dev && st.ino === this.identity.ino) this.fd = fd;
+      if (sameFile(st, this.identity)) this.fd = fd;
       else fs.closeSync(fd);
     } catch {
       // No second descriptor: the barrier does all the work, as without this.

@@ -36,6 +36,7 @@ import {
   VIRSTOR_PROVIDER_CURRENT,
   type VirstorMetadata,
 } from './metadata.js';
+import { identityKey } from '../util/identity.js';
 
 /** What openVirstor needs of a session (src/session.ts's Session has it). */
 export interface VirstorSession {
@@ -134,9 +135,6 @@ export interface TasteOutcome {
   warnings: string[];
 }
 
-function identityKey(id: ProviderIdentity): string {
-  return `${id.dev}:${id.ino}`;
-}
 
 /**
  * Tastes every candidate and keeps those carrying the device's name (every
@@ -383,14 +381,6 @@ const REGION_ALIGN = 64 * 1024;
 const ZERO_STRIDE = 64 * 1024;
 const ZERO_BLOCK = Buffer.alloc(ZERO_STRIDE);
 
-/** True when every byte of `buf` is zero. */
-export function isZero(buf: Buffer): boolean {
-  for (let off = 0; off < buf.length; off += ZERO_STRIDE) {
-    const n = Math.min(ZERO_STRIDE, buf.length - off);
-    if (!buf.subarray(off, off + n).equals(ZERO_BLOCK.subarray(0, n))) return false;
-  }
-  return true;
-}
 
 /** A problem found in the map while opening leniently. */
 export interface MapProblem {

@@ -10,7 +10,8 @@ import { readSync } from 'node:fs';
 import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
 import { alignedBuffer } from '../aligned.js';
 import { byteCount } from '../size.js';
-import { isZero, type VirstorDevice } from './device.js';
+import type { VirstorDevice } from './device.js';
+import { isZero } from '../util/zero.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 
 /** The bytes to write: an input of known length read at positions. */

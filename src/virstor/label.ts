@@ -6,7 +6,6 @@
 // component that is too small stops the label instead of printing an error
 // and carrying on, and chunk_count (and 4 × chunk size) is computed in 64 bits.
 
-import { randomBytes } from 'node:crypto';
 import { GeomError, UsageError } from '../errors.js';
 import { checkDeviceName } from '../device-name.js';
 import type { Engine } from '../engine/types.js';
@@ -21,6 +20,8 @@ import {
   VIRSTOR_PROVIDER_CURRENT,
   type VirstorMetadata,
 } from './metadata.js';
+import { identityKey } from '../util/identity.js';
+import { randomU32 } from '../util/random.js';
 
 /** gvirstor's defaults (GVIRSTOR_CHUNK_SIZE, GVIRSTOR_VIR_SIZE) and FreeBSD 13+'s 64-bit MAXPHYS. */
 export const DEFAULT_CHUNK_SIZE = 4n << 20n;
@@ -94,7 +95,7 @@ function refuse(message: string, hint?: string): never {
 
 /** A random md_id, as FreeBSD's arc4random(). */
 export function randomVirstorId(): number {
-  return randomBytes(4).readUInt32LE(0);
+  return randomU32();
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -114,7 +115,7 @@ function checkArguments(input: VirstorLabelInput): void {
   if (!isPowerOfTwo(input.maxphys) || input.maxphys < 512) throw new UsageError(`--maxphys ${input.maxphys} is not a power of two of at least 512 bytes`);
   const seen = new Map<string, string>();
   for (const c of input.components) {
-    const key = c.identity ? `${c.identity.dev}:${c.identity.ino}` : `path:${c.path}`;
+    const key = c.identity ? identityKey(c.identity) : `path:${c.path}`;
     const other = seen.get(key);
     if (other !== undefined) throw new UsageError(`${c.path} is named twice${other !== c.path ? ` (also as ${other})` : ''}`);
     seen.set(key, c.path);

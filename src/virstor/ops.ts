@@ -6,7 +6,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import { refuseRelabel } from '../geom-owner.js';
-import { duplicateClaim, isZero, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
+import { duplicateClaim, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { VIRSTOR_MAP_ALLOCATED } from './map.js';
@@ -18,6 +18,8 @@ import {
   VIRSTOR_PROVIDER_ALLOCATED,
   VIRSTOR_PROVIDER_CURRENT,
 } from './metadata.js';
+import { isZero } from '../util/zero.js';
+import { identityKey } from '../util/identity.js';
 
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
@@ -136,13 +138,13 @@ export function removeComponents(host: VirstorHost, name: string, paths: string[
   if (paths.length === 0) throw new UsageError('virstor remove needs at least one image');
   const dev = openVirstor(host, name, { write: true, scan: true });
   try {
-    const byIdentity = new Map(dev.components.map((c) => [`${c.identity.dev}:${c.identity.ino}`, c]));
+    const byIdentity = new Map(dev.components.map((c) => [identityKey(c.identity), c]));
     const removed = new Set<VirstorComponent>();
     for (const path of paths) {
       const p = host.probe(path);
       let c: VirstorComponent | undefined;
       try {
-        c = byIdentity.get(`${p.identity.dev}:${p.identity.ino}`);
+        c = byIdentity.get(identityKey(p.identity));
       } finally {
         p.close();
       }

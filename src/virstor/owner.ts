@@ -13,6 +13,7 @@ import type { GeomOwner } from '../geom-owner.js';
 import { tasteDevice, type TasteHost } from './device.js';
 import { mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE } from './map.js';
 import { decodeVirstorMetadata, type VirstorMetadata } from './metadata.js';
+import { sameFile } from '../util/identity.js';
 
 const MAP_BLOCK = 1 << 20;
 const REGION_ALIGN = 64 * 1024;
@@ -50,7 +51,7 @@ export function describeVirstorImage(path: string, provider: Provider, tasted: T
   const component = `${path} is component ${md.no} of virstor ${md.name}`;
   // Not a spread: a host may be a class whose probe is a method.
   const outcome = tasteDevice({ candidates: [path, ...host.candidates], probe: (p) => host.probe(p), ignoreHardcoded: host.ignoreHardcoded }, md.name);
-  const mine = (m: { identity: { dev: number; ino: number } }): boolean => m.identity.dev === provider.identity.dev && m.identity.ino === provider.identity.ino;
+  const mine = (m: { identity: { dev: number; ino: number } }): boolean => sameFile(m.identity, provider.identity);
   const first = outcome.chosen?.find((m) => m.md.no === 0);
   if (!outcome.chosen?.some(mine) || !first) {
     return { what: `${component}, whose other components are not all found here` };
