@@ -5,10 +5,10 @@
 // image's VOLUME and META bytes must be exactly all-before or all-after.
 
 import { describe, expect, it } from 'vitest';
-import { CrashWorld, MemoryLogStore, type WorldState } from '../src/engine/memory-log.js';
+import { CrashWorld, MemoryLogStore, type WorldState } from './sim/memory-log.js';
 import { recoverImages } from '../src/engine/recovery.js';
 import { GeomError, IoError } from '../src/errors.js';
-import { seededRng } from '../src/provider/crash.js';
+import { seededRng } from './sim/crash.js';
 import { FaultCounter, withFaults } from '../src/provider/fault.js';
 import type { Provider } from '../src/provider/provider.js';
 import {

@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CrashSimulator, seededRng, type CrashEvent } from '../src/provider/crash.js';
+import { CrashSimulator, seededRng, type CrashEvent } from './sim/crash.js';
 
 const S = 512;
 const fill = (byte: number, sectors = 1) => Buffer.alloc(sectors * S, byte);

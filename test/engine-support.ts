@@ -3,7 +3,7 @@
 // with a byte model of what the images must hold afterwards.
 
 import { createEngine, type FlushEngine } from '../src/engine/engine.js';
-import { CrashWorld, MemoryLogStore, type WorldState } from '../src/engine/memory-log.js';
+import { CrashWorld, MemoryLogStore, type WorldState } from './sim/memory-log.js';
 import { recoverImages } from '../src/engine/recovery.js';
 import { withLogFaults, type LogStore } from '../src/engine/undo-log.js';
 import type { FaultCounter } from '../src/provider/fault.js';

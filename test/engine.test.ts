@@ -9,12 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { openImage } from '../src/provider/file.js';
 import { createEngine } from '../src/engine/engine.js';
 import { crc32c, crc32cUpdate } from '../src/crc32c.js';
-import { MemoryLogStore } from '../src/engine/memory-log.js';
+import { MemoryLogStore } from './sim/memory-log.js';
 import { recoverImages } from '../src/engine/recovery.js';
 import { decodeHeader, encodeHeader, encodeRecord, readerRange, scanRecords, type LogReader } from '../src/engine/undo-log.js';
 import { GeomError, IoError } from '../src/errors.js';
 import { FaultCounter } from '../src/provider/fault.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 import { DIR, engineOver, filled, makeWorld, recoverState } from './engine-support.js';
 
 const LOG = `${DIR}/c0.img.geomctl-undo`;

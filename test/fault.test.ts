@@ -10,7 +10,7 @@ import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GeomError, IoError, UsageError } from '../src/errors.js';
 import { FaultCounter, faultFromEnv, parseFaultSpec, withFaults } from '../src/provider/fault.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -10,11 +10,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
-import { CrashWorld, MemoryLogStore, type WorldState } from '../src/engine/memory-log.js';
+import { CrashWorld, MemoryLogStore, type WorldState } from './sim/memory-log.js';
 import { recoverImages } from '../src/engine/recovery.js';
 import { minJournalSize } from '../src/journal/format.js';
 import { JournalDevice } from '../src/journal/device.js';
-import { seededRng } from '../src/provider/crash.js';
+import { seededRng } from './sim/crash.js';
 import type { Provider } from '../src/provider/provider.js';
 import { KernelJournal, kRandom, kReadMetadata, type KDisk } from './model/journal-kernel.js';
 import { K, M, labeled, modelWrites, randomBytes } from './journal-engine-support.js';

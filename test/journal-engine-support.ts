@@ -4,7 +4,7 @@
 // provider, VOLUME/META/DATA wait for commit(); no undo log).
 
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { JournalDevice } from '../src/journal/device.js';
 import { kLabel, kRandom, kRandomBytes, kRandomWrites, type KDisk } from './model/journal-kernel.js';

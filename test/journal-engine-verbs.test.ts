@@ -214,7 +214,7 @@ describe('copyToData', () => {
     const { copyToData, journalSource } = await import('../src/journal/replay.js');
     const { RangeSet } = await import('../src/journal/rangeset.js');
     const { sliceExtent, journalExtent, memoryExtent } = await import('../src/journal/extent.js');
-    const { MemoryProvider } = await import('../src/provider/memory.js');
+    const { MemoryProvider } = await import('./sim/memory.js');
     fc.assert(
       fc.property(
         fc.array(fc.record({ sector: fc.nat(2000), sectors: fc.integer({ min: 1, max: 700 }), cached: fc.boolean(), jsector: fc.nat(3000) }), { maxLength: 40 }),

@@ -18,7 +18,7 @@ import { tool } from './helpers/tools.js';
 
 const flock = tool('flock');
 import { openImage, type FileProvider } from '../src/provider/file.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

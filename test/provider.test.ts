@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GeomError, IoError } from '../src/errors.js';
 import { blockDeviceGeometry, openImage, splitDev } from '../src/provider/file.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 
 let dir: string;
 beforeAll(() => {

@@ -8,8 +8,8 @@
 
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CrashSimulator } from '../src/provider/crash.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { CrashSimulator } from './sim/crash.js';
+import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
 import { openVirstor } from '../src/virstor/device.js';

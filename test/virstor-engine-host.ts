@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import nodePath from 'node:path';
 import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-log.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
 import { openVirstor, type VirstorHost, type VirstorSession } from '../src/virstor/device.js';

@@ -9,7 +9,7 @@ import type { Context, ParsedOptions } from '../commands/framework.js';
 import { Output } from '../commands/output.js';
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
 import { GeomError, PartialFailure } from '../src/errors.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { decodeVirstorMetadata } from '../src/virstor/metadata.js';
 

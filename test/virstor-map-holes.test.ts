@@ -9,7 +9,7 @@ import { closeSync, openSync, truncateSync, writeFileSync, writeSync } from 'nod
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSession } from '../src/session.js';
 import { openImage, type FileProvider } from '../src/provider/file.js';
-import { MemoryProvider } from '../src/provider/memory.js';
+import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import type { Lockable } from '../src/lock.js';
 import { FaultCounter, withFaults } from '../src/provider/fault.js';

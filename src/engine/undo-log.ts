@@ -227,7 +227,7 @@ export function scanRecords(log: LogReader, header: UndoHeader): UndoRecord[] {
 // ---------------------------------------------------------------------------
 // Where logs live. The engine and recovery reach the file system only through
 // a LogStore, so that the crash tests can simulate power loss on the log as
-// they do on the images (memory-log.ts).
+// they do on the images (test/sim/memory-log.ts).
 
 export interface LogReader {
   readonly size: number;

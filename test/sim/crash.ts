@@ -7,7 +7,7 @@
 // sectors: a disk may reorder unflushed writes and tear multi-sector ones.
 
 import { MemoryProvider } from './memory.js';
-import type { Provider } from './provider.js';
+import type { Provider } from '../../src/provider/provider.js';
 
 export type CrashEvent =
   | { kind: 'write'; image: number; offset: number; data: Buffer }

@@ -10,10 +10,10 @@
 // directory has been fsynced — before that, a crash may show the file or not.
 
 import nodePath from 'node:path';
-import { IoError } from '../errors.js';
-import { CrashSimulator, seededRng, type CrashEvent } from '../provider/crash.js';
-import type { LogReader, LogStore, LogWriter } from './undo-log.js';
-import { UNDO_SUFFIX } from './undo-log.js';
+import { IoError } from '../../src/errors.js';
+import { CrashSimulator, seededRng, type CrashEvent } from './crash.js';
+import type { LogReader, LogStore, LogWriter } from '../../src/engine/undo-log.js';
+import { UNDO_SUFFIX } from '../../src/engine/undo-log.js';
 
 export type LogOp =
   | { kind: 'create'; path: string }

@@ -4,9 +4,9 @@
 // memory behaves the same on files.
 
 import nodePath from 'node:path';
-import { IoError } from '../errors.js';
-import { checkRange } from './bounds.js';
-import type { Provider, ProviderIdentity } from './provider.js';
+import { IoError } from '../../src/errors.js';
+import { checkRange } from '../../src/provider/bounds.js';
+import type { Provider, ProviderIdentity } from '../../src/provider/provider.js';
 
 export interface MemoryProviderOptions {
   /** Default 512. */
