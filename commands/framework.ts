@@ -2,7 +2,7 @@
 // (sbin/geom/core/geom.h): each verb is a CommandSpec — name, arguments,
 // options, one-line summary, example, handler — and this module registers
 // them with commander. --help, the man page SYNOPSIS and shell completion are
-// all derived from the same tables (test/cli-help.test.ts checks the manual).
+// all derived from the same tables (test/manual.test.ts checks the manual and --help).
 
 import type { Command } from 'commander';
 import { UsageError, type GeomError } from '../src/errors.js';

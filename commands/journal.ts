@@ -185,7 +185,7 @@ const dumpCommand: CommandSpec = {
   },
 };
 
-/** label, clear and dump (helper B); the engine verbs (write, read, sync, stop, scan, check, export, list, status) join them. */
+/** label, clear and dump; the engine verbs (write, read, sync, stop, scan, check, export, list, status) join them. */
 export const journalCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand];
 
 export const journalClass: ClassSpec = {
@@ -196,7 +196,7 @@ export const journalClass: ClassSpec = {
 };
 
 // ---------------------------------------------------------------------------
-// The engine verbs (helper D): write, read, sync, stop, scan, check, export.
+// The engine verbs: write, read, sync, stop, scan, check, export.
 // Logic lives in src/journal/ (device, writer, walk, scan, check, export).
 
 /** The images of the device a verb names: the data image as given or as found, and the journal image if given. */

@@ -212,7 +212,7 @@ const dumpCommand: CommandSpec = {
 };
 
 
-// ---- The engine verbs (helper E): stop, add, remove, list, status, write,
+// ---- The engine verbs: stop, add, remove, list, status, write,
 // read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
 
 /** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */

@@ -328,6 +328,11 @@ export class JournalDevice {
     );
   }
 
+  /** Bytes a replay would copy to the data image (0 when CLEAN): the total for progress. */
+  get replayBytes(): number {
+    return this.state === 'CLEAN' || !this.choice ? 0 : this.choice.walk.replay.bytes;
+  }
+
   /**
    * The first step of every writing verb (journal.md, "open" step 3): replay a
    * dirty journal (copy, barrier, metadata CLEAN, barrier), or with `force`
@@ -335,10 +340,6 @@ export class JournalDevice {
    * dirty and the metadata CLEAN in one undo transaction). Afterwards the
    * device is CLEAN.
    */
-  /** Bytes a replay would copy to the data image (0 when CLEAN): the total for progress. */
-  get replayBytes(): number {
-    return this.state === 'CLEAN' || !this.choice ? 0 : this.choice.walk.replay.bytes;
-  }
 
   recover(force: boolean, onProgress?: (copied: number) => void): RecoverResult {
     const result: RecoverResult = { action: 'none', journals: 0, bytes: 0, ufsMarkedDirty: false };
