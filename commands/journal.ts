@@ -44,8 +44,6 @@ function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
 }
 
-/** Throws the collected failures after the others were processed (geom's "Not fully done"). */
-
 const numberOpt = (v: ParsedOptions[string]): number | undefined => (typeof v === 'number' ? v : undefined);
 
 const labelCommand: CommandSpec = {
