@@ -9,6 +9,7 @@
 // FreeBSD. gjournal's own provider refuses BIO_FLUSH; this is serve.md's named
 // divergence, since NBD clients need a flush that makes their writes durable.
 
+import { alignedBuffer } from '../aligned.js';
 import type { BlockProvider } from '../provider/block.js';
 import { regionsToRuns } from '../provider/image-block.js';
 import type { JournalDevice } from './device.js';
@@ -55,8 +56,11 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     writable: true,
     read: (offset, target) => dev.readInto(offset, target),
     write(offset, data, opts = {}) {
-      // The writer keeps what it is given until the journal is copied: a copy of the client's bytes.
-      journaled(offset, Buffer.from(data));
+      // The writer keeps what it is given until the journal is copied: a copy of the client's
+      // bytes, page-aligned because it is written from as it is (src/aligned.ts).
+      const copy = alignedBuffer(data.length);
+      data.copy(copy);
+      journaled(offset, copy);
       durable(opts.fua);
     },
     zero(offset, length, opts = {}) {

@@ -26,6 +26,7 @@ import { RangeSet, type Range } from './rangeset.js';
 import { bump, copyToData, fillFromExtents, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
 import { JournalSpace } from './space.js';
 import type { WalkGeometry } from './walk.js';
+import { alignedBuffer } from '../aligned.js';
 
 /** What a metadata update says (g_journal_metadata_update: md_joffset, md_jid, GJ_FLAG_CLEAN). */
 export interface MetadataUpdate {
@@ -233,7 +234,8 @@ export class JournalWriter {
       const { blob, delta } = only.value;
       return (blob.data as Buffer).subarray(delta, delta + len);
     }
-    const out = Buffer.allocUnsafe(len);
+    // Page-aligned: written to the journal as a record's entry, a misaligned buffer costs the kernel's copy several times more.
+    const out = alignedBuffer(len);
     fillFromExtents(this.source, run.filter((r) => r.start < start + len).map((r) => ({ ...r, end: Math.min(r.end, start + len) })), out, start);
     return out;
   }

@@ -6,6 +6,7 @@
 // only a bad magic, after which the stream cannot be trusted, ends it.
 
 import type { Socket } from 'node:net';
+import { alignedBuffer } from '../aligned.js';
 import { GeomError } from '../errors.js';
 import { readBytes, writeBytes, zeroBytes, type BlockProvider } from '../provider/block.js';
 import type { ExportInfo, Negotiated } from './handshake.js';
@@ -57,7 +58,8 @@ class BufferPool {
   private static readonly KEEP = 16;
 
   take(length: number): Buffer {
-    return this.free.get(length)?.pop() ?? Buffer.allocUnsafe(length);
+    // Page-aligned: the kernel copies into it several times faster (src/aligned.ts).
+    return this.free.get(length)?.pop() ?? alignedBuffer(length);
   }
 
   give(b: Buffer): void {
