@@ -29,6 +29,8 @@ import {
 } from './protocol.js';
 import type { SocketReader } from './reader.js';
 
+/** Reply bytes a connection may have queued in userland before it stops reading requests. */
+const MAX_QUEUED = 8 * 1024 * 1024;
 /** At most this many extents in one BLOCK_STATUS reply (clients ask again for the rest). */
 const MAX_EXTENTS = 64 * 1024;
 
@@ -75,13 +77,17 @@ class BufferPool {
  * longer needs the pieces.
  */
 async function sendAll(socket: Socket, pieces: Buffer[], done?: () => void): Promise<void> {
-  let ok = true;
   socket.cork();
   pieces.forEach((p, i) => {
-    ok = socket.write(p, i === pieces.length - 1 && done ? () => done() : undefined) && ok;
+    socket.write(p, i === pieces.length - 1 && done ? () => done() : undefined);
   });
   socket.uncork();
-  if (!ok && !socket.destroyed) {
+  // Replies may queue up to MAX_QUEUED bytes while the kernel's socket buffer
+  // (about 200 KiB, less than one 256 KiB read) drains: waiting for every
+  // reply to leave before reading the next request left the server idle a
+  // third of the time. Past it, a client that does not read its replies is
+  // not read from until it does (serve.md, "Memory").
+  if (socket.writableLength > MAX_QUEUED && !socket.destroyed) {
     await new Promise<void>((resolve) => {
       const done = (): void => {
         socket.off('drain', done);
