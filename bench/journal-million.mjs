@@ -1,5 +1,5 @@
 // Replay (`journal sync`) of a journal holding 1,000,000 entries (quality.md:
-// O(n log n), ≤ 10 s here; the kernel's queues are linked lists with O(n)
+// O(n log n), ≤ 3 s here; the kernel's queues are linked lists with O(n)
 // insertion, geomctl's range sets must not be quadratic).
 //
 // The journal is built directly on a geomctl-labeled sparse image with the
@@ -129,7 +129,7 @@ export default async function journalMillion() {
     console.log(`set-up: ${ENTRIES} entries in ${ENTRIES / PER_RECORD} records written in ${(Number(process.hrtime.bigint() - built) / 1e9).toFixed(1)} s`);
     const seconds = timeCommand(geomctlArgv('journal', 'sync', img), { runs: 3, setup: () => rewindReplay(img, imgSize - SS, dirty, DATA_SIZE) });
     verify(img);
-    const ok = reportLimit('journal sync of 1,000,000 entries', seconds, 's', 10);
+    const ok = reportLimit('journal sync of 1,000,000 entries', seconds, 's', 3);
     // Not a target: what the same writes cost a bare Node loop (start-up, then
     // a million 512-byte writeSync calls in offset order, then one fsync),
     // to show how much of the time the I/O pattern itself takes on this machine.

@@ -1,7 +1,7 @@
 // journal `read` of 1 GiB with half of it still in the journal, to /dev/null,
-// against the bare Node loop (bench/node-stream.mjs: 128 KiB readSync/
-// writeSync) streaming a flat file of the same 1 GiB (quality.md: target
-// ≤ 1.5×; the ratio to `cat` is reported too).
+// against `cat` of a flat file of the same 1 GiB (quality.md: target ≤ 2.5×,
+// start-up included); the ratio to the bare Node loop (bench/node-stream.mjs:
+// 128 KiB readSync/writeSync) over the same file is reported too.
 //
 // Set-up: a one-image journal with a 1 GiB data area; the first 512 MiB are
 // written with --sync (they end up in the data area), the second 512 MiB
@@ -29,7 +29,7 @@ export default function journalRead() {
     const read = geomctlArgv('journal', 'read', img);
     checkSameBytes(read, flat, 'journal read');
     warm(img);
-    return versusStream('journal read 1 GiB (512 MiB in the journal)', read, flat, 1.5);
+    return versusStream('journal read 1 GiB (512 MiB in the journal)', read, flat, 2.5);
   } finally {
     s.cleanup();
   }

@@ -242,9 +242,10 @@ export function checkSameBytes(argv, file, what) {
 }
 
 /**
- * Times a geomctl read to /dev/null (`argv`) against the bare Node loop and
- * `cat` streaming `flat`, a file of the same bytes — the read benchmarks'
- * references — and reports both ratios; the target applies to the loop's.
+ * Times a geomctl read to /dev/null (`argv`) against `cat` and the bare Node
+ * loop streaming `flat`, a file of the same bytes — the read benchmarks'
+ * references — and reports both ratios; the target applies to cat's
+ * (quality.md: ≤ 2.5× `cat`, start-up included), the loop's is for scale.
  */
 export function versusStream(name, argv, flat, target, runs = 7) {
   warm(flat);
@@ -256,7 +257,7 @@ export function versusStream(name, argv, flat, target, runs = 7) {
     },
     { runs },
   );
-  const ok = report(name, t.geomctl, 'node 128 KiB loop', t.node, target);
-  report(name, t.geomctl, 'cat', t.cat);
+  const ok = report(name, t.geomctl, 'cat', t.cat, target);
+  report(name, t.geomctl, 'node 128 KiB loop', t.node);
   return ok;
 }

@@ -1,7 +1,7 @@
-// virstor `read` of 1 GiB to /dev/null against the bare Node loop
-// (bench/node-stream.mjs: 128 KiB readSync/writeSync) streaming a flat file
-// of the same 1 GiB (quality.md: target ≤ 1.25×; the ratio to `cat` is
-// reported too). The device: two sparse 768 MiB components, 1 GiB written
+// virstor `read` of 1 GiB to /dev/null against `cat` of a flat file of the
+// same 1 GiB (quality.md: target ≤ 2.5×, start-up included); the ratio to the
+// bare Node loop (bench/node-stream.mjs: 128 KiB readSync/writeSync) over the
+// same file is reported too. The device: two sparse 768 MiB components, 1 GiB written
 // once (256 chunks, spread over both components).
 import { GiB, MiB, checkSameBytes, geomctl, geomctlArgv, randomFile, scratch, sparseFile, versusStream, warm } from './lib.mjs';
 
@@ -15,7 +15,7 @@ export default function virstorRead() {
     const read = geomctlArgv('-d', s.dir, 'virstor', 'read', '-l', '1G', 'bench');
     checkSameBytes(read, flat, 'virstor read');
     for (const c of components) warm(c);
-    return versusStream('virstor read 1 GiB', read, flat, 1.25);
+    return versusStream('virstor read 1 GiB', read, flat, 2.5);
   } finally {
     s.cleanup();
   }

@@ -18,7 +18,7 @@ import { journalGeomName } from '../src/journal/listing.js';
 import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { statSync } from 'node:fs';
-import { OutputFile, refuseOutput } from '../src/output-file.js';
+import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
 import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
@@ -423,7 +423,7 @@ const readCommand: CommandSpec = {
             }
           }
           progress.update(at + buf.length - offset);
-        });
+        }, file?.pieceSize() ?? pieceSizeFor(1));
       } catch (err) {
         // No half file that looks like a whole one.
         file?.discard();

@@ -420,10 +420,11 @@ function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, opt
  * piles up the data (a Node stream would queue it). discard() instead of
  * close() after a failure removes the -O file: no partial result is left.
  */
-function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; close(): void; discard(): void } {
+function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; pieceSize: number; close(): void; discard(): void } {
   const file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
   let at = 0;
   return {
+    pieceSize: file.pieceSize(),
     sink(piece) {
       file.write(piece, path === undefined ? null : at);
       at += piece.length;
@@ -461,7 +462,7 @@ const readCommand: CommandSpec = {
       const progress = ctx.out.progress(`reading ${name}`, length);
       let complete = false;
       try {
-        readVirstor(dev, offset, length, out.sink, (done) => progress.update(done));
+        readVirstor(dev, offset, length, out.sink, (done) => progress.update(done), out.pieceSize);
         complete = true;
       } finally {
         progress.stop();

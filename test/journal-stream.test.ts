@@ -19,7 +19,7 @@ import { JournalDevice } from '../src/journal/device.js';
 import { STREAM_CHUNK, streamJournaled } from '../src/journal/export.js';
 import { minJournalSize } from '../src/journal/format.js';
 import { writeFromFd } from '../src/journal/input.js';
-import { OutputFile } from '../src/output-file.js';
+import { FILE_PIECE, OutputFile } from '../src/output-file.js';
 import { openImage } from '../src/provider/file.js';
 import { MemoryProvider } from './sim/memory.js';
 import { WRITEBACK_EVERY, Writeback } from '../src/provider/writeback.js';
@@ -36,14 +36,14 @@ function openOn(disk: KDisk, maxphys: number, cacheLimit = 64 * M, seed = 1): Jo
   return JournalDevice.open(engine, { maxphys, cacheLimit, random: kRandom(seed) });
 }
 
-function streamed(dev: JournalDevice, offset: number, length: number): Buffer {
+function streamed(dev: JournalDevice, offset: number, length: number, chunkSize = STREAM_CHUNK): Buffer {
   const parts: Buffer[] = [];
   let at = offset;
   streamJournaled(dev, offset, length, (chunk, o) => {
     expect(o).toBe(at);
     parts.push(Buffer.from(chunk)); // the buffer is reused: keep a copy
     at += chunk.length;
-  });
+  }, chunkSize);
   expect(at).toBe(offset + length);
   return Buffer.concat(parts);
 }
@@ -53,6 +53,8 @@ function checkReads(dev: JournalDevice, model: Buffer, offset: number, length: n
   const want = model.subarray(offset, offset + length);
   expect(dev.read(offset, length).equals(want)).toBe(true);
   expect(streamed(dev, offset, length).equals(want)).toBe(true);
+  // Pieces for a file or /dev/null (read's stdout): the same bytes.
+  expect(streamed(dev, offset, length, FILE_PIECE).equals(want)).toBe(true);
   const ss = dev.sectorSize;
   const a = Math.ceil(offset / ss) * ss;
   const b = Math.floor((offset + length) / ss) * ss;

@@ -12,16 +12,17 @@ export const STREAM_CHUNK = 128 * 1024;
 
 /**
  * Calls `sink` with the journaled provider's bytes [offset, offset + length),
- * in order, chunk by chunk. Every whole-sector chunk comes in the same
- * page-aligned buffer (src/aligned.ts), so `sink` must be done with a chunk
- * before it returns; only a partial sector at either end is read apart.
+ * in order, in chunks of `chunkSize` (a multiple of the sector size). Every
+ * whole-sector chunk comes in the same page-aligned buffer (src/aligned.ts),
+ * so `sink` must be done with a chunk before it returns; only a partial
+ * sector at either end is read apart.
  */
-export function streamJournaled(dev: JournalDevice, offset: number, length: number, sink: (data: Buffer, at: number) => void): void {
+export function streamJournaled(dev: JournalDevice, offset: number, length: number, sink: (data: Buffer, at: number) => void, chunkSize = STREAM_CHUNK): void {
   const ss = dev.sectorSize;
-  const buf = alignedBuffer(Math.min(STREAM_CHUNK, Math.ceil(length / ss) * ss));
+  const buf = alignedBuffer(Math.min(chunkSize, Math.ceil(length / ss) * ss));
   for (let o = offset; o < offset + length; ) {
     // Chunks end on chunk boundaries of the provider, so reads stay aligned after a first partial one.
-    const next = Math.min(offset + length, (Math.floor(o / STREAM_CHUNK) + 1) * STREAM_CHUNK);
+    const next = Math.min(offset + length, (Math.floor(o / chunkSize) + 1) * chunkSize);
     if (o % ss === 0 && next % ss === 0) {
       const chunk = next - o === buf.length ? buf : buf.subarray(0, next - o);
       dev.readInto(o, chunk);

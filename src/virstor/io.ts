@@ -52,10 +52,9 @@ export function fileSource(fd: number, length: number, path: string): WriteSourc
 
 /** Bytes moved per engine call: small enough to keep memory flat, large enough to be fast. */
 const IO_BLOCK = 1 << 20;
-/** Reads are handed out in 128 KiB pieces: the size at which Node's write loops are fastest (quality.md). */
+/** Reads are handed out in 128 KiB pieces unless the caller asks otherwise: the size at which Node's write loops to a pipe are fastest (quality.md). */
 const READ_BLOCK = 128 * 1024;
 const ZEROS = Buffer.alloc(IO_BLOCK);
-const ZEROS_PIECE = ZEROS.subarray(0, READ_BLOCK);
 
 /** Reads `length` bytes at physical `offset` of a component, through the engine (sector-aligned underneath). */
 function readPhysical(dev: VirstorDevice, image: number, offset: number, length: number): Buffer {
@@ -109,18 +108,21 @@ function forEachChunkPiece(dev: VirstorDevice, offset: number, length: number, f
  * pieces, in order; unallocated chunks read as zeros. A piece is only valid
  * during the call (buffers are reused).
  */
-export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void): void {
+export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void, pieceSize = READ_BLOCK): void {
   checkRange(dev, offset, length, 'read');
-  const buf = alignedBuffer(READ_BLOCK);
+  // At most IO_BLOCK: unallocated pieces are views of ZEROS.
+  const size = Math.min(pieceSize, IO_BLOCK);
+  const buf = alignedBuffer(size);
+  const zeros = ZEROS.subarray(0, size);
   forEachChunkPiece(dev, offset, length, (v, inChunk, len, pos) => {
     const e = dev.entry(v);
-    for (let done = 0; done < len; done += READ_BLOCK) {
-      const n = Math.min(READ_BLOCK, len - done);
+    for (let done = 0; done < len; done += size) {
+      const n = Math.min(size, len - done);
       const at = e.providerChunk * dev.chunkSize + inChunk + done;
-      if (!isAllocated(e)) sink(n === READ_BLOCK ? ZEROS_PIECE : ZEROS.subarray(0, n));
+      if (!isAllocated(e)) sink(n === size ? zeros : ZEROS.subarray(0, n));
       else if (at % dev.sectorSize === 0 && n % dev.sectorSize === 0) {
         // The whole buffer almost every time: no new view per piece on the hot path.
-        const piece = n === READ_BLOCK ? buf : buf.subarray(0, n);
+        const piece = n === size ? buf : buf.subarray(0, n);
         dev.engine.readInto(e.providerNo, at, piece);
         sink(piece);
       } else sink(readPhysical(dev, e.providerNo, at, n));
