@@ -46,13 +46,14 @@ export interface CommandSpec {
   run(ctx: Context, args: string[], opts: ParsedOptions): Promise<void> | void;
 }
 
+/** A class's table: declared once as a literal, never changed after (readonly). */
 export interface ClassSpec {
-  name: string;
-  aliases: string[];
-  summary: string;
-  commands: CommandSpec[];
+  readonly name: string;
+  readonly aliases: readonly string[];
+  readonly summary: string;
+  readonly commands: readonly CommandSpec[];
   /** What the top-level verbs (dump, list, status, taste) ask of the class. */
-  topLevel?: ClassTopLevel;
+  readonly topLevel?: ClassTopLevel;
 }
 
 /** One geom in geom(8)'s status table: "Name  Status  Components". */

@@ -15,7 +15,7 @@ import {
   type JournalMetadata,
 } from '../src/journal/metadata.js';
 import { journalGeomName } from '../src/journal/listing.js';
-import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import type { ClassSpec, ClassTopLevel, CommandSpec, Context, ParsedOptions } from './framework.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { statSync } from 'node:fs';
 import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
@@ -183,15 +183,6 @@ const dumpCommand: CommandSpec = {
   },
 };
 
-/** label, clear and dump; the engine verbs (write, read, sync, stop, scan, check, export, list, status) join them. */
-export const journalCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand];
-
-export const journalClass: ClassSpec = {
-  name: 'journal',
-  aliases: ['gjournal'],
-  summary: 'block-level journaling (gjournal): label, write, replay, sync, inspect',
-  commands: journalCommands,
-};
 
 // ---------------------------------------------------------------------------
 // The engine verbs: write, read, sync, stop, scan, check, export.
@@ -796,11 +787,8 @@ const statusCommand: CommandSpec = {
   },
 };
 
-journalCommands.push(writeCommand, readCommand, syncCommand, stopCommand, scanCommand, checkCommand, exportCommand, listCommand, statusCommand);
-journalCommands.push(tunefsCommand);
-
 // The class's part in the top-level dump, list, status and taste.
-journalClass.topLevel = {
+const journalTopLevel: ClassTopLevel = {
   className: 'JOURNAL',
   dump: journalDump,
   describe: journalDescribe,
@@ -812,4 +800,13 @@ journalClass.topLevel = {
     const { devices, failures } = journalDevices(ctx, paths, named);
     return { rows: devices.map(journalStatusRow), json: devices.map(journalListingJson), failures };
   },
+};
+
+/** The class as one table (FreeBSD's class_commands[]): every verb, in the order --help lists them. */
+export const journalClass: ClassSpec = {
+  name: 'journal',
+  aliases: ['gjournal'],
+  summary: 'block-level journaling (gjournal): label, write, replay, sync, inspect',
+  commands: [labelCommand, clearCommand, dumpCommand, writeCommand, readCommand, syncCommand, stopCommand, scanCommand, checkCommand, exportCommand, listCommand, statusCommand, tunefsCommand],
+  topLevel: journalTopLevel,
 };

@@ -16,7 +16,7 @@ import {
   type LabelComponent,
 } from '../src/virstor/label.js';
 import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
-import type { ClassSpec, CommandSpec, Context, ParsedOptions } from './framework.js';
+import type { ClassSpec, ClassTopLevel, CommandSpec, Context, ParsedOptions } from './framework.js';
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { candidateImages } from '../src/candidates.js';
@@ -581,14 +581,7 @@ const exportCommand: CommandSpec = {
 
 const engineCommands: CommandSpec[] = [stopVerb('stop'), stopVerb('destroy'), addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
 
-export const virstorCommands: CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
-
-export const virstorClass: ClassSpec = {
-  name: 'virstor',
-  aliases: ['gvirstor'],
-  summary: 'thin-provisioned virtual disks (gvirstor): label, write, add, remove, inspect',
-  commands: virstorCommands,
-};
+export const virstorCommands: readonly CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 
 /**
  * The virstor devices among tasted images (those with a component in `named`,
@@ -618,7 +611,7 @@ function devicesAmong(ctx: Context, paths: string[], named: string[], all: boole
 }
 
 // The class's part in the top-level dump, list, status and taste.
-virstorClass.topLevel = {
+const virstorTopLevel: ClassTopLevel = {
   className: 'VIRSTOR',
   dump: virstorDump,
   describe(ctx, path, tasted) {
@@ -642,4 +635,13 @@ virstorClass.topLevel = {
     const { devices, failures } = devicesAmong(ctx, paths, named, all);
     return { rows: devices.map(virstorStatusRow), json: devices.map(virstorListingJson), failures };
   },
+};
+
+/** The class as one table (FreeBSD's class_commands[]). */
+export const virstorClass: ClassSpec = {
+  name: 'virstor',
+  aliases: ['gvirstor'],
+  summary: 'thin-provisioned virtual disks (gvirstor): label, write, add, remove, inspect',
+  commands: virstorCommands,
+  topLevel: virstorTopLevel,
 };
