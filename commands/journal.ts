@@ -39,6 +39,7 @@ import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
 import { identityKey } from '../src/util/identity.js';
+import { ID_OPTION, SECTORSIZE_OPTION } from './label-options.js';
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
@@ -55,8 +56,8 @@ const labelCommand: CommandSpec = {
     { short: 'f', long: 'force', kind: 'flag', description: 'label even over a file system, or an image of a geom, whose data is then lost' },
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted" },
     { short: 's', long: 'jsize', value: 'jsize', kind: 'size', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
-    { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
-    { long: 'sectorsize', value: 'N', kind: 'size', description: "sector size to label with (default: the medium's, 512 for files)" },
+    ID_OPTION,
+    SECTORSIZE_OPTION,
     { short: 'J', long: 'gjournal', kind: 'flag', description: "also set the gjournal flag of the UFS on the data image, as 'tunefs -J enable' does, in the same transaction" },
   ],
   examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img', 'geomctl journal label -J -s 100M ufs.img'],

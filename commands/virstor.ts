@@ -48,6 +48,7 @@ import {
 import { formatStatus, listingFlags, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
+import { ID_OPTION, SECTORSIZE_OPTION } from './label-options.js';
 
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
@@ -97,8 +98,8 @@ const labelCommand: CommandSpec = {
     { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
     { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'bigsize', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
     { short: 's', long: 'virsize', value: 'virsize', kind: 'bigsize', description: 'virtual size of the device', defaultText: '2T' },
-    { long: 'id', value: 'N', kind: 'int', description: 'md_id to use instead of a random one' },
-    { long: 'sectorsize', value: 'N', kind: 'int', description: "sector size to label with (default: the medium's, 512 for files)" },
+    ID_OPTION,
+    SECTORSIZE_OPTION,
   ],
   examples: ['geomctl virstor label -s 1T mydata c0.img c1.img'],
   run(ctx, args, opts) {
