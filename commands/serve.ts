@@ -6,7 +6,7 @@
 // SIGTERM, `--once`'s first disconnect, or `--run`'s command ending.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, UsageError } from '../src/errors.js';
@@ -16,7 +16,7 @@ import { imageBlockProvider } from '../src/provider/image-block.js';
 import { journalBlockProvider } from '../src/journal/provider.js';
 import { virstorBlockProvider } from '../src/virstor/provider.js';
 import { openVirstor } from '../src/virstor/device.js';
-import { virstorDeviceName } from '../src/naming.js';
+import { isFile, providerKind, virstorDeviceName } from '../src/naming.js';
 import { NbdServer, exportInfo, type Listen } from '../src/nbd/server.js';
 import { humanize } from '../src/size.js';
 import type { CommandSpec, Context, ParsedOptions } from './framework.js';
@@ -27,28 +27,19 @@ import { hostOf } from './virstor.js';
 const DEFAULT_SWITCH_TIME = 10;
 const DEFAULT_FORCE_SWITCH = 70;
 
-function isFile(path: string): boolean {
-  try {
-    const st = statSync(path);
-    return st.isFile() || st.isBlockDevice();
-  } catch {
-    return false;
-  }
-}
-
 /** Opens the provider `name` names, locked for writing (or shared with -r). */
 export function openProvider(ctx: Context, name: string, o: { write: boolean; switchTime: number; forceSwitch: number }): BlockProvider {
   if (isFile(name)) {
     const session = ctx.openSession([name], { write: o.write });
     return imageBlockProvider(session.engine, () => session.close());
   }
-  const bare = name.replace(/^\/dev\//, '');
-  if (bare.startsWith('virstor/')) {
+  const kind = providerKind(name);
+  if (kind === 'virstor') {
     const dev = openVirstor(hostOf(ctx), virstorDeviceName(name), { write: o.write, scan: o.write });
     for (const w of dev.warnings) ctx.out.warn(w);
     return virstorBlockProvider(dev, (w) => ctx.out.warn(w));
   }
-  if (bare.endsWith('.journal')) {
+  if (kind === 'journal') {
     if (!o.write) throw new UsageError(`serve -r of ${name}: a journal provider is served read-write only`, 'serve it without -r (reads never change it), or serve its data image read-only');
     const { dev, session } = openJournalDevice(ctx, journalArgs(ctx, [name]), { write: true });
     try {

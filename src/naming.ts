@@ -45,13 +45,19 @@ function providerSyntax(arg: string): ProviderSyntax | undefined {
   return undefined;
 }
 
+/** Which class's provider `arg` names by its form ("virstor/NAME", "IMAGE.journal", either after /dev/), if any. */
+export function providerKind(arg: string): 'journal' | 'virstor' | undefined {
+  return providerSyntax(arg)?.kind;
+}
+
 /** The device name a virstor verb is given: "thin", "virstor/thin" and "/dev/virstor/thin" are one. */
 export function virstorDeviceName(arg: string): string {
   const p = providerSyntax(arg);
   return p?.kind === 'virstor' ? p.device : arg;
 }
 
-function isFile(path: string): boolean {
+/** A name that is an existing file (not a directory) is that file, whatever its form. */
+export function isFile(path: string): boolean {
   try {
     return !statSync(path).isDirectory();
   } catch {

@@ -55,6 +55,16 @@ export const ALLOCATION_CONTEXT_ID = 1;
 
 export class HandshakeFailed extends Error {}
 
+/** An option's payload decoded, or undefined after answering NBD_REP_ERR_INVALID (the haggling goes on). */
+function decodeOrRefuse<T>(decode: (data: Buffer) => T, data: Buffer, option: number, send: (b: Buffer) => void): T | undefined {
+  try {
+    return decode(data);
+  } catch (err) {
+    send(encodeOptionError(option, REP.ERR_INVALID, (err as Error).message));
+    return undefined;
+  }
+}
+
 /**
  * Runs the handshake on a fresh connection. Returns the negotiated state when
  * the client enters transmission, undefined when it aborts or haggles badly
@@ -102,13 +112,8 @@ export async function handshake(reader: SocketReader, send: (b: Buffer) => void,
         break;
       case OPT.INFO:
       case OPT.GO: {
-        let request: { name: string; items: number[] };
-        try {
-          request = decodeInfoRequest(data);
-        } catch (err) {
-          send(encodeOptionError(option, REP.ERR_INVALID, (err as Error).message));
-          break;
-        }
+        const request = decodeOrRefuse(decodeInfoRequest, data, option, send);
+        if (!request) break;
         if (!nameMatches(request.name)) {
           send(encodeOptionError(option, REP.ERR_UNKNOWN, `no export named '${request.name}'; this server exports '${exp.name}'`));
           break;
@@ -136,13 +141,8 @@ export async function handshake(reader: SocketReader, send: (b: Buffer) => void,
           send(encodeOptionError(option, REP.ERR_INVALID, 'negotiate structured replies first'));
           break;
         }
-        let request: { name: string; queries: string[] };
-        try {
-          request = decodeMetaContextRequest(data);
-        } catch (err) {
-          send(encodeOptionError(option, REP.ERR_INVALID, (err as Error).message));
-          break;
-        }
+        const request = decodeOrRefuse(decodeMetaContextRequest, data, option, send);
+        if (!request) break;
         if (!nameMatches(request.name)) {
           send(encodeOptionError(option, REP.ERR_UNKNOWN, `no export named '${request.name}'`));
           break;

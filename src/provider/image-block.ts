@@ -32,11 +32,8 @@ export function imageBlockProvider(engine: Engine, close: () => void): BlockProv
       durable(opts.fua);
     },
     flush: () => engine.commit(),
-    extents(offset, length) {
-      // The medium's holes count only once the cache's writes reached it.
-      if (image.writable) engine.commit();
-      return regionsToRuns(image.dataRegions ? image.dataRegions(offset, length) : [[offset, offset + length]], offset, length);
-    },
+    // The engine's regions count its unwritten cache blocks: no commit needed to see them.
+    extents: (offset, length) => regionsToRuns(engine.dataRegions?.(0, offset, length) ?? [[offset, offset + length]], offset, length),
     close() {
       if (image.writable) engine.commit();
       close();
