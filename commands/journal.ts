@@ -39,7 +39,7 @@ import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
 import { identityKey } from '../src/util/identity.js';
-import { ID_OPTION, SECTORSIZE_OPTION } from './label-options.js';
+import { FORCE_OUTPUT_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
   return opts.verbose === true || ctx.global.verbose;
@@ -319,7 +319,6 @@ function recoveryJson(r: RecoverResult): Record<string, unknown> {
 }
 
 /** -f of read and export: -O may overwrite an image of another geom. */
-const FORCE_OUTPUT = { short: 'f', long: 'force', kind: 'flag', description: 'let -O overwrite an image that holds GEOM metadata' } as const;
 
 /** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
 function checkOutputTarget(ctx: Context, dev: JournalDevice, output: string, opts: ParsedOptions): void {
@@ -384,7 +383,7 @@ const readCommand: CommandSpec = {
     { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to start', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'how many bytes', defaultText: 'to the end' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write to this file instead of stdout' },
-    FORCE_OUTPUT,
+    FORCE_OUTPUT_OPTION,
   ],
   examples: ['geomctl journal read -o 1M -l 4k data.img | hexdump -C', 'geomctl journal read -O copy.bin data.img journal.img'],
   run(ctx, args, opts) {
@@ -601,7 +600,7 @@ const exportCommand: CommandSpec = {
   name: 'export',
   summary: 'write the whole journaled provider to a sparse file',
   args: '<dataimg> [jimg]',
-  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }, FORCE_OUTPUT],
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }, FORCE_OUTPUT_OPTION],
   examples: ['geomctl journal export -O fs.img data.img'],
   run(ctx, args, opts) {
     const output = typeof opts.output === 'string' ? opts.output : undefined;

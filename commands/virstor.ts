@@ -48,7 +48,7 @@ import {
 import { formatStatus, listingFlags, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
 import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
-import { ID_OPTION, SECTORSIZE_OPTION } from './label-options.js';
+import { FORCE_OUTPUT_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
 
 function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
@@ -408,7 +408,6 @@ const writeCommand: CommandSpec = {
 };
 
 /** -f of read and export: -O may overwrite an image of another geom. */
-const FORCE_OUTPUT = { short: 'f', long: 'force', kind: 'flag', description: 'let -O overwrite an image that holds GEOM metadata' } as const;
 
 /** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
 function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, opts: ParsedOptions): void {
@@ -443,7 +442,7 @@ const readCommand: CommandSpec = {
     { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'bytes to read', defaultText: 'to the end of the device' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write the data to FILE', defaultText: 'stdout' },
-    FORCE_OUTPUT,
+    FORCE_OUTPUT_OPTION,
   ],
   examples: ['geomctl virstor read -o 1M -l 4k mydata | hexdump -C'],
   run(ctx, args, opts) {
@@ -557,7 +556,7 @@ const exportCommand: CommandSpec = {
   name: 'export',
   summary: 'copy the device into a sparse flat file of its virtual size',
   args: '<name>',
-  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to create' }, FORCE_OUTPUT],
+  options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to create' }, FORCE_OUTPUT_OPTION],
   examples: ['geomctl virstor export -O mydata.raw mydata'],
   run(ctx, args, opts) {
     const name = needName(args, 'export');

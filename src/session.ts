@@ -25,8 +25,8 @@ import { faultFromEnv, withFaults } from './provider/fault.js';
 import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
-import { findLogs, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
-import { decodeHeader, fileLogStore, readerRange, withLogFaults, type LogStore, type UndoHeader, type UndoImage } from './engine/undo-log.js';
+import { findLogs, headerOf, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
+import { fileLogStore, withLogFaults, type LogStore, type UndoImage } from './engine/undo-log.js';
 import { fileRegistry, registryDir, type UndoRegistry } from './engine/undo-registry.js';
 import { sameFile } from './util/identity.js';
 
@@ -141,14 +141,7 @@ export function unfinishedCovering(candidates: readonly string[], dirs: readonly
   }
   const out: { log: string; paths: string[] }[] = [];
   for (const log of findLogs(store, images, dirs, registry)) {
-    const reader = store.open(log);
-    if (!reader) continue;
-    let header: UndoHeader | undefined;
-    try {
-      header = decodeHeader(readerRange(reader));
-    } finally {
-      reader.close();
-    }
+    const header = headerOf(store, log);
     const paths = (header?.images ?? []).flatMap((h) => images.filter((img) => sameFile(h, img.identity)).map((img) => img.path));
     if (paths.length) out.push({ log, paths });
   }

@@ -1,4 +1,4 @@
-// The options both label verbs share parse alike (commands/label-options.ts):
+// The options both label verbs share parse alike (commands/shared-options.ts):
 // `--sectorsize 4k` was a size for journal label and a usage error for
 // virstor label.
 

@@ -17,6 +17,7 @@ import { IntervalSet, SortedList } from './sorted.js';
 import { RECORD_HEADER, UndoLogWriter, encodeRecord, fileLogStore, realPath, undoLogPathFor, type LogStore, type UndoImage } from './undo-log.js';
 import { RegistryError, type UndoRegistry } from './undo-registry.js';
 import { isZero } from '../util/zero.js';
+import { mergeRanges } from '../util/ranges.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -187,22 +188,17 @@ class BufferedEngine implements FlushEngine {
     const st = this.image(image);
     const end = offset + length;
     const ranges: [number, number][] = st.provider.dataRegions ? [...st.provider.dataRegions(offset, length)].map(([s, e]) => [s, e]) : [[offset, end]];
-    // Dirty blocks are data the medium does not show yet.
-    const starts = new Set<number>();
-    for (let b = Math.floor(offset / st.blockSize) * st.blockSize; b < end; b += st.blockSize) starts.add(Math.min(b, st.lastSector));
-    if (st.lastSector < end && st.lastSector + st.ss > offset) starts.add(st.lastSector);
-    for (const b of starts) {
-      const blk = st.blocks.get(b);
-      if (blk?.dirty) ranges.push([Math.max(offset, blk.start), Math.min(end, blk.start + blk.bytes.length)]);
+    // Dirty blocks are data the medium does not show yet. The cache holds at
+    // most cacheLimit of them: walk it, or the range's block keys, whichever is shorter.
+    const dirtyIn = (blk: Block | undefined): void => {
+      if (blk?.dirty && blk.start < end && blk.start + blk.bytes.length > offset) ranges.push([Math.max(offset, blk.start), Math.min(end, blk.start + blk.bytes.length)]);
+    };
+    if (st.blocks.size <= Math.ceil(length / st.blockSize) + 1) for (const blk of st.blocks.values()) dirtyIn(blk);
+    else {
+      for (let b = Math.floor(offset / st.blockSize) * st.blockSize; b < Math.min(end, st.lastSector); b += st.blockSize) dirtyIn(st.blocks.get(b));
+      dirtyIn(st.blocks.get(st.lastSector));
     }
-    ranges.sort((a, b) => a[0] - b[0]);
-    const merged: [number, number][] = [];
-    for (const [s, e] of ranges) {
-      const last = merged[merged.length - 1];
-      if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-      else if (e > s) merged.push([s, e]);
-    }
-    return merged;
+    return mergeRanges(ranges);
   }
 
   /** Whether [offset, end) is whole blocks (before the last sector's own block) with none of them cached. */

@@ -106,7 +106,7 @@ function namedAfterOurs(log: string, providers: readonly Provider[]): boolean {
 }
 
 /** The header of the log at `path`; undefined when there is none or it is torn. */
-function headerOf(store: LogStore, path: string): UndoHeader | undefined {
+export function headerOf(store: LogStore, path: string): UndoHeader | undefined {
   const reader = store.open(path);
   if (!reader) return undefined;
   try {

@@ -30,6 +30,7 @@ import type { RangeSet } from './rangeset.js';
 import { chooseWalk, maxphysText, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
 import { JournalWriter, type MetadataUpdate } from './writer.js';
 import { randomU32 } from '../util/random.js';
+import { mergeRanges } from '../util/ranges.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
 
@@ -64,14 +65,7 @@ export interface RecoverResult {
 function covered(layers: RangeSet<Extent>[], start: number, end: number, extra: readonly (readonly [number, number])[] = []): [number, number][] {
   const all: [number, number][] = extra.map(([s, e]) => [s, e]);
   for (const s of layers) for (const r of s.entries(start, end)) all.push([r.start, r.end]);
-  all.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [s, e] of all) {
-    const last = out[out.length - 1];
-    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-    else out.push([s, e]);
-  }
-  return out;
+  return mergeRanges(all);
 }
 
 export class JournalDevice {

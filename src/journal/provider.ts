@@ -16,6 +16,8 @@ import type { JournalDevice } from './device.js';
 
 /** Zeros are journaled this many bytes at a time. */
 const ZERO_PIECE = 1024 * 1024;
+/** One page-aligned piece of zeros, shared: the writer keeps what it is given but never changes it. */
+const ZEROS = alignedBuffer(ZERO_PIECE).fill(0);
 
 export interface JournalSwitchPolicy {
   /** kern.geom.journal.switch_time: seconds between switches while records are pending. */
@@ -64,7 +66,7 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
       durable(opts.fua);
     },
     zero(offset, length, opts = {}) {
-      for (let at = offset; at < offset + length; at += ZERO_PIECE) journaled(at, Buffer.alloc(Math.min(ZERO_PIECE, offset + length - at)));
+      for (let at = offset; at < offset + length; at += ZERO_PIECE) journaled(at, ZEROS.subarray(0, Math.min(ZERO_PIECE, offset + length - at)));
       durable(opts.fua);
     },
     flush: () => writer.finish(),

@@ -31,6 +31,7 @@ import {
   type UfsSuperblock,
 } from '../ufs.js';
 import type { JournalDevice, RecoverResult } from './device.js';
+import { isZero } from '../util/zero.js';
 
 /** What list shows of the file system on a journaled provider. */
 export interface UfsSummary {
@@ -58,8 +59,6 @@ export function ufsSummary(read: ReadFn, size: number, sectorSize: number): UfsS
   const sb = findUfsSuperblock(read, size, sectorSize);
   return sb ? { version: sb.ufs, gjournal: (effectiveUfsFlags(sb) & FS_GJOURNAL) !== 0 } : null;
 }
-
-const isZero = (b: Buffer): boolean => b.every((x) => x === 0);
 
 /**
  * What lies where ffs_sbget looks for a superblock, for the message that

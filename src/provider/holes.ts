@@ -17,6 +17,7 @@
 
 import { errnoOf } from '../errors.js';
 import type { Provider } from './provider.js';
+import { isZero } from '../util/zero.js';
 
 /** lseek whence values (Linux, FreeBSD and Solaris agree). */
 export const SEEK_DATA = 3;
@@ -64,7 +65,6 @@ export function* seekDataRegions(seek: Seek, offset: number, length: number): Ge
 const ZERO_BLOCK = 4096;
 /** How much is read at once while looking for data. */
 const SCAN_CHUNK = 1 << 20;
-const zeroBlock = Buffer.alloc(ZERO_BLOCK);
 
 /**
  * The data of [offset, offset + length) as ascending [start, end) ranges,
@@ -84,7 +84,7 @@ export function* readDataRegions(read: (offset: number, target: Buffer) => void,
     for (let b = at; b < stop; ) {
       const next = Math.min(stop, (Math.floor(b / ZERO_BLOCK) + 1) * ZERO_BLOCK);
       const block = chunk.subarray(b - at, next - at);
-      if (!block.equals(zeroBlock.subarray(0, block.length))) {
+      if (!isZero(block)) {
         if (run && run[1] === b) run[1] = next;
         else {
           if (run) yield run;

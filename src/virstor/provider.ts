@@ -12,6 +12,8 @@ import { isAllocated } from './map.js';
 
 /** Zero writes go through the allocator this many bytes at a time. */
 const ZERO_PIECE = 4 * 1024 * 1024;
+/** Read-only: writeVirstor copies out of what it is given. */
+const ZEROS = Buffer.alloc(ZERO_PIECE);
 
 export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) => void = () => {}): BlockProvider {
   const size = Number(dev.virsize);
@@ -28,7 +30,7 @@ export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) 
     write: (offset, data, opts = {}) => write(offset, data, false, opts.fua),
     zero(offset, length, opts = {}) {
       // --sparse semantics: an unallocated chunk stays unallocated; allocated ones get zeros.
-      const zeros = Buffer.alloc(Math.min(ZERO_PIECE, length));
+      const zeros = ZEROS.subarray(0, Math.min(ZERO_PIECE, length));
       for (let at = offset; at < offset + length; at += zeros.length) {
         write(at, zeros.subarray(0, Math.min(zeros.length, offset + length - at)), true, false);
       }
