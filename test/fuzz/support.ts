@@ -52,7 +52,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { encodeHeader, encodeRecord } from '../../src/engine/undo-log.js';
-import { BIN } from '../helpers/cli.js';
+import { BIN, binFor } from '../helpers/cli.js';
 
 /** Cases per property: small in `npm test`, 2000 in `npm run fuzz`. */
 export const FUZZ_RUNS = Number(process.env.GEOMCTL_FUZZ_RUNS ?? 25);
@@ -103,7 +103,8 @@ export interface RunOptions {
 export function runGeomctl(args: string[], opts: RunOptions): Run {
   const started = Date.now();
   const full = opts.stdoutFull && HAS_DEV_FULL ? openSync('/dev/full', 'w') : undefined;
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+  const asNobody = opts.unprivileged && IS_ROOT;
+  const r = spawnSync(process.execPath, [asNobody ? binFor(NOBODY) : BIN, ...args], {
     cwd: opts.cwd,
     stdio: ['pipe', full ?? 'pipe', 'pipe'],
     input: opts.input ?? Buffer.alloc(0),
@@ -111,7 +112,7 @@ export function runGeomctl(args: string[], opts: RunOptions): Run {
     killSignal: 'SIGKILL',
     maxBuffer: 1 << 30,
     env: { ...process.env, NO_COLOR: '1', GEOMCTL_DEBUG: '', GEOMCTL_FAULT: '', GEOMCTL_PATH: '', ...opts.env },
-    ...(opts.unprivileged && IS_ROOT ? { uid: NOBODY, gid: NOBODY } : {}),
+    ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}),
   });
   if (full !== undefined) closeSync(full);
   const error = r.error as NodeJS.ErrnoException | undefined;

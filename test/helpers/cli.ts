@@ -3,11 +3,39 @@
 
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const BIN = resolve(__dirname, '../../bin/geomctl');
+
+let worldReadableBin: string | undefined;
+
+/**
+ * bin/geomctl for a run as another user (root's tests run the permission
+ * cases as nobody): the checkout may lie under a directory only its owner
+ * enters (a clone in `mktemp -d`), so that user gets a copy of bin/ and
+ * dist/ in a world-readable scratch directory — without node_modules, so
+ * it also runs geomctl's fallbacks for a missing fs-ext.
+ */
+export function binFor(uid: number | undefined): string {
+  if (uid === undefined || uid === process.getuid?.()) return BIN;
+  if (!worldReadableBin) {
+    const dir = mkdtempSync(join(tmpdir(), 'geomctl-bin-'));
+    cpSync(resolve(BIN, '..'), join(dir, 'bin'), { recursive: true });
+    cpSync(resolve(BIN, '../../dist'), join(dir, 'dist'), { recursive: true });
+    chmodTree(dir);
+    worldReadableBin = join(dir, 'bin', 'geomctl');
+  }
+  return worldReadableBin;
+}
+
+/** Makes `path` and everything below it readable (and directories enterable) by every user. */
+function chmodTree(path: string): void {
+  const st = statSync(path);
+  chmodSync(path, st.isDirectory() ? 0o755 : 0o644);
+  if (st.isDirectory()) for (const name of readdirSync(path)) chmodTree(join(path, name));
+}
 
 export interface CliResult {
   status: number;
@@ -17,7 +45,7 @@ export interface CliResult {
 }
 
 export function geomctl(args: string[], opts: SpawnSyncOptions & { input?: string | Buffer } = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+  const r = spawnSync(process.execPath, [binFor(opts.uid), ...args], {
     encoding: 'buffer',
     maxBuffer: 1 << 30,
     ...opts,
