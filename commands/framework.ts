@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { UsageError, type GeomError } from '../src/errors.js';
 import { parseSize, parseSizeBig } from '../src/size.js';
 import type { Output } from './output.js';
+import type { Stacks } from '../src/geom/stack.js';
 import type { Session } from '../src/session.js';
 import type { ClassName, Tasted } from '../src/taste.js';
 import type { Tone } from '../src/style.js';
@@ -122,8 +123,15 @@ export interface GlobalOptions {
 export interface Context {
   global: GlobalOptions;
   out: Output;
-  /** Opens images through the flush engine with the global options applied (locks, --wait, cache limit, recovery). */
-  openSession(paths: string[], opts: { write: boolean }): Session;
+  /**
+   * Opens images — or providers of geoms, stacked on them — through the flush
+   * engine with the global options applied (locks, --wait, cache limit,
+   * recovery): src/geom/stack.ts. `above`: the provider the verb's geom offers
+   * (a path lying on it is a loop).
+   */
+  openSession(paths: string[], opts: { write: boolean; above?: string }): Session;
+  /** The command's tasting graph and stack opener (providers.md, "Tasting and stacks"). */
+  stacks: Stacks;
 }
 
 export const DEFAULT_CACHE_LIMIT = 256 * 1024 * 1024;

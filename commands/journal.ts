@@ -79,7 +79,7 @@ const labelCommand: CommandSpec = {
         sectorSize: numberOpt(opts.sectorsize),
         maxphys: ctx.global.maxphys,
         gjournal: opts.gjournal === true,
-        lookup: fileLookup(args, ctx.global.dirs, ctx.global.ignoreHardcoded),
+        lookup: fileLookup(args, ctx.global.dirs, ctx.global.ignoreHardcoded, (p) => ctx.stacks.probe(p)),
       });
       if (verboseOf(ctx, opts)) ctx.out.text(r.images.map((img) => `Metadata value stored on ${img.path}.`).join('\n'));
       if (r.gjournal) ctx.out.note(gjournalNote(r.gjournal));
@@ -202,7 +202,14 @@ export interface DeviceArgs {
  */
 export function journalArgs(ctx: Context, args: string[]): DeviceArgs {
   if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give the data image (or its provider, data.img.journal) and, for a two-image journal, the journal image');
-  const data = journalImageOf(args[0] as string, ctx.global.dirs);
+  const arg = args[0] as string;
+  // A journal on a geom's provider (virstor/thin, or virstor/thin.journal for its journal): the stack's graph knows it.
+  const stacked = ctx.stacks.providerOf(arg);
+  if (stacked?.kind === 'virstor') return { data: arg, jimg: args[1] };
+  if (stacked?.kind === 'journal' && ctx.stacks.providerOf(stacked.consumers[0] as string)) {
+    return { data: stacked.consumers[0] as string, jimg: args[1] ?? stacked.consumers[1] };
+  }
+  const data = journalImageOf(arg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
   if (data.warning !== undefined) ctx.out.warn(data.warning);
   return { data: data.path, jimg: args[1] };
 }
@@ -246,12 +253,12 @@ function openDevice(ctx: Context, images: DeviceArgs, write: boolean): { session
   const tastes = write && jimg === undefined;
   const resolve = (): string[] => {
     try {
-      return journalImages(data, jimg, ctx.global.dirs);
+      return journalImages(data, jimg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
     } catch (err) {
       if (!tastes || !(err instanceof GeomError)) throw err;
       const rolledBack = rollBackCandidates(candidateImages([data], ctx.global.dirs), ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true }));
       if (rolledBack.length === 0) throw err;
-      return journalImages(data, jimg, ctx.global.dirs);
+      return journalImages(data, jimg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
     }
   };
   let paths = resolve();
@@ -322,7 +329,7 @@ function recoveryJson(r: RecoverResult): Record<string, unknown> {
 
 /** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
 function checkOutputTarget(ctx: Context, dev: JournalDevice, output: string, opts: ParsedOptions): void {
-  refuseOutput(output, dev.engine.providers, `journal ${dev.dataPath}.journal`, { force: opts.force === true, lookup: fileLookup([output], ctx.global.dirs, ctx.global.ignoreHardcoded) });
+  refuseOutput(output, dev.engine.providers, `journal ${dev.dataPath}.journal`, { force: opts.force === true, lookup: fileLookup([output], ctx.global.dirs, ctx.global.ignoreHardcoded, (p) => ctx.stacks.probe(p)) });
 }
 
 const FORCE_REPAIR = { short: 'f', long: 'force', kind: 'flag', description: 'repair a broken journal as the kernel does: reinitialise it and mark the UFS dirty' } as const;
@@ -681,7 +688,7 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
   const wanted = new Set(named.map(imageKey));
   const concernsNamed = (images: string[]): boolean => images.some((p) => wanted.has(imageKey(p)));
   const failures: GeomError[] = [];
-  const { groups, problems } = groupJournalImages(paths, untasted);
+  const { groups, problems } = groupJournalImages(paths, untasted, (p) => ctx.stacks.probe(p));
   for (const p of problems) {
     const mine = concernsNamed(p.paths);
     if (named.length && !mine) continue;
@@ -723,7 +730,8 @@ function tastedJournals(ctx: Context, named: string[], o: { lockedFails?: boolea
   const paths: string[] = [];
   const failures: GeomError[] = [];
   const untasted: GeomError[] = [];
-  for (const path of candidateImages(named, ctx.global.dirs)) {
+  // The providers of geoms tasted are candidates too: a journal may lie on virstor/thin.
+  for (const path of [...candidateImages(named, ctx.global.dirs), ...ctx.stacks.offeredNames(named)]) {
     let session: ReturnType<Context['openSession']> | undefined;
     try {
       session = ctx.openSession([path], { write: false });
@@ -751,7 +759,7 @@ function listedDevices(ctx: Context, named: string[]): JournalListing {
 /** The images list and status name: images, or journal providers standing for their data images. */
 function namedJournalImages(ctx: Context, args: string[]): string[] {
   return args.map((arg) => {
-    const r = journalImageOf(arg, ctx.global.dirs);
+    const r = journalImageOf(arg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
     if (r.warning !== undefined) ctx.out.warn(r.warning);
     return r.path;
   });

@@ -10,6 +10,8 @@ import { Command, CommanderError } from 'commander';
 import { GeomError, IoError, PartialFailure, UsageError } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
+import { Stacks } from '../src/geom/stack.js';
+import { ImagePool } from '../src/provider/pool.js';
 import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
 import { Output, stdoutStream } from './output.js';
 import { colourWanted, streamStyles } from './colour.js';
@@ -74,15 +76,29 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
     out.setSpinnerFactory((o) => ora({ ...o, isEnabled: true }));
   }
   const sessions: Session[] = [];
+  const pool = new ImagePool();
+  const stacks = new Stacks({
+    dirs: global.dirs,
+    ignoreHardcoded: global.ignoreHardcoded,
+    cacheLimit: global.cacheLimit,
+    maxphys: global.maxphys,
+    openImages(paths, write) {
+      const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs, open: (path, w) => pool.session(path, w), progress: (label, total) => out.progress(label, total) });
+      // A rollback changed the images (back to before a command that was killed): say so.
+      for (const log of session.recovered) out.notice(`rolled back an unfinished transaction (undo log ${shownPath(log)}): its images are as they were before the command that was interrupted`);
+      return session;
+    },
+    probeImage: (path) => pool.probe(path),
+    warn: (message) => out.warn(message),
+  });
   const ctx: Context & { sessions: Session[] } = {
     global,
     out,
     sessions,
-    openSession(paths, { write }) {
-      const session = openSession(paths, { write, wait: global.wait, cacheLimit: global.cacheLimit, dirs: global.dirs, progress: (label, total) => out.progress(label, total) });
+    stacks,
+    openSession(paths, opts) {
+      const session = stacks.openSession(paths, opts);
       sessions.push(session);
-      // A rollback changed the images (back to before a command that was killed): say so.
-      for (const log of session.recovered) out.notice(`rolled back an unfinished transaction (undo log ${shownPath(log)}): its images are as they were before the command that was interrupted`);
       return session;
     },
   };

@@ -117,7 +117,7 @@ function dumpCommand(classes: ClassSpec[]): CommandSpec {
  */
 function namedImages(ctx: Context, args: string[]): string[] {
   return args.flatMap((arg) => {
-    const r = imagesOf(arg, ctx.global.dirs);
+    const r = imagesOf(arg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
     if (r.warning !== undefined) ctx.out.warn(r.warning);
     return r.paths;
   });
@@ -127,7 +127,8 @@ function namedImages(ctx: Context, args: string[]): string[] {
 function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName, string[]>; failures: GeomError[] } {
   const byClass = new Map<ClassName, string[]>();
   const failures: GeomError[] = [];
-  for (const r of tasteAll(ctx, candidateImages(named, ctx.global.dirs))) {
+  // The providers of geoms tasted are candidates too: a journal may lie on virstor/thin.
+  for (const r of tasteAll(ctx, [...candidateImages(named, ctx.global.dirs), ...ctx.stacks.offeredNames(named)])) {
     if (r.error) {
       keepTasteFailure(failures, named, r.path, r.error);
       continue;

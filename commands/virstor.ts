@@ -217,10 +217,12 @@ const dumpCommand: CommandSpec = {
 // read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
 
 /** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */
-export function hostOf(ctx: Context, named: string[] = [], candidates = candidateImages(named, ctx.global.dirs)): VirstorHost {
+export function hostOf(ctx: Context, named: string[] = [], files = candidateImages(named, ctx.global.dirs)): VirstorHost {
+  // The providers of geoms tasted are candidates too: a component may be data.img.journal.
+  const candidates = [...files, ...ctx.stacks.offeredNames(named)];
   return {
     candidates,
-    probe: (path) => openImage(path, { write: false }),
+    probe: (path) => ctx.stacks.probe(path),
     openSession: (paths, o) => ctx.openSession(paths, o),
     ignoreHardcoded: ctx.global.ignoreHardcoded,
     rollBackCandidates: () => rollBackCandidates(candidates, ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true })),

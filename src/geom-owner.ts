@@ -22,8 +22,8 @@ import { describeJournalImage } from './journal/owner.js';
 export type GeomLookup = TasteHost;
 
 /** The lookup of a command: the images it names and the tasted directories' files (cli.md, "Tasting"), read unlocked. */
-export function fileLookup(named: readonly string[], dirs: readonly string[], ignoreHardcoded: boolean): GeomLookup {
-  return { candidates: candidateImages([...named], [...dirs]), probe: (path) => openImage(path, { write: false }), ignoreHardcoded };
+export function fileLookup(named: readonly string[], dirs: readonly string[], ignoreHardcoded: boolean, probe: (path: string) => Provider = (path) => openImage(path, { write: false })): GeomLookup {
+  return { candidates: candidateImages([...named], [...dirs]), probe, ignoreHardcoded };
 }
 
 /** An image's geom, as a user would want it named before losing it. */

@@ -12,6 +12,7 @@ import { GeomError } from './errors.js';
 import { candidateImages, dirsWithNamed } from './candidates.js';
 import { openImage } from './provider/file.js';
 import { tasteProvider, type Tasted } from './taste.js';
+import type { Provider } from './provider/provider.js';
 import { decodeJournalMetadata, GJ_TYPE_DATA } from './journal/metadata.js';
 import { decodeVirstorMetadata } from './virstor/metadata.js';
 
@@ -65,11 +66,16 @@ export function isFile(path: string): boolean {
   }
 }
 
+/** How an image is opened for tasting: read-only, unlocked (the command's pool, or a plain open). */
+export type OpenForTaste = (path: string) => Provider;
+
+const openFile: OpenForTaste = (path) => openImage(path, { write: false });
+
 /** The last sector of an image, tasted read-only (no lock: nothing is changed, and the verb locks what it uses). */
-function taste(path: string): Tasted | undefined {
-  let p: ReturnType<typeof openImage> | undefined;
+function taste(path: string, open: OpenForTaste): Tasted | undefined {
+  let p: Provider | undefined;
   try {
-    p = openImage(path, { write: false });
+    p = open(path);
     return tasteProvider(p);
   } catch (err) {
     if (err instanceof GeomError) return undefined;
@@ -84,10 +90,10 @@ function taste(path: string): Tasted | undefined {
  * name whose journal metadata has the DATA role. One whose metadata does not
  * decode counts too: the verb then says what is wrong with it.
  */
-function journalProviderImages(p: Extract<ProviderSyntax, { kind: 'journal' }>, candidates: string[]): string[] {
+function journalProviderImages(p: Extract<ProviderSyntax, { kind: 'journal' }>, candidates: string[], open: OpenForTaste): string[] {
   return candidates.filter((path) => {
     if (basename(path) !== p.dataName) return false;
-    const t = taste(path);
+    const t = taste(path, open);
     if (t?.className !== 'JOURNAL') return false;
     try {
       return (decodeJournalMetadata(t.sector, path).type & GJ_TYPE_DATA) !== 0;
@@ -99,9 +105,9 @@ function journalProviderImages(p: Extract<ProviderSyntax, { kind: 'journal' }>, 
 }
 
 /** The images carrying the metadata of virstor device `device` (every component found, complete or not). */
-function virstorProviderImages(device: string, candidates: string[]): string[] {
+function virstorProviderImages(device: string, candidates: string[], open: OpenForTaste): string[] {
   return candidates.filter((path) => {
-    const t = taste(path);
+    const t = taste(path, open);
     if (t?.className !== 'VIRSTOR') return false;
     try {
       return decodeVirstorMetadata(t.sector, path).name === device;
@@ -121,14 +127,14 @@ type ProviderImages =
  * The provider `p` among the geoms tasted in `dirs` — in its own directory
  * only, when it names one; undefined when none offers it.
  */
-function lookUp(p: ProviderSyntax, dirs: string[]): { found?: ProviderImages; where: string[] } {
+function lookUp(p: ProviderSyntax, dirs: string[], open: OpenForTaste): { found?: ProviderImages; where: string[] } {
   const where = p.kind === 'journal' && p.dir !== undefined ? [p.dir] : dirs;
   const candidates = candidateImages([], where);
   if (p.kind === 'virstor') {
-    const images = virstorProviderImages(p.device, candidates);
+    const images = virstorProviderImages(p.device, candidates, open);
     return { found: images.length ? { kind: 'virstor', provider: p.name, device: p.device, images } : undefined, where };
   }
-  const images = journalProviderImages(p, candidates);
+  const images = journalProviderImages(p, candidates, open);
   if (images.length > 1) {
     throw new GeomError('MISMATCH', `${p.name}: ${images.length} data images offer this provider (${images.join(', ')})`, 'name the data image itself');
   }
@@ -148,13 +154,13 @@ type Resolved = { kind: 'file'; path: string; warning?: string } | ProviderImage
  * has a provider's form and names none is refused here — not with the
  * advice to create a file of that name.
  */
-function resolveName(arg: string, dirs: string[]): Resolved {
+function resolveName(arg: string, dirs: string[], open: OpenForTaste): Resolved {
   const syntax = providerSyntax(arg);
   if (isFile(arg)) {
     if (!syntax) return { kind: 'file', path: arg };
     let found: ProviderImages | undefined;
     try {
-      ({ found } = lookUp(syntax, dirsWithNamed([arg], dirs)));
+      ({ found } = lookUp(syntax, dirsWithNamed([arg], dirs), open));
     } catch (err) {
       // Several images offer the name: the file is still what was named.
       if (!(err instanceof GeomError)) throw err;
@@ -163,7 +169,7 @@ function resolveName(arg: string, dirs: string[]): Resolved {
     return { kind: 'file', path: arg, warning: `${arg} is a file, used as given; the provider ${found.provider} (${describe(found)}) is not: name its image to use it` };
   }
   if (!syntax) return { kind: 'file', path: arg };
-  const { found, where } = lookUp(syntax, dirs);
+  const { found, where } = lookUp(syntax, dirs, open);
   if (found) return found;
   throw new GeomError(
     'NOT_FOUND',
@@ -177,16 +183,16 @@ function describe(p: ProviderImages): string {
 }
 
 /** For the journal verbs: the data image (or image) `arg` names — an image, or a journal provider. */
-export function journalImageOf(arg: string, dirs: string[]): { path: string; warning?: string } {
-  const r = resolveName(arg, dirs);
+export function journalImageOf(arg: string, dirs: string[], open: OpenForTaste = openFile): { path: string; warning?: string } {
+  const r = resolveName(arg, dirs, open);
   if (r.kind === 'file') return r.warning === undefined ? { path: r.path } : { path: r.path, warning: r.warning };
   if (r.kind === 'journal') return { path: r.data };
   throw new GeomError('REFUSED', `${arg} is the provider of virstor ${r.device}, not of a journal`, "name a journal's image or its provider (<data image>.journal)");
 }
 
 /** For the top-level list and status: the images `arg` names — an image, or every image below a provider. */
-export function imagesOf(arg: string, dirs: string[]): { paths: string[]; warning?: string } {
-  const r = resolveName(arg, dirs);
+export function imagesOf(arg: string, dirs: string[], open: OpenForTaste = openFile): { paths: string[]; warning?: string } {
+  const r = resolveName(arg, dirs, open);
   if (r.kind === 'file') return r.warning === undefined ? { paths: [r.path] } : { paths: [r.path], warning: r.warning };
   return { paths: r.kind === 'journal' ? [r.data] : r.images };
 }

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { virstorCommands } from '../commands/virstor.js';
+import { Stacks } from '../src/geom/stack.js';
 import type { Context, ParsedOptions } from '../commands/framework.js';
 import { Output } from '../commands/output.js';
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
@@ -40,18 +41,32 @@ function harness(images: Record<string, Buffer>, json = false) {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const stream = (sink: string[]) => ({ write: (s: string | Buffer) => sink.push(s.toString()), isTTY: false }) as unknown as NodeJS.WriteStream;
+  const openImages = (paths: string[]) => {
+    const ps = paths.map((p) => {
+      const provider = providers.get(p);
+      if (!provider) throw new GeomError('NOT_FOUND', `${p}: no such file`);
+      return provider;
+    });
+    return { engine: directEngine(ps), providers: ps, recovered: [], close() {} };
+  };
   // One context (and Output: one JSON document) per command, as main.ts makes them.
   const context = (): Context => ({
     global: { json, verbose: false, quiet: false, color: false, dirs: [], maxphys: undefined, ignoreHardcoded: false, stats: false, cacheLimit: 1 << 28, wait: 0 },
     out: new Output({ json, quiet: false, color: false, stdout: stream(stdout), stderr: stream(stderr) }),
-    openSession(paths: string[]) {
-      const ps = paths.map((p) => {
+    openSession: openImages,
+    stacks: new Stacks({
+      dirs: [],
+      ignoreHardcoded: false,
+      cacheLimit: 1 << 28,
+      maxphys: undefined,
+      openImages,
+      probeImage: (p) => {
         const provider = providers.get(p);
         if (!provider) throw new GeomError('NOT_FOUND', `${p}: no such file`);
         return provider;
-      });
-      return { engine: directEngine(ps), providers: ps, recovered: [], close() {} };
-    },
+      },
+      warn: () => {},
+    }),
   });
   const run = (verb: string, args: string[], opts: ParsedOptions = {}) => {
     const spec = virstorCommands.find((c) => c.name === verb)!;

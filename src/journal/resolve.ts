@@ -5,16 +5,22 @@
 import { GeomError } from '../errors.js';
 import { candidateImages, dirsWithNamed } from '../candidates.js';
 import { openImage } from '../provider/file.js';
+import type { Provider } from '../provider/provider.js';
 import { GJ_TYPE_DATA, GJ_TYPE_JOURNAL, readJournalMetadata, type JournalMetadata } from './metadata.js';
 import { sameFile } from '../util/identity.js';
 
 /** An image's journal metadata, or the error that says why it has none to use. */
 type Probe = { md: JournalMetadata; dev: number; ino: number; error?: undefined } | { error: GeomError };
 
-function probe(path: string): Probe {
-  let p: ReturnType<typeof openImage> | undefined;
+/** How an image (or a provider, for a stack) is opened for tasting: read-only, unlocked. */
+type Open = (path: string) => Provider;
+
+const openFile: Open = (path) => openImage(path, { write: false });
+
+function probe(path: string, open: Open): Probe {
+  let p: Provider | undefined;
   try {
-    p = openImage(path, { write: false });
+    p = open(path);
     return { md: readJournalMetadata(p).md, dev: p.identity.dev, ino: p.identity.ino };
   } catch (err) {
     if (err instanceof GeomError) return { error: err };
@@ -47,14 +53,14 @@ export function notTasted(errors: GeomError[]): string {
  * images that could not be tasted are named when nothing is found, since the
  * journal image may be one of them.
  */
-export function journalImages(dataPath: string, journalPath: string | undefined, dirs: string[]): string[] {
+export function journalImages(dataPath: string, journalPath: string | undefined, dirs: string[], open: Open = openFile): string[] {
   if (journalPath !== undefined) return [dataPath, journalPath];
-  const data = probe(dataPath);
+  const data = probe(dataPath, open);
   if (data.error || data.md.type !== GJ_TYPE_DATA) return [dataPath];
   const unusable: GeomError[] = [];
   const where = dirsWithNamed([dataPath], dirs);
   for (const path of candidateImages([], where)) {
-    const m = probe(path);
+    const m = probe(path, open);
     if (m.error) {
       if (mayHideJournal(m.error)) unusable.push(m.error);
       continue;
@@ -97,11 +103,11 @@ export interface JournalProblem {
  * are problems; `untasted` (images that could not be read) are named with a
  * lone half, since its other half may be among them.
  */
-export function groupJournalImages(paths: string[], untasted: GeomError[] = []): { groups: JournalGroup[]; problems: JournalProblem[] } {
+export function groupJournalImages(paths: string[], untasted: GeomError[] = [], open: Open = openFile): { groups: JournalGroup[]; problems: JournalProblem[] } {
   const byId = new Map<number, { data?: string; journal?: string; both?: string }>();
   const problems: JournalProblem[] = [];
   for (const path of paths) {
-    const m = probe(path);
+    const m = probe(path, open);
     if (m.error) {
       problems.push({ paths: [path], error: m.error });
       continue;

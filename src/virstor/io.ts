@@ -13,6 +13,7 @@ import { byteCount } from '../size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
+import type { BufferType } from '../engine/types.js';
 
 /** The bytes to write: an input of known length read at positions. */
 export interface WriteSource {
@@ -168,6 +169,15 @@ export interface WriteOptions {
    * request); the map and metadata reach the disk at the caller's commit().
    */
   commit?: boolean;
+  /**
+   * How the bytes go down (default DATA): a class stacked on the device passes
+   * its own buffer type (its metadata stays under the undo log), or ORDERED
+   * for its ordered writes — then a chunk they allocate is durable before the
+   * write returns: data, barrier, map sector, barrier (the kernel writes the
+   * map sector of a new allocation at once too), so a later ordered write of
+   * the class above never names bytes a rollback would take back.
+   */
+  as?: BufferType | 'ORDERED';
 }
 
 export interface WriteResult {
@@ -263,6 +273,13 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   }
 
   // Pass 2: allocate, map, write.
+  const as = opts.as ?? 'DATA';
+  const put = (image: number, at: number, data: Buffer): void => {
+    if (as === 'ORDERED') dev.engine.writeOrdered(image, at, data);
+    else dev.engine.write(image, at, data, as);
+  };
+  /** Ordered allocations: mapped once their chunks' bytes are down. */
+  const orderedFresh: [number, MapEntry][] = [];
   forEachChunkPiece(dev, offset, input.length, (v, inChunk, len, pos) => {
     let e: MapEntry = dev.entry(v);
     let fresh = false;
@@ -274,7 +291,8 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
       }
       const a = allocator.allocate();
       e = { flags: VIRSTOR_MAP_ALLOCATED, providerNo: a.component, providerChunk: a.chunk };
-      dev.map.set(v, e);
+      if (as === 'ORDERED') orderedFresh.push([v, e]);
+      else dev.map.set(v, e);
       result.newChunks++;
       fresh = true;
     }
@@ -284,15 +302,21 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
       // The engine copies what it is given (or writes it at once), so one buffer serves every block.
       const data = block.subarray(0, n);
       input.read(pos + done, data);
-      dev.engine.write(e.providerNo, base + inChunk + done, data, 'DATA');
+      put(e.providerNo, base + inChunk + done, data);
       opts.onProgress?.(Math.min(pos + done + n, src.length), src.length);
     }
     if (fresh) {
       // The rest of a newly allocated chunk must keep reading as zeros, as it did unallocated.
-      zeroUnlessZero(dev, e.providerNo, base, inChunk);
-      zeroUnlessZero(dev, e.providerNo, base + inChunk + len, cs - inChunk - len);
+      const zero = as === 'ORDERED' ? put : (image: number, at: number, data: Buffer) => dev.engine.write(image, at, data, 'DATA');
+      zeroUnlessZero(dev, e.providerNo, base, inChunk, zero);
+      zeroUnlessZero(dev, e.providerNo, base + inChunk + len, cs - inChunk - len, zero);
     }
   });
+  if (orderedFresh.length > 0) {
+    dev.engine.barrier([...new Set(orderedFresh.map(([, e]) => e.providerNo))]);
+    for (const [v, e] of orderedFresh) dev.map.setOrdered(v, e);
+    dev.engine.barrier([0]);
+  }
   if (result.newChunks > 0) result.warnings.push(...allocator.takeWarnings());
   if (opts.commit !== false) dev.commit();
   return result;
@@ -303,13 +327,13 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
  * already: a fresh image's chunks are holes and stay holes; a chunk that holds
  * leftovers (an image used before, a write lost in a crash) is cleaned.
  */
-function zeroUnlessZero(dev: VirstorDevice, image: number, offset: number, length: number): void {
+function zeroUnlessZero(dev: VirstorDevice, image: number, offset: number, length: number, put: (image: number, at: number, data: Buffer) => void): void {
   // Only where the image may hold data: a fresh image's chunks are holes, read for nothing otherwise.
   const regions = dev.engine.dataRegions?.(image, offset, length) ?? [[offset, offset + length]];
   for (const [start, end] of regions) {
     for (let at = start; at < end; at += IO_BLOCK) {
       const n = Math.min(IO_BLOCK, end - at);
-      if (!isZero(dev.engine.read(image, at, n))) dev.engine.write(image, at, Buffer.alloc(n), 'DATA');
+      if (!isZero(dev.engine.read(image, at, n))) put(image, at, Buffer.alloc(n));
     }
   }
 }

@@ -49,6 +49,22 @@ export class MapView {
     this.changed = true;
   }
 
+  /**
+   * Changes one entry and writes its sector at once, ordered, without undo:
+   * an allocation made for a stacked class's ordered write, which must stay
+   * whatever happens to the rest of the transaction (virstor/io.ts). A sector
+   * the transaction changed before goes to the engine first, as META, so the
+   * undo log still holds what it was before the command.
+   */
+  setOrdered(virtualChunk: number, entry: MapEntry): void {
+    const at = this.load(virtualChunk);
+    this.flush();
+    encodeMapEntry(entry, this.sector, at);
+    this.engine.writeOrdered(0, this.sectorOffset, this.sector);
+    this.sector = Buffer.from(this.sector);
+    this.changed = true;
+  }
+
   /** Whether an entry changed since open or the last committed(): the image alone is stale then. */
   get uncommitted(): boolean {
     return this.changed;
