@@ -758,11 +758,7 @@ function listedDevices(ctx: Context, named: string[]): JournalListing {
 
 /** The images list and status name: images, or journal providers standing for their data images. */
 function namedJournalImages(ctx: Context, args: string[]): string[] {
-  return args.map((arg) => {
-    const r = journalImageOf(arg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
-    if (r.warning !== undefined) ctx.out.warn(r.warning);
-    return r.path;
-  });
+  return args.map((arg) => journalArgs(ctx, [arg]).data);
 }
 
 // Every journal geom has a provider (the kernel creates the geom when both of

@@ -117,6 +117,9 @@ function dumpCommand(classes: ClassSpec[]): CommandSpec {
  */
 function namedImages(ctx: Context, args: string[]): string[] {
   return args.flatMap((arg) => {
+    // A provider stacked on providers stands for those (the geoms list them as its consumers).
+    const stacked = ctx.stacks.providerOf(arg);
+    if (stacked && stacked.consumers.some((c) => ctx.stacks.providerOf(c))) return [...stacked.consumers];
     const r = imagesOf(arg, ctx.global.dirs, (p) => ctx.stacks.probe(p));
     if (r.warning !== undefined) ctx.out.warn(r.warning);
     return r.paths;

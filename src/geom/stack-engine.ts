@@ -105,10 +105,16 @@ export class StackEngine implements Engine {
   }
 
   commit(): void {
-    // Upper layers first: a layer's preparation writes into the layers below it.
-    for (const l of [...this.layers].reverse()) l.prepareCommit();
-    this.bottom.commit();
-    for (const l of this.layers) l.afterCommit();
+    // Upper layers first: what a layer does writes into the layers below it.
+    // The first bottom commit is the command's commit point; a layer's work
+    // after it (a journal's copy and CLEAN mark) changes the layers below,
+    // which commit in turn: one more round per layer settles the stack.
+    const topDown = [...this.layers].reverse();
+    for (let round = 0; round <= this.layers.length; round++) {
+      for (const l of topDown) l.prepareCommit();
+      this.bottom.commit();
+      for (const l of topDown) l.afterCommit();
+    }
   }
 
   abort(): void {

@@ -59,8 +59,12 @@ export interface TasteHost {
 
 /** Where a device's images come from: the command line, the -d directories, the session layer. */
 export interface VirstorHost extends TasteHost {
-  /** Opens the images of the command through the flush engine (locks, recovery). */
-  openSession(paths: string[], opts: { write: boolean }): VirstorSession;
+  /**
+   * Opens the images of the command through the flush engine (locks,
+   * recovery). `above`: the provider the device offers, virstor/<name> — a
+   * component lying on it would be a loop (src/geom/stack.ts).
+   */
+  openSession(paths: string[], opts: { write: boolean; above?: string }): VirstorSession;
   /**
    * Rolls back the crashed transactions that cover candidates (src/session.ts,
    * rollBackCandidates); returns the undo logs rolled back. A host whose
@@ -353,7 +357,7 @@ export function openVirstor(host: VirstorHost, name: string, opts: OpenVirstorOp
     if (members.length === 0) throw outcome.refusal as GeomError;
     const extra = opts.extraPaths ?? [];
     checkExtras(host, name, members, extra);
-    const session = host.openSession([...members.map((m) => m.path), ...extra], { write: opts.write });
+    const session = host.openSession([...members.map((m) => m.path), ...extra], { write: opts.write, above: `virstor/${name}` });
     let keep = false;
     try {
       // A rolled-back transaction, or another process between taste and lock, changed the images.
