@@ -33,7 +33,8 @@ export function openProvider(ctx: Context, name: string, o: { write: boolean; sw
     const session = ctx.openSession([name], { write: o.write });
     return imageBlockProvider(session.engine, () => session.close());
   }
-  const kind = providerKind(name);
+  // The tasting graph knows stacked providers (virstor/thin.journal); the name's form tells the rest.
+  const kind = ctx.stacks.providerOf(name)?.kind ?? providerKind(name);
   if (kind === 'virstor') {
     const dev = openVirstor(hostOf(ctx), virstorDeviceName(name), { write: o.write, scan: o.write });
     for (const w of dev.warnings) ctx.out.warn(w);

@@ -14,7 +14,7 @@ import { startServe, type Served } from './helpers/serve.js';
 import { tool } from './helpers/tools.js';
 
 const MiB = 1024 * 1024;
-const clients = [tool('nbdinfo'), tool('nbdcopy'), tool('qemu-img'), tool('qemu-io')].every(Boolean);
+const clients = [tool('nbdinfo'), tool('nbdcopy'), tool('nbddump'), tool('qemu-img'), tool('qemu-io')].every(Boolean);
 
 function sh(cmd: string, cwd: string): { status: number; stdout: string; stderr: string } {
   const r = spawnSync('sh', ['-c', cmd], { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -137,6 +137,25 @@ describe.skipIf(!clients)('geomctl serve with real NBD clients', () => {
     expect(st.stdout).toContain('CLEAN');
     // CLEAN: the data area itself holds the bytes.
     expect(readFileSync(s.path('d.img')).subarray(0, data.length).equals(data)).toBe(true);
+  });
+
+  it('serves a stacked provider: nbdcopy into virstor/thin.journal, nbddump and nbdcopy read it back, the stop leaves both layers clean', async () => {
+    expect(geomctl(['journal', 'label', '-s', '100M', 'virstor/thin'], { cwd: s.dir }).status).toBe(0);
+    const data = randomBytes(6 * MiB);
+    writeFileSync(s.path('in.bin'), data);
+    served = await startServe(s.dir, ['virstor/thin.journal'], 'virstor/thin.journal');
+    ok(`nbdcopy --flush in.bin '${served.uri}'`, s.dir);
+    // nbddump: the first line is the first 16 bytes, as hexdump -C would show them.
+    const first = [...data.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    expect(ok(`nbddump '${served.uri}' | head -1`, s.dir)).toContain(`0000000000: ${first}`);
+    ok(`nbdcopy '${served.uri}' out.bin`, s.dir);
+    expect(readFileSync(s.path('out.bin')).subarray(0, data.length).equals(data)).toBe(true);
+    expect((await served.stop()).status).toBe(0);
+    served = undefined;
+    expect(geomctl(['journal', 'status', 'virstor/thin'], { cwd: s.dir }).stdout).toMatch(/CLEAN/);
+    expect(geomctl(['virstor', 'check', 'thin'], { cwd: s.dir }).status).toBe(0);
+    // The journal copied everything into virstor/thin itself.
+    expect(geomctl(['virstor', 'read', '-l', String(data.length), 'thin'], { cwd: s.dir }).stdoutBuffer.equals(data)).toBe(true);
   });
 
   it('SIGTERM under load is a clean stop: exit 0, the journal CLEAN, check passing', async () => {

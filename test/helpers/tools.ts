@@ -20,6 +20,8 @@ export const PACKAGES = {
   fish: 'fish',
   nbdinfo: 'libnbd-bin',
   nbdcopy: 'libnbd-bin',
+  nbddump: 'libnbd-bin',
+  strace: 'strace',
   'qemu-img': 'qemu-utils',
   'qemu-io': 'qemu-utils',
 } as const;
