@@ -730,8 +730,7 @@ function tastedJournals(ctx: Context, named: string[], o: { lockedFails?: boolea
   const paths: string[] = [];
   const failures: GeomError[] = [];
   const untasted: GeomError[] = [];
-  // The providers of geoms tasted are candidates too: a journal may lie on virstor/thin.
-  for (const path of [...candidateImages(named, ctx.global.dirs), ...ctx.stacks.offeredNames(named)]) {
+  for (const path of ctx.stacks.candidates(named)) {
     let session: ReturnType<Context['openSession']> | undefined;
     try {
       session = ctx.openSession([path], { write: false });

@@ -4,7 +4,6 @@
 
 import { GeomError } from '../src/errors.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
-import { candidateImages } from '../src/candidates.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
 import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
@@ -130,8 +129,7 @@ function namedImages(ctx: Context, args: string[]): string[] {
 function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName, string[]>; failures: GeomError[] } {
   const byClass = new Map<ClassName, string[]>();
   const failures: GeomError[] = [];
-  // The providers of geoms tasted are candidates too: a journal may lie on virstor/thin.
-  for (const r of tasteAll(ctx, [...candidateImages(named, ctx.global.dirs), ...ctx.stacks.offeredNames(named)])) {
+  for (const r of tasteAll(ctx, ctx.stacks.candidates(named))) {
     if (r.error) {
       keepTasteFailure(failures, named, r.path, r.error);
       continue;

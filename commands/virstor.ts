@@ -19,7 +19,6 @@ import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type V
 import type { ClassSpec, ClassTopLevel, CommandSpec, Context, ParsedOptions } from './framework.js';
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
-import { candidateImages } from '../src/candidates.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
@@ -217,9 +216,7 @@ const dumpCommand: CommandSpec = {
 // read, check, map, export. Logic in src/virstor/{device,io,ops}.ts.
 
 /** The images a virstor command may taste, and how it opens them (cli.md, "Tasting"). */
-export function hostOf(ctx: Context, named: string[] = [], files = candidateImages(named, ctx.global.dirs)): VirstorHost {
-  // The providers of geoms tasted are candidates too: a component may be data.img.journal.
-  const candidates = [...files, ...ctx.stacks.offeredNames(named)];
+export function hostOf(ctx: Context, named: string[] = [], candidates = ctx.stacks.candidates(named)): VirstorHost {
   return {
     candidates,
     probe: (path) => ctx.stacks.probe(path),

@@ -192,10 +192,10 @@ describe('provider names on the command line (item 9)', () => {
     expect(ok(ad, ['-d', 'b', 'journal', 'stop', '-v', 'b/data.img.journal']).stdout).toBe('Device b/data.img.journal stopped: b/data.img holds its contents (0 replayed bytes verified).\n');
   });
 
-  it('a virstor provider is not a journal', () => {
+  it('a virstor provider with no journal on it says so, and how to put one there (stacks: providers.md)', () => {
     const r = run(dir, ['journal', 'status', 'virstor/thin']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('virstor/thin is the provider of virstor thin, not of a journal');
+    expect(r.stderr).toBe("geomctl: virstor/thin: no journal metadata in its last sector; label it with 'geomctl journal label', or see 'geomctl taste' for what it holds\n");
   });
 
   it('a file whose name is also a provider name is used as the file, with a warning', () => {

@@ -125,6 +125,8 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
       continue;
     }
     const cs = md.chunkSize;
+    // geomctl's providers end below 2^53 bytes (provider/provider.ts): a larger virstor is listed, not stacked on.
+    if (!Number.isSafeInteger(geo.virtualChunks * cs)) continue;
     const comps = byNo.map((t) => t.p);
     const c0 = comps[0] as GraphProvider;
     const readPiece = (v: number, inChunk: number, target: Buffer): void => {

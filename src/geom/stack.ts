@@ -12,7 +12,7 @@
 import { GeomError } from '../errors.js';
 import { candidateImages } from '../candidates.js';
 import type { Session } from '../session.js';
-import type { Provider } from '../provider/provider.js';
+import { providerView, type Provider } from '../provider/provider.js';
 import type { Engine } from '../engine/types.js';
 import { JournalDevice } from '../journal/device.js';
 import { journalLayer } from '../journal/layer.js';
@@ -79,16 +79,20 @@ export class Stacks {
     return matches.length === 1 ? matches[0] : undefined;
   }
 
-  /** The providers assembled from the tasted images: candidates for a class's taste, besides the files. */
-  offeredNames(named: readonly string[] = []): string[] {
-    return this.graph(named).offered.map((p) => p.name);
+  /**
+   * What a command tastes: the images named and those of the places tasted
+   * (candidates.ts), then the providers assembled from them — a journal may
+   * lie on virstor/thin, a virstor component may be data.img.journal — each once.
+   */
+  candidates(named: readonly string[] = []): string[] {
+    return [...new Set([...candidateImages([...named], this.o.dirs), ...this.graph(named).offered.map((p) => p.name)])];
   }
 
   /** An image or provider opened read-only for tasting; close() it. */
   probe(arg: string): Provider {
     if (!this.providerOf(arg)) return this.o.probeImage(arg);
     const session = this.openSession([arg], { write: false });
-    return withClose(session.providers[0] as Provider, () => session.close());
+    return providerView(session.providers[0] as Provider, { close: () => session.close() });
   }
 
   /**
@@ -180,7 +184,7 @@ class StackBuilder {
       probe: (name) => {
         const r = routeOf.get(name);
         if (!r) throw new GeomError('NOT_FOUND', `${name} is not below ${p.name}`);
-        return withClose(view([r]).providers[0] as Provider, () => {});
+        return providerView(view([r]).providers[0] as Provider, { close: () => {} });
       },
       openSession: (paths): VirstorSession => {
         const engine = view(paths.map((n) => routeOf.get(n) as { image: number } | { layer: Layer }));
@@ -193,20 +197,3 @@ class StackBuilder {
   }
 }
 
-/** `p` with another close(): a provider lent by a stack, whose images the stack closes. */
-function withClose(p: Provider, close: () => void): Provider {
-  return {
-    path: p.path,
-    name: p.name,
-    size: p.size,
-    mediaSectorSize: p.mediaSectorSize,
-    writable: p.writable,
-    identity: p.identity,
-    read: (offset, length) => p.read(offset, length),
-    readInto: (offset, target) => p.readInto(offset, target),
-    write: (offset, data) => p.write(offset, data),
-    ...(p.dataRegions ? { dataRegions: (offset: number, length: number) => (p.dataRegions as NonNullable<Provider['dataRegions']>).call(p, offset, length) } : {}),
-    barrier: () => p.barrier(),
-    close,
-  };
-}

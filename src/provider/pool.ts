@@ -13,7 +13,7 @@
 import { statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { openImage, type FileProvider } from './file.js';
-import type { Provider } from './provider.js';
+import { providerView, type Provider } from './provider.js';
 import { unlockImage, type Lockable } from '../lock.js';
 import { identityKey } from '../util/identity.js';
 
@@ -57,25 +57,18 @@ function lend(p: FileProvider, path: string, locks: boolean): Provider & Lockabl
   const closers: (() => void)[] = [];
   let closed = false;
   const view: Provider & Lockable = {
-    path,
-    name: nodePath.basename(path),
-    size: p.size,
-    mediaSectorSize: p.mediaSectorSize,
-    writable: p.writable,
-    identity: p.identity,
+    ...providerView(p, {
+      path,
+      name: nodePath.basename(path),
+      close() {
+        if (closed) return;
+        closed = true;
+        if (locks) unlockImage(view);
+        for (const release of closers.splice(0)) release();
+      },
+    }),
     fd: p.fd,
-    read: (offset, length) => p.read(offset, length),
-    readInto: (offset, target) => p.readInto(offset, target),
-    write: (offset, data) => p.write(offset, data),
-    dataRegions: (offset, length) => p.dataRegions(offset, length),
-    barrier: () => p.barrier(),
     onClose: (release) => closers.push(release),
-    close() {
-      if (closed) return;
-      closed = true;
-      if (locks) unlockImage(view);
-      for (const release of closers.splice(0)) release();
-    },
   };
   return view;
 }

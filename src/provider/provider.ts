@@ -37,3 +37,26 @@ export interface Provider {
   barrier(): void;
   close(): void;
 }
+
+/**
+ * A provider forwarding to `p`, with `over` replacing what differs: a
+ * provider lent by a pool or a stack, named by the path it was reached by,
+ * whose close() gives back the loan instead of closing `p`.
+ */
+export function providerView(p: Provider, over: Pick<Provider, 'close'> & Partial<Pick<Provider, 'path' | 'name'>>): Provider {
+  const dataRegions = p.dataRegions;
+  return {
+    path: over.path ?? p.path,
+    name: over.name ?? p.name,
+    size: p.size,
+    mediaSectorSize: p.mediaSectorSize,
+    writable: p.writable,
+    identity: p.identity,
+    read: (offset, length) => p.read(offset, length),
+    readInto: (offset, target) => p.readInto(offset, target),
+    write: (offset, data) => p.write(offset, data),
+    ...(dataRegions ? { dataRegions: (offset: number, length: number) => dataRegions.call(p, offset, length) } : {}),
+    barrier: () => p.barrier(),
+    close: over.close,
+  };
+}
