@@ -42,6 +42,11 @@ export const JOURNAL_HEADER = defineStruct(
 /** jrh_sum: the first 8 bytes of an MD5. */
 const SUM_BYTES = 8;
 
+/** What jrh_sum holds of the MD5 of a record's data. */
+export function recordSum(md5: Buffer): Buffer {
+  return md5.subarray(0, SUM_BYTES);
+}
+
 /**
  * struct g_journal_record_header as g_journal_record_header_encode lays it
  * out: it skips 8 bytes after the id, so bytes 11..15 are padding, and the
@@ -109,7 +114,7 @@ export function encodeRecordHeader(r: { journalId: number; entries: readonly Jou
   set.magic(sector, 0, RECORD_MAGIC);
   set.journalId(sector, 0, r.journalId);
   set.nentries(sector, 0, r.entries.length);
-  if (r.sum) set.sum(sector, 0, r.sum.subarray(0, SUM_BYTES));
+  if (r.sum) set.sum(sector, 0, recordSum(r.sum));
   r.entries.forEach((e, i) => JOURNAL_ENTRY.encode(e, sector, ENTRIES_AT + i * JOURNAL_ENTRY.size));
   return sector;
 }
