@@ -5,14 +5,14 @@
 // built the same way every run (--id, fixed data); the scratch directory and
 // the random journal ids are filtered.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sparseImage } from './helpers/cli.js';
 import { expectGolden, normalise, transcript } from './helpers/golden.js';
 
 const M = 1024 * 1024;
 /** The device ids the images are labeled with: not random, so not filtered. */
-const KEEP = ['4242', '4343', '51'];
+const KEEP = ['4242', '4343', '4444', '51'];
 
 /** Deterministic, non-repeating data (a zero block would be skipped by sparse paths). */
 function pattern(length: number, seed: number): Buffer {
@@ -46,6 +46,15 @@ beforeAll(() => {
   ok(['journal', 'label', '--id', '4343', '-c', 'd2.img', 'j2.img']);
   ok(['journal', 'write', '-o', '0', '-i', 'a.bin', 'd2.img', 'j2.img']);
   ok(['journal', 'write', '-o', '8M', '-i', 'b.bin', 'd2.img', 'j2.img']);
+  // A one-image journal whose terminating header is gone: BROKEN.
+  sparseImage(s.path('broken.img'), 160 * M);
+  ok(['journal', 'label', '--id', '4444', '-s', '100M', 'broken.img']);
+  ok(['journal', 'write', '-i', 'a.bin', 'broken.img']);
+  const walked = JSON.parse(geomctl(['--json', 'journal', 'scan', 'broken.img'], { cwd: s.dir }).stdout) as { walks: { journals: { offset: number }[] }[] };
+  const terminator = walked.walks[0]?.journals[1]?.offset as number;
+  const img = readFileSync(s.path('broken.img'));
+  img.fill(0, terminator, terminator + 512);
+  writeFileSync(s.path('broken.img'), img);
   // A thin virstor device of two components with two chunks written.
   sparseImage(s.path('c0.img'), 64 * M);
   sparseImage(s.path('c1.img'), 64 * M);
@@ -67,6 +76,18 @@ describe('golden transcripts', () => {
         ['journal', 'scan', 'd2.img', 'j2.img'],
         ['--maxphys', '128k', 'journal', 'scan', 'd2.img', 'j2.img'],
         ['--json', 'journal', 'scan', 'd2.img'],
+      ]),
+    );
+  });
+
+  it('a broken journal: what scan, status and check show, and the refusal of sync', () => {
+    expectGolden(
+      'journal-broken.txt',
+      run([
+        ['journal', 'scan', 'broken.img'],
+        ['journal', 'status', 'broken.img'],
+        ['journal', 'check', 'broken.img'],
+        ['journal', 'sync', 'broken.img'],
       ]),
     );
   });

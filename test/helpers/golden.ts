@@ -29,6 +29,7 @@ export const RANDOM_IDS: readonly RegExp[] = [
   /(\bheader {2}id \d+ next )(\d+)/g,
   /(\brecord {2}journal )(\d+)/g,
   /(\bmd_jid )(\d+)/g,
+  /(\(id )(\d+)/g,
   /(^ +jid: )(\d+)/gm,
   /(^ +MD5 hash: )([0-9a-f]{32})/gm,
   /("(?:jid|id|nextId|journalId)": )(\d+)/g,
