@@ -133,6 +133,31 @@ describe('golden transcripts', () => {
   });
 });
 
+describe('a map written big-endian', () => {
+  it('virstor check says the map makes sense only byte-swapped', () => {
+    const v = scratch('geomctl-golden-swapped-');
+    try {
+      writeFileSync(v.path('a.bin'), pattern(3 * M, 3));
+      sparseImage(v.path('s0.img'), 64 * M);
+      sparseImage(v.path('s1.img'), 64 * M);
+      const setup = (args: string[]): void => expect(geomctl(args, { cwd: v.dir }).status, args.join(' ')).toBe(0);
+      setup(['virstor', 'label', '--id', '51', '-s', '1G', '-m', '1M', 'swapped', 's0.img', 's1.img']);
+      setup(['virstor', 'write', '-o', '100M', '-i', 'a.bin', 'swapped']);
+      // Rewrite every map entry (u16 flags, u16 component, u32 chunk at 0, 2, 4) as a big-endian machine would.
+      const c0 = readFileSync(v.path('s0.img'));
+      for (let p = 0; p < 1024 * 8; p += 8) {
+        c0.writeUInt16BE(c0.readUInt16LE(p), p);
+        c0.writeUInt16BE(c0.readUInt16LE(p + 2), p + 2);
+        c0.writeUInt32BE(c0.readUInt32LE(p + 4), p + 4);
+      }
+      writeFileSync(v.path('s0.img'), c0);
+      expectGolden('virstor-swapped.txt', transcript(v.dir, [['virstor', 'check', 'swapped']], { keep: KEEP }));
+    } finally {
+      v.cleanup();
+    }
+  });
+});
+
 describe('the normaliser', () => {
   it('filters the scratch directory and gives each random id one placeholder, keeping the ones asked for', () => {
     const text = [
