@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geomctl, scratch, sparseImage } from './helpers/cli.js';
-import { expectGolden, normalise, transcript } from './helpers/golden.js';
+import { expectGolden, expectTranscript, normalise } from './helpers/golden.js';
 
 const M = 1024 * 1024;
 /** The device ids the images are labeled with: not random, so not filtered. */
@@ -65,71 +65,56 @@ beforeAll(() => {
 
 afterAll(() => s.cleanup());
 
-const run = (commands: string[][]): string => transcript(s.dir, commands, { keep: KEEP });
+const golden = (name: string, commands: string[][]): void => expectTranscript(name, s.dir, commands, { keep: KEEP });
 
 describe('golden transcripts', () => {
   it('journal scan: every header and record walked, both maxphys walks, text and JSON', () => {
-    expectGolden(
-      'journal-scan.txt',
-      run([
-        ['journal', 'scan', 'data.img'],
-        ['journal', 'scan', 'd2.img', 'j2.img'],
-        ['--maxphys', '128k', 'journal', 'scan', 'd2.img', 'j2.img'],
-        ['--json', 'journal', 'scan', 'd2.img'],
-      ]),
-    );
+    golden('journal-scan.txt', [
+      ['journal', 'scan', 'data.img'],
+      ['journal', 'scan', 'd2.img', 'j2.img'],
+      ['--maxphys', '128k', 'journal', 'scan', 'd2.img', 'j2.img'],
+      ['--json', 'journal', 'scan', 'd2.img'],
+    ]);
   });
 
   it('a broken journal: what scan, status and check show, and the refusal of sync', () => {
-    expectGolden(
-      'journal-broken.txt',
-      run([
-        ['journal', 'scan', 'broken.img'],
-        ['journal', 'status', 'broken.img'],
-        ['journal', 'check', 'broken.img'],
-        ['journal', 'sync', 'broken.img'],
-      ]),
-    );
+    golden('journal-broken.txt', [
+      ['journal', 'scan', 'broken.img'],
+      ['journal', 'status', 'broken.img'],
+      ['journal', 'check', 'broken.img'],
+      ['journal', 'sync', 'broken.img'],
+    ]);
   });
 
   it('journal dump, list and status', () => {
-    expectGolden(
-      'journal-verbs.txt',
-      run([
-        ['journal', 'dump', 'data.img', 'd2.img', 'j2.img'],
-        ['journal', 'list'],
-        ['journal', 'status'],
-        ['journal', 'status', '-s'],
-        ['--json', 'journal', 'status'],
-        ['journal', 'list', 'nothere.img'],
-      ]),
-    );
+    golden('journal-verbs.txt', [
+      ['journal', 'dump', 'data.img', 'd2.img', 'j2.img'],
+      ['journal', 'list'],
+      ['journal', 'status'],
+      ['journal', 'status', '-s'],
+      ['--json', 'journal', 'status'],
+      ['journal', 'list', 'nothere.img'],
+    ]);
   });
 
   it('virstor dump, list and status', () => {
-    expectGolden(
-      'virstor-verbs.txt',
-      run([
-        ['virstor', 'dump', 'c0.img', 'c1.img'],
-        ['virstor', 'list'],
-        ['virstor', 'status'],
-        ['virstor', 'status', '-s'],
-        ['--json', 'virstor', 'status'],
-        ['virstor', 'list', 'nothere'],
-      ]),
-    );
+    golden('virstor-verbs.txt', [
+      ['virstor', 'dump', 'c0.img', 'c1.img'],
+      ['virstor', 'list'],
+      ['virstor', 'status'],
+      ['virstor', 'status', '-s'],
+      ['--json', 'virstor', 'status'],
+      ['virstor', 'list', 'nothere'],
+    ]);
   });
 
   it('top-level dump, list and status over both classes', () => {
-    expectGolden(
-      'toplevel-verbs.txt',
-      run([
-        ['dump', 'data.img', 'c1.img'],
-        ['list'],
-        ['status'],
-        ['--json', 'status'],
-      ]),
-    );
+    golden('toplevel-verbs.txt', [
+      ['dump', 'data.img', 'c1.img'],
+      ['list'],
+      ['status'],
+      ['--json', 'status'],
+    ]);
   });
 });
 
@@ -151,7 +136,7 @@ describe('a map written big-endian', () => {
         c0.writeUInt32BE(c0.readUInt32LE(p + 4), p + 4);
       }
       writeFileSync(v.path('s0.img'), c0);
-      expectGolden('virstor-swapped.txt', transcript(v.dir, [['virstor', 'check', 'swapped']], { keep: KEEP }));
+      expectTranscript('virstor-swapped.txt', v.dir, [['virstor', 'check', 'swapped']], { keep: KEEP });
     } finally {
       v.cleanup();
     }

@@ -10,7 +10,8 @@
 // To add one (e.g. a stack):
 //   const s = scratch();
 //   ... build the images under s.dir, with --id so ids are fixed ...
-//   expectGolden('stack.txt', transcript(s.dir, [['list'], ['journal', 'status'], ...]));
+//   expectTranscript('stack.txt', s.dir, [['list'], ['journal', 'status', 'virstor/thin'], ...], { keep: ['<the --id values>'] });
+// then run the test once with GEOMCTL_UPDATE_GOLDEN=1 and read the file it wrote.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -109,4 +110,9 @@ export function transcript(dir: string, commands: readonly (readonly string[])[]
     return `$ geomctl ${args.join(' ')}\n${stdout}${stderr}[exit ${r.status}]\n`;
   });
   return normalise(parts.join('\n'), { ...opts, dirs: [dir, ...(opts.dirs ?? [])] });
+}
+
+/** transcript() compared with test/golden/<name> (or written under GEOMCTL_UPDATE_GOLDEN=1). */
+export function expectTranscript(name: string, dir: string, commands: readonly (readonly string[])[], opts: TranscriptOptions = {}): void {
+  expectGolden(name, transcript(dir, commands, opts));
 }
