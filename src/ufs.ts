@@ -9,6 +9,7 @@
 // engine, a provider or a journaled provider.
 
 import { crc32cUpdate } from './crc32c.js';
+import { defineStruct } from './geom/struct.js';
 
 export type ReadFn = (offset: number, length: number) => Buffer;
 
@@ -28,25 +29,26 @@ export const FS_FLAGS_UPDATED = 0x80;
 export const FS_METACKHASH = 0x200;
 /** fs_metackhash bit: the superblock carries a check-hash in fs_ckhash. */
 export const CK_SUPERBLOCK = 0x01;
-/** sizeof(struct fs): a superblock claiming less is not one. */
-const SIZEOF_STRUCT_FS = 1376;
-
-/** The struct fs members geomctl uses, by byte offset. */
-const FS = {
-  oldSize: 36, // fs_old_size, i32 (UFS1's fs_size)
-  bsize: 48, // fs_bsize, i32
-  fsize: 52, // fs_fsize, i32
-  fsbtodb: 100, // fs_fsbtodb, i32
-  sbsize: 104, // fs_sbsize, i32
-  clean: 209, // fs_clean, i8
-  oldFlags: 211, // fs_old_flags, i8
-  sblockloc: 1000, // fs_sblockloc, i64 (UFS2)
-  size: 1080, // fs_size, i64 (UFS2)
-  ckhash: 1304, // fs_ckhash, u32
-  metackhash: 1308, // fs_metackhash, u32
-  flags: 1312, // fs_flags, i32
-  magic: 1372, // fs_magic, i32
-} as const;
+/** The struct fs members geomctl uses (sizeof(struct fs) is 1376: a superblock claiming less is not one). */
+const FS = defineStruct('struct fs', 1376, {
+  /** UFS1's fs_size. */
+  oldSize: { kind: 'i32le', offset: 36, c: 'fs_old_size' },
+  bsize: { kind: 'i32le', offset: 48, c: 'fs_bsize' },
+  fsize: { kind: 'i32le', offset: 52, c: 'fs_fsize' },
+  fsbtodb: { kind: 'i32le', offset: 100, c: 'fs_fsbtodb' },
+  sbsize: { kind: 'i32le', offset: 104, c: 'fs_sbsize' },
+  clean: { kind: 'i8', offset: 209, c: 'fs_clean' },
+  oldFlags: { kind: 'u8', offset: 211, c: 'fs_old_flags' },
+  /** UFS2 only. */
+  sblockloc: { kind: 'i64le', offset: 1000, c: 'fs_sblockloc' },
+  /** UFS2 only. */
+  size: { kind: 'i64le', offset: 1080, c: 'fs_size' },
+  ckhash: { kind: 'u32le', offset: 1304, c: 'fs_ckhash' },
+  metackhash: { kind: 'u32le', offset: 1308, c: 'fs_metackhash' },
+  flags: { kind: 'i32le', offset: 1312, c: 'fs_flags' },
+  magic: { kind: 'u32le', offset: 1372, c: 'fs_magic' },
+});
+const { get, set } = FS;
 
 export interface UfsSuperblock {
   /** The byte offset it was found at (one of SBLOCKSEARCH). */
@@ -72,21 +74,21 @@ const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
 /** The UFS version a block's fs_magic names, sane or not. */
 export function ufsMagic(block: Buffer): 1 | 2 | undefined {
-  const magic = block.readUInt32LE(FS.magic);
+  const magic = get.magic(block, 0);
   return magic === FS_UFS1_MAGIC ? 1 : magic === FS_UFS2_MAGIC ? 2 : undefined;
 }
 
 /** ffs_sbget's sanity checks on one candidate block at `offset`. */
 function parse(block: Buffer, offset: number): UfsSuperblock | undefined {
-  const magic = block.readUInt32LE(FS.magic);
+  const magic = get.magic(block, 0);
   if (magic !== FS_UFS1_MAGIC && magic !== FS_UFS2_MAGIC) return undefined;
   const ufs = magic === FS_UFS1_MAGIC ? 1 : 2;
   // A UFS2 superblock away from its own fs_sblockloc is a backup copy: skip it.
-  if (ufs === 2 && block.readBigInt64LE(FS.sblockloc) !== BigInt(offset)) return undefined;
-  const sbsize = block.readInt32LE(FS.sbsize);
-  const bsize = block.readInt32LE(FS.bsize);
-  const fsize = block.readInt32LE(FS.fsize);
-  if (sbsize < SIZEOF_STRUCT_FS || sbsize > SBLOCKSIZE) return undefined;
+  if (ufs === 2 && get.sblockloc(block, 0) !== BigInt(offset)) return undefined;
+  const sbsize = get.sbsize(block, 0);
+  const bsize = get.bsize(block, 0);
+  const fsize = get.fsize(block, 0);
+  if (sbsize < FS.size || sbsize > SBLOCKSIZE) return undefined;
   if (!isPowerOfTwo(bsize) || !isPowerOfTwo(fsize) || fsize > bsize) return undefined;
   return {
     offset,
@@ -95,13 +97,13 @@ function parse(block: Buffer, offset: number): UfsSuperblock | undefined {
     sbsize,
     bsize,
     fsize,
-    fsbtodb: block.readInt32LE(FS.fsbtodb),
-    size: ufs === 1 ? BigInt(block.readInt32LE(FS.oldSize)) : block.readBigInt64LE(FS.size),
-    clean: block.readInt8(FS.clean),
-    flags: block.readInt32LE(FS.flags),
-    oldFlags: block.readUInt8(FS.oldFlags),
-    ckhash: block.readUInt32LE(FS.ckhash),
-    metackhash: block.readUInt32LE(FS.metackhash),
+    fsbtodb: get.fsbtodb(block, 0),
+    size: ufs === 1 ? BigInt(get.oldSize(block, 0)) : get.size(block, 0),
+    clean: get.clean(block, 0),
+    flags: get.flags(block, 0),
+    oldFlags: get.oldFlags(block, 0),
+    ckhash: get.ckhash(block, 0),
+    metackhash: get.metackhash(block, 0),
   };
 }
 
@@ -146,7 +148,7 @@ export function ufsByteSize(sb: UfsSuperblock): bigint | undefined {
  */
 export function ffsSuperblockHash(block: Buffer, sbsize: number): number {
   const copy = Buffer.from(block.subarray(0, sbsize));
-  copy.writeUInt32LE(0, FS.ckhash);
+  set.ckhash(copy, 0, 0);
   return crc32cUpdate(0xffffffff, copy);
 }
 
@@ -159,9 +161,9 @@ export function ffsSuperblockHash(block: Buffer, sbsize: number): number {
 export function markUfsDirty(sb: UfsSuperblock, sectorSize: number): { offset: number; data: Buffer } | undefined {
   if (SBLOCKSIZE % sectorSize !== 0) return undefined;
   const data = Buffer.from(sb.block);
-  data.writeInt8(0, FS.clean);
-  data.writeInt32LE(sb.flags | FS_UNCLEAN | FS_NEEDSFSCK, FS.flags);
-  if (sb.metackhash & CK_SUPERBLOCK) data.writeUInt32LE(ffsSuperblockHash(data, sb.sbsize), FS.ckhash);
+  set.clean(data, 0, 0);
+  set.flags(data, 0, sb.flags | FS_UNCLEAN | FS_NEEDSFSCK);
+  if (sb.metackhash & CK_SUPERBLOCK) set.ckhash(data, 0, ffsSuperblockHash(data, sb.sbsize));
   return { offset: sb.offset, data };
 }
 
@@ -194,8 +196,8 @@ export function effectiveUfsFlags(sb: UfsSuperblock): number {
  */
 export function setUfsFlag(sb: UfsSuperblock, flag: number, on: boolean, sectorSize: number): { offset: number; data: Buffer; ckhash: number } {
   const data = Buffer.from(sb.block.subarray(0, Math.ceil(sb.sbsize / sectorSize) * sectorSize));
-  data.writeInt32LE(on ? sb.flags | flag : sb.flags & ~flag, FS.flags);
-  if (!(sb.oldFlags & FS_FLAGS_UPDATED)) data.writeUInt8(on ? sb.oldFlags | flag : sb.oldFlags & ~flag & 0xff, FS.oldFlags);
-  if (sb.metackhash & CK_SUPERBLOCK) data.writeUInt32LE(ffsSuperblockHash(data, sb.sbsize), FS.ckhash);
-  return { offset: sb.offset, data, ckhash: data.readUInt32LE(FS.ckhash) };
+  set.flags(data, 0, on ? sb.flags | flag : sb.flags & ~flag);
+  if (!(sb.oldFlags & FS_FLAGS_UPDATED)) set.oldFlags(data, 0, on ? sb.oldFlags | flag : sb.oldFlags & ~flag & 0xff);
+  if (sb.metackhash & CK_SUPERBLOCK) set.ckhash(data, 0, ffsSuperblockHash(data, sb.sbsize));
+  return { offset: sb.offset, data, ckhash: get.ckhash(data, 0) };
 }

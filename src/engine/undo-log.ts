@@ -4,10 +4,10 @@
 // these files. A log is a header (one or more 512-byte sectors) followed by
 // records appended in the order their ranges were first modified.
 //
-// Header (HEADER_FIELDS below, then the image table, zero-padded to 512):
+// Header (HEADER below, then the image table, zero-padded to 512):
 //   every integer little-endian; the CRC32C covers the whole padded header
 //   with its own field zeroed.
-// Record (RECORD_FIELDS, then `length` old bytes unless the ZERO flag says
+// Record (RECORD, then `length` old bytes unless the ZERO flag says
 //   they were all zero): the CRC32C covers the record's first 28 bytes, its
 //   payload and the header's nonce, so a record of an older log that happens
 //   to lie in the file's tail (or a torn one) is never trusted.
@@ -20,6 +20,7 @@ import type { FaultCounter } from '../provider/fault.js';
 import { crc32c } from '../crc32c.js';
 import type { ProviderIdentity } from '../provider/provider.js';
 import type { UndoRegistry } from './undo-registry.js';
+import { defineStruct } from '../geom/struct.js';
 
 export const UNDO_SUFFIX = '.geomctl-undo';
 export const UNDO_VERSION = 1;
@@ -29,29 +30,37 @@ const SECTOR = 512;
 /** The record flag: the old bytes were all zero and are not stored. */
 const FLAG_ZERO = 1;
 
-/** The header's fixed part: [offset, size] of each field. */
-const HEADER_FIELDS = {
-  magic: [0, 8],
-  version: [8, 4],
-  headerLength: [12, 4],
-  nonce: [16, 8],
-  imageCount: [24, 4],
-  crc: [28, 4],
-} as const;
-const HEADER_FIXED = 32;
-/** One image-table entry: size, dev, ino (u64 each), then two u16 lengths and the UTF-8 paths. */
-const IMAGE_FIELDS = { size: [0, 8], dev: [8, 8], ino: [16, 8], pathLength: [24, 2], absLength: [26, 2] } as const;
-const IMAGE_FIXED = 28;
+/** The header's fixed part; the image table follows it. */
+const HEADER = defineStruct('undo log header', 32, {
+  magic: { kind: 'bytes', offset: 0, size: MAGIC.length },
+  version: { kind: 'u32le', offset: 8 },
+  headerLength: { kind: 'u32le', offset: 12 },
+  nonce: { kind: 'bytes', offset: 16, size: 8 },
+  imageCount: { kind: 'u32le', offset: 24 },
+  /** CRC32C of the whole padded header with this field zeroed. */
+  crc: { kind: 'u32le', offset: 28 },
+});
 
-const RECORD_FIELDS = {
-  magic: [0, 4],
-  image: [4, 4],
-  offset: [8, 8],
-  length: [16, 8],
-  flags: [24, 4],
-  crc: [28, 4],
-} as const;
-export const RECORD_HEADER = 32;
+/** One image-table entry; its two UTF-8 paths (the given one, then the real one) follow it. */
+const IMAGE = defineStruct('undo log image', 28, {
+  size: { kind: 'u64le', offset: 0 },
+  dev: { kind: 'u64le', offset: 8 },
+  ino: { kind: 'u64le', offset: 16 },
+  pathLength: { kind: 'u16le', offset: 24 },
+  absLength: { kind: 'u16le', offset: 26 },
+});
+
+/** A record's head; its payload (the old bytes, unless ZERO) follows it. */
+const RECORD = defineStruct('undo log record', 32, {
+  magic: { kind: 'u32le', offset: 0 },
+  image: { kind: 'u32le', offset: 4 },
+  offset: { kind: 'u64le', offset: 8 },
+  length: { kind: 'u64le', offset: 16 },
+  flags: { kind: 'u32le', offset: 24 },
+  /** CRC32C of the bytes before it, the payload and the header's nonce. */
+  crc: { kind: 'u32le', offset: 28 },
+});
+export const RECORD_HEADER = RECORD.size;
 
 /**
  * The path with every symlink, `.` and `..` resolved; undefined when it cannot
@@ -102,12 +111,8 @@ export interface UndoRecord {
   payloadAt: number;
 }
 
-function u64(buf: Buffer, at: number, value: number): void {
-  buf.writeBigUInt64LE(BigInt(value), at);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  const v = buf.readBigUInt64LE(at);
+/** A u64 read from a log as a number; NaN when it is beyond 2^53 - 1 (no image is that large). */
+function numberOf(v: bigint): number {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.NaN;
 }
 
@@ -116,82 +121,69 @@ export function encodeHeader(nonce: Buffer, images: readonly UndoImage[]): Buffe
     const p = Buffer.from(img.path, 'utf8');
     const a = Buffer.from(img.abs, 'utf8');
     if (p.length > 0xffff || a.length > 0xffff) throw new RangeError(`image path too long for the undo log: ${img.path}`);
-    const e = Buffer.alloc(IMAGE_FIXED + p.length + a.length);
-    u64(e, IMAGE_FIELDS.size[0], img.size);
-    u64(e, IMAGE_FIELDS.dev[0], img.dev);
-    u64(e, IMAGE_FIELDS.ino[0], img.ino);
-    e.writeUInt16LE(p.length, IMAGE_FIELDS.pathLength[0]);
-    e.writeUInt16LE(a.length, IMAGE_FIELDS.absLength[0]);
-    p.copy(e, IMAGE_FIXED);
-    a.copy(e, IMAGE_FIXED + p.length);
+    const e = Buffer.alloc(IMAGE.size + p.length + a.length);
+    IMAGE.encode({ size: BigInt(img.size), dev: BigInt(img.dev), ino: BigInt(img.ino), pathLength: p.length, absLength: a.length }, e);
+    p.copy(e, IMAGE.size);
+    a.copy(e, IMAGE.size + p.length);
     return e;
   });
-  const used = HEADER_FIXED + entries.reduce((n, e) => n + e.length, 0);
+  const used = HEADER.size + entries.reduce((n, e) => n + e.length, 0);
   const length = Math.ceil(used / SECTOR) * SECTOR;
   const buf = Buffer.alloc(length);
-  MAGIC.copy(buf, HEADER_FIELDS.magic[0]);
-  buf.writeUInt32LE(UNDO_VERSION, HEADER_FIELDS.version[0]);
-  buf.writeUInt32LE(length, HEADER_FIELDS.headerLength[0]);
-  nonce.copy(buf, HEADER_FIELDS.nonce[0]);
-  buf.writeUInt32LE(images.length, HEADER_FIELDS.imageCount[0]);
-  let at = HEADER_FIXED;
+  HEADER.encode({ magic: MAGIC, version: UNDO_VERSION, headerLength: length, nonce, imageCount: images.length, crc: 0 }, buf);
+  let at = HEADER.size;
   for (const e of entries) {
     e.copy(buf, at);
     at += e.length;
   }
-  buf.writeUInt32LE(crc32c(buf), HEADER_FIELDS.crc[0]);
+  HEADER.set.crc(buf, 0, crc32c(buf));
   return buf;
 }
 
 /** Decodes a header; undefined when it is not a complete, valid one (a log torn while being created). */
 export function decodeHeader(read: (offset: number, length: number) => Buffer | undefined): UndoHeader | undefined {
-  const fixed = read(0, HEADER_FIXED);
-  if (!fixed || !fixed.subarray(0, 8).equals(MAGIC)) return undefined;
-  const version = fixed.readUInt32LE(HEADER_FIELDS.version[0]);
-  const headerLength = fixed.readUInt32LE(HEADER_FIELDS.headerLength[0]);
+  const fixed = read(0, HEADER.size);
+  if (!fixed || fixed.length < HEADER.size) return undefined;
+  const { magic, version, headerLength } = HEADER.decode(fixed);
+  if (!magic.equals(MAGIC)) return undefined;
   if (version !== UNDO_VERSION || headerLength < SECTOR || headerLength % SECTOR !== 0 || headerLength > 64 * 1024 * 1024) return undefined;
   const buf = read(0, headerLength);
   if (!buf) return undefined;
-  const stored = buf.readUInt32LE(HEADER_FIELDS.crc[0]);
+  const h = HEADER.decode(buf);
   const copy = Buffer.from(buf);
-  copy.writeUInt32LE(0, HEADER_FIELDS.crc[0]);
-  if (crc32c(copy) !== stored) return undefined;
-  const count = buf.readUInt32LE(HEADER_FIELDS.imageCount[0]);
+  HEADER.set.crc(copy, 0, 0);
+  if (crc32c(copy) !== h.crc) return undefined;
   const images: UndoImage[] = [];
-  let at = HEADER_FIXED;
-  for (let i = 0; i < count; i++) {
-    if (at + IMAGE_FIXED > headerLength) return undefined;
-    const pl = buf.readUInt16LE(at + IMAGE_FIELDS.pathLength[0]);
-    const al = buf.readUInt16LE(at + IMAGE_FIELDS.absLength[0]);
-    if (at + IMAGE_FIXED + pl + al > headerLength) return undefined;
+  let at = HEADER.size;
+  for (let i = 0; i < h.imageCount; i++) {
+    if (at + IMAGE.size > headerLength) return undefined;
+    const e = IMAGE.decode(buf, at);
+    const paths = at + IMAGE.size;
+    if (paths + e.pathLength + e.absLength > headerLength) return undefined;
     images.push({
-      size: readU64(buf, at + IMAGE_FIELDS.size[0]),
-      dev: readU64(buf, at + IMAGE_FIELDS.dev[0]),
-      ino: readU64(buf, at + IMAGE_FIELDS.ino[0]),
-      path: buf.toString('utf8', at + IMAGE_FIXED, at + IMAGE_FIXED + pl),
-      abs: buf.toString('utf8', at + IMAGE_FIXED + pl, at + IMAGE_FIXED + pl + al),
+      size: numberOf(e.size),
+      dev: numberOf(e.dev),
+      ino: numberOf(e.ino),
+      path: buf.toString('utf8', paths, paths + e.pathLength),
+      abs: buf.toString('utf8', paths + e.pathLength, paths + e.pathLength + e.absLength),
     });
-    at += IMAGE_FIXED + pl + al;
+    at = paths + e.pathLength + e.absLength;
   }
-  return { version, headerLength, nonce: Buffer.from(buf.subarray(HEADER_FIELDS.nonce[0], HEADER_FIELDS.nonce[0] + 8)), images };
+  return { version, headerLength, nonce: h.nonce, images };
 }
 
 function recordCrc(head: Buffer, payload: Buffer | undefined, nonce: Buffer): number {
-  let crc = crc32c(head.subarray(0, RECORD_FIELDS.crc[0]));
+  let crc = crc32c(head.subarray(0, RECORD.offset.crc));
   if (payload) crc = crc32c(payload, crc);
   return crc32c(nonce, crc);
 }
 
 /** One record: the old bytes of [offset, offset + length) of image `image`, or none when `old` is undefined (all zero). */
 export function encodeRecord(nonce: Buffer, image: number, offset: number, length: number, old: Buffer | undefined): Buffer {
-  const buf = Buffer.allocUnsafe(RECORD_HEADER + (old ? old.length : 0));
-  buf.writeUInt32LE(RECORD_MAGIC, RECORD_FIELDS.magic[0]);
-  buf.writeUInt32LE(image, RECORD_FIELDS.image[0]);
-  u64(buf, RECORD_FIELDS.offset[0], offset);
-  u64(buf, RECORD_FIELDS.length[0], length);
-  buf.writeUInt32LE(old ? 0 : FLAG_ZERO, RECORD_FIELDS.flags[0]);
-  if (old) old.copy(buf, RECORD_HEADER);
-  buf.writeUInt32LE(recordCrc(buf, old, nonce), RECORD_FIELDS.crc[0]);
+  const buf = Buffer.allocUnsafe(RECORD.size + (old ? old.length : 0));
+  RECORD.encode({ magic: RECORD_MAGIC, image, offset: BigInt(offset), length: BigInt(length), flags: old ? 0 : FLAG_ZERO, crc: 0 }, buf);
+  if (old) old.copy(buf, RECORD.size);
+  RECORD.set.crc(buf, 0, recordCrc(buf, old, nonce));
   return buf;
 }
 
@@ -204,21 +196,21 @@ export function encodeRecord(nonce: Buffer, image: number, offset: number, lengt
 export function scanRecords(log: LogReader, header: UndoHeader): UndoRecord[] {
   const out: UndoRecord[] = [];
   let at = header.headerLength;
-  while (at + RECORD_HEADER <= log.size) {
-    const head = log.read(at, RECORD_HEADER);
-    if (head.readUInt32LE(RECORD_FIELDS.magic[0]) !== RECORD_MAGIC) break;
-    const image = head.readUInt32LE(RECORD_FIELDS.image[0]);
-    const offset = readU64(head, RECORD_FIELDS.offset[0]);
-    const length = readU64(head, RECORD_FIELDS.length[0]);
-    const flags = head.readUInt32LE(RECORD_FIELDS.flags[0]);
+  while (at + RECORD.size <= log.size) {
+    const head = log.read(at, RECORD.size);
+    const r = RECORD.decode(head);
+    if (r.magic !== RECORD_MAGIC) break;
+    const { image, flags } = r;
+    const offset = numberOf(r.offset);
+    const length = numberOf(r.length);
     const img = header.images[image];
     if (!img || (flags & ~FLAG_ZERO) !== 0 || !(offset >= 0 && length > 0 && offset + length <= img.size)) break;
     const zero = (flags & FLAG_ZERO) !== 0;
-    const end = at + RECORD_HEADER + (zero ? 0 : length);
+    const end = at + RECORD.size + (zero ? 0 : length);
     if (end > log.size) break;
-    const payload = zero ? undefined : log.read(at + RECORD_HEADER, length);
-    if (recordCrc(head, payload, header.nonce) !== head.readUInt32LE(RECORD_FIELDS.crc[0])) break;
-    out.push({ image, offset, length, zero, payloadAt: at + RECORD_HEADER });
+    const payload = zero ? undefined : log.read(at + RECORD.size, length);
+    if (recordCrc(head, payload, header.nonce) !== r.crc) break;
+    out.push({ image, offset, length, zero, payloadAt: at + RECORD.size });
     at = end;
   }
   return out;

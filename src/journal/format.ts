@@ -10,6 +10,8 @@
 // Entry values are numbers: offsets past 2^53 cannot belong to an image
 // geomctl handles, so such an entry makes its sector "not a record".
 
+import { defineStruct } from '../geom/struct.js';
+
 /** GJ_HEADER_MAGIC with its NUL: jh_magic is sizeof("GJHDR") = 6 bytes. */
 const HEADER_MAGIC = Buffer.from('GJHDR\0', 'latin1');
 /** GJ_RECORD_HEADER_MAGIC with its NUL: jrh_magic is sizeof("GJRHDR") = 7 bytes. */
@@ -18,29 +20,50 @@ const RECORD_MAGIC = Buffer.from('GJRHDR\0', 'latin1');
 /** GJ_RECORD_HEADER_NENTRIES: a record header describes at most 20 entries. */
 export const GJ_RECORD_MAX_ENTRIES = 20;
 
-/** One table per structure: field offsets and sizes as the encoders write them. */
-export const JOURNAL_HEADER_LAYOUT = {
-  magic: { offset: 0, size: 6 },
-  journalId: { offset: 6, size: 4 },
-  nextId: { offset: 10, size: 4 },
-} as const;
+/** struct g_journal_entry: where a piece of data sits in the journal and where it belongs. */
+export const JOURNAL_ENTRY = defineStruct('g_journal_entry', 24, {
+  joffset: { kind: 'u53le', offset: 0, c: 'je_joffset' },
+  offset: { kind: 'u53le', offset: 8, c: 'je_offset' },
+  length: { kind: 'u53le', offset: 16, c: 'je_length' },
+});
 
-export const RECORD_HEADER_LAYOUT = {
-  magic: { offset: 0, size: 7 },
-  journalId: { offset: 7, size: 4 },
-  /** g_journal_record_header_encode skips 8 bytes after the id: 4 bytes of padding. */
-  padding: { offset: 11, size: 4 },
-  nentries: { offset: 15, size: 2 },
-  sum: { offset: 17, size: 8 },
-  entries: { offset: 25, size: 24 * GJ_RECORD_MAX_ENTRIES },
-} as const;
+/** struct g_journal_header as g_journal_header_encode lays it out. */
+export const JOURNAL_HEADER = defineStruct(
+  'g_journal_header',
+  14,
+  {
+    magic: { kind: 'bytes', offset: 0, size: HEADER_MAGIC.length, c: 'jh_magic' },
+    journalId: { kind: 'u32le', offset: 6, c: 'jh_journal_id' },
+    nextId: { kind: 'u32le', offset: 10, c: 'jh_journal_next_id' },
+  },
+  { overflow: 'wrap' },
+);
 
-export const ENTRY_LAYOUT = {
-  joffset: { offset: 0, size: 8 },
-  offset: { offset: 8, size: 8 },
-  length: { offset: 16, size: 8 },
-  size: 24,
-} as const;
+/** jrh_sum: the first 8 bytes of an MD5. */
+const SUM_BYTES = 8;
+
+/** What jrh_sum holds of the MD5 of a record's data. */
+export function recordSum(md5: Buffer): Buffer {
+  return md5.subarray(0, SUM_BYTES);
+}
+
+/**
+ * struct g_journal_record_header as g_journal_record_header_encode lays it
+ * out: it skips 8 bytes after the id, so bytes 11..15 are padding, and the
+ * entries follow jrh_sum.
+ */
+export const RECORD_HEADER = defineStruct(
+  'g_journal_record_header',
+  25 + GJ_RECORD_MAX_ENTRIES * JOURNAL_ENTRY.size,
+  {
+    magic: { kind: 'bytes', offset: 0, size: RECORD_MAGIC.length, c: 'jrh_magic' },
+    journalId: { kind: 'u32le', offset: 7, c: 'jrh_journal_id' },
+    nentries: { kind: 'u16le', offset: 15, c: 'jrh_nentries' },
+    sum: { kind: 'bytes', offset: 17, size: SUM_BYTES, c: 'jrh_sum' },
+    entries: { kind: 'bytes', offset: 25, size: GJ_RECORD_MAX_ENTRIES * JOURNAL_ENTRY.size, c: 'jrh_entries' },
+  },
+  { overflow: 'wrap' },
+);
 
 export interface JournalHeader {
   /** jh_journal_id */
@@ -68,21 +91,14 @@ export interface RecordHeader {
 
 /** g_journal_header_encode into a zeroed sector. */
 export function encodeJournalHeader(h: JournalHeader, sectorSize: number): Buffer {
-  const sector = Buffer.alloc(sectorSize);
-  HEADER_MAGIC.copy(sector, JOURNAL_HEADER_LAYOUT.magic.offset);
-  sector.writeUInt32LE(h.journalId >>> 0, JOURNAL_HEADER_LAYOUT.journalId.offset);
-  sector.writeUInt32LE(h.nextId >>> 0, JOURNAL_HEADER_LAYOUT.nextId.offset);
-  return sector;
+  return JOURNAL_HEADER.encode({ magic: HEADER_MAGIC, journalId: h.journalId, nextId: h.nextId }, Buffer.alloc(sectorSize));
 }
 
 /** g_journal_header_decode: the header, or undefined when the magic is not "GJHDR\0". */
 export function decodeJournalHeader(sector: Buffer): JournalHeader | undefined {
-  if (sector.length < 14) return undefined;
-  if (!sector.subarray(0, HEADER_MAGIC.length).equals(HEADER_MAGIC)) return undefined;
-  return {
-    journalId: sector.readUInt32LE(JOURNAL_HEADER_LAYOUT.journalId.offset),
-    nextId: sector.readUInt32LE(JOURNAL_HEADER_LAYOUT.nextId.offset),
-  };
+  const { get } = JOURNAL_HEADER;
+  if (sector.length < JOURNAL_HEADER.size || !get.magic(sector, 0).equals(HEADER_MAGIC)) return undefined;
+  return { journalId: get.journalId(sector, 0), nextId: get.nextId(sector, 0) };
 }
 
 /**
@@ -94,32 +110,18 @@ export function encodeRecordHeader(r: { journalId: number; entries: readonly Jou
     throw new RangeError(`a record holds at most ${GJ_RECORD_MAX_ENTRIES} entries, not ${r.entries.length}`);
   }
   const sector = Buffer.alloc(sectorSize);
-  RECORD_MAGIC.copy(sector, RECORD_HEADER_LAYOUT.magic.offset);
-  sector.writeUInt32LE(r.journalId >>> 0, RECORD_HEADER_LAYOUT.journalId.offset);
-  sector.writeUInt16LE(r.entries.length, RECORD_HEADER_LAYOUT.nentries.offset);
-  if (r.sum) r.sum.copy(sector, RECORD_HEADER_LAYOUT.sum.offset, 0, RECORD_HEADER_LAYOUT.sum.size);
-  r.entries.forEach((e, i) => {
-    const at = RECORD_HEADER_LAYOUT.entries.offset + i * ENTRY_LAYOUT.size;
-    sector.writeBigUInt64LE(BigInt(e.joffset), at + ENTRY_LAYOUT.joffset.offset);
-    sector.writeBigUInt64LE(BigInt(e.offset), at + ENTRY_LAYOUT.offset.offset);
-    sector.writeBigUInt64LE(BigInt(e.length), at + ENTRY_LAYOUT.length.offset);
-  });
+  const { set } = RECORD_HEADER;
+  set.magic(sector, 0, RECORD_MAGIC);
+  set.journalId(sector, 0, r.journalId);
+  set.nentries(sector, 0, r.entries.length);
+  if (r.sum) set.sum(sector, 0, recordSum(r.sum));
+  r.entries.forEach((e, i) => JOURNAL_ENTRY.encode(e, sector, ENTRIES_AT + i * JOURNAL_ENTRY.size));
   return sector;
-}
-
-/**
- * A little-endian u64 as a number when it is at most Number.MAX_SAFE_INTEGER,
- * else -1. Two u32 reads: a million entries' BigInts cost the walk a second.
- */
-function readU53(b: Buffer, at: number): number {
-  const hi = b.readUInt32LE(at + 4);
-  // hi < 2^21 is every value below 2^53, and 2^53 - 1 is the largest safe one.
-  return hi < 0x200000 ? hi * 0x100000000 + b.readUInt32LE(at) : -1;
 }
 
 export type RecordDecode = { ok: true; record: RecordHeader } | { ok: false; reason: string };
 
-const RECORD_HEADER_BYTES = RECORD_HEADER_LAYOUT.entries.offset + RECORD_HEADER_LAYOUT.entries.size;
+const ENTRIES_AT = RECORD_HEADER.offset.entries;
 
 /**
  * g_journal_record_header_decode: magic "GJRHDR\0" and nentries ≤ 20, as the
@@ -128,21 +130,23 @@ const RECORD_HEADER_BYTES = RECORD_HEADER_LAYOUT.entries.offset + RECORD_HEADER_
  * bounds) are checkRecord's.
  */
 export function decodeRecordHeader(sector: Buffer): RecordDecode {
-  if (sector.length < RECORD_HEADER_BYTES) return { ok: false, reason: `sector of ${sector.length} bytes is too short for a record header` };
-  if (!sector.subarray(0, RECORD_MAGIC.length).equals(RECORD_MAGIC)) return { ok: false, reason: 'no GJRHDR magic' };
-  const n = sector.readUInt16LE(RECORD_HEADER_LAYOUT.nentries.offset);
+  if (sector.length < RECORD_HEADER.size) return { ok: false, reason: `sector of ${sector.length} bytes is too short for a record header` };
+  const { get } = RECORD_HEADER;
+  if (!get.magic(sector, 0).equals(RECORD_MAGIC)) return { ok: false, reason: 'no GJRHDR magic' };
+  const n = get.nentries(sector, 0);
   if (n > GJ_RECORD_MAX_ENTRIES) return { ok: false, reason: `${n} entries (at most ${GJ_RECORD_MAX_ENTRIES})` };
   const entries: JournalEntry[] = [];
+  // u53 fields: two u32 reads each, no BigInt (a million entries' BigInts cost the walk a second).
+  const { joffset: joffsetOf, offset: offsetOf, length: lengthOf } = JOURNAL_ENTRY.get;
   for (let i = 0; i < n; i++) {
-    const at = RECORD_HEADER_LAYOUT.entries.offset + i * ENTRY_LAYOUT.size;
-    const joffset = readU53(sector, at + ENTRY_LAYOUT.joffset.offset);
-    const offset = readU53(sector, at + ENTRY_LAYOUT.offset.offset);
-    const length = readU53(sector, at + ENTRY_LAYOUT.length.offset);
+    const at = ENTRIES_AT + i * JOURNAL_ENTRY.size;
+    const joffset = joffsetOf(sector, at);
+    const offset = offsetOf(sector, at);
+    const length = lengthOf(sector, at);
     if (joffset < 0 || offset < 0 || length < 0) return { ok: false, reason: `entry ${i} has a value beyond 2^53` };
     entries.push({ joffset, offset, length });
   }
-  const sum = Buffer.from(sector.subarray(RECORD_HEADER_LAYOUT.sum.offset, RECORD_HEADER_LAYOUT.sum.offset + RECORD_HEADER_LAYOUT.sum.size));
-  return { ok: true, record: { journalId: sector.readUInt32LE(RECORD_HEADER_LAYOUT.journalId.offset), sum, entries } };
+  return { ok: true, record: { journalId: get.journalId(sector, 0), sum: Buffer.from(get.sum(sector, 0)), entries } };
 }
 
 /** What a record at a given position must agree with to be one (journal.md, "open" step 4). */

@@ -13,17 +13,13 @@
 
 import { createHash } from 'node:crypto';
 import { CorruptError, GeomError } from '../errors.js';
-import { u64Json } from '../json.js';
+import { defineStruct, type ValueOf } from '../geom/struct.js';
 import type { Provider } from '../provider/provider.js';
 import { tasteProvider } from '../taste.js';
 import { minJournalSize } from './format.js';
 
 export const G_JOURNAL_MAGIC = 'GEOM::JOURNAL';
 export const G_JOURNAL_VERSION = 0;
-/** Bytes the encoded metadata occupies (the rest of the sector is zero). */
-export const JOURNAL_METADATA_SIZE = 101;
-/** The MD5 covers bytes [0, 85). */
-const HASHED_BYTES = 85;
 
 export const GJ_TYPE_DATA = 0x01;
 export const GJ_TYPE_JOURNAL = 0x02;
@@ -32,106 +28,56 @@ export const GJ_TYPE_COMPLETE = GJ_TYPE_DATA | GJ_TYPE_JOURNAL;
 export const GJ_FLAG_CLEAN = 0x01n;
 export const GJ_FLAG_CHECKSUM = 0x02n;
 
-export interface JournalMetadata {
-  /** md_magic up to its first NUL. */
-  magic: string;
-  version: number;
-  /** md_id: shared by the data and journal providers of one device. */
-  id: number;
-  /** md_type: GJ_TYPE_DATA, GJ_TYPE_JOURNAL or both. */
-  type: number;
-  jstart: bigint;
-  jend: bigint;
-  joffset: bigint;
-  jid: number;
-  flags: bigint;
-  /** md_provider up to its first NUL (UTF-8): the hardcoded provider name, '' when none. */
-  provider: string;
-  provsize: bigint;
-  /** md_hash: 16 bytes, as read (decode) or as computed (encode). */
-  hash: Buffer;
-}
+/**
+ * struct g_journal_metadata, little-endian, packed as journal_metadata_encode()
+ * writes it. Labels are journal_metadata_dump's (right-aligned to 10
+ * columns); JSON names are the stable --json ones. Encoding wraps as the C
+ * casts do, and strings are cut as strlcpy cuts them.
+ */
+export const JOURNAL_METADATA = defineStruct(
+  'g_journal_metadata',
+  101,
+  {
+    /** md_magic up to its first NUL. */
+    magic: { kind: 'cstring', offset: 0, size: 16, c: 'md_magic', label: 'magic' },
+    version: { kind: 'u32le', offset: 16, c: 'md_version', label: 'version' },
+    /** md_id: shared by the data and journal providers of one device. */
+    id: { kind: 'u32le', offset: 20, c: 'md_id', label: 'id' },
+    /** md_type: GJ_TYPE_DATA, GJ_TYPE_JOURNAL or both. */
+    type: { kind: 'u8', offset: 24, c: 'md_type', label: 'type' },
+    jstart: { kind: 'u64le', offset: 25, c: 'md_jstart', label: 'start' },
+    jend: { kind: 'u64le', offset: 33, c: 'md_jend', label: 'end' },
+    joffset: { kind: 'u64le', offset: 41, c: 'md_joffset', label: 'joffset' },
+    jid: { kind: 'u32le', offset: 49, c: 'md_jid', label: 'jid' },
+    flags: { kind: 'u64le', offset: 53, c: 'md_flags', label: 'flags' },
+    /** md_provider up to its first NUL (UTF-8): the hardcoded provider name, '' when none. */
+    provider: { kind: 'cstring', offset: 61, size: 16, c: 'md_provider', label: 'hcprovider', json: 'hcprovider' },
+    provsize: { kind: 'u64le', offset: 77, c: 'md_provsize', label: 'provsize' },
+    /** md_hash: the MD5 of every byte before it, as read (decode) or as computed (encode). */
+    hash: { kind: 'bytes', offset: 85, size: 16, c: 'md_hash', label: 'MD5 hash', json: 'md5Hash' },
+  },
+  { overflow: 'wrap' },
+);
+
+/** Bytes the encoded metadata occupies (the rest of the sector is zero). */
+export const JOURNAL_METADATA_SIZE = JOURNAL_METADATA.size;
+/** The MD5 covers every byte before md_hash. */
+const HASHED_BYTES = JOURNAL_METADATA.offset.hash;
+const DUMP_WIDTH = 10;
+
+export type JournalMetadata = ValueOf<typeof JOURNAL_METADATA>;
 
 /** What encodeJournalMetadata needs: everything but the hash, which it computes. */
 export type JournalMetadataFields = Omit<JournalMetadata, 'hash'>;
-
-type StringKey = 'magic' | 'provider';
-type U32Key = 'version' | 'id' | 'jid';
-type U64Key = 'jstart' | 'jend' | 'joffset' | 'flags' | 'provsize';
-
-interface FieldBase {
-  /** The C member, used in error messages. */
-  cName: string;
-  offset: number;
-  size: number;
-  /** The label journal_metadata_dump prints (right-aligned to 10 columns). */
-  dumpLabel: string;
-  /** The stable --json field name. */
-  json: string;
-}
-
-type Field =
-  | (FieldBase & { kind: 'cstring'; key: StringKey })
-  | (FieldBase & { kind: 'u32'; key: U32Key })
-  | (FieldBase & { kind: 'u8'; key: 'type' })
-  | (FieldBase & { kind: 'u64'; key: U64Key; dumpBits?: 32 })
-  | (FieldBase & { kind: 'hash'; key: 'hash' });
-
-/** struct g_journal_metadata, little-endian, packed as journal_metadata_encode() writes it. */
-export const JOURNAL_METADATA_FIELDS: readonly Field[] = [
-  { key: 'magic', cName: 'md_magic', offset: 0, size: 16, kind: 'cstring', dumpLabel: 'magic', json: 'magic' },
-  { key: 'version', cName: 'md_version', offset: 16, size: 4, kind: 'u32', dumpLabel: 'version', json: 'version' },
-  { key: 'id', cName: 'md_id', offset: 20, size: 4, kind: 'u32', dumpLabel: 'id', json: 'id' },
-  { key: 'type', cName: 'md_type', offset: 24, size: 1, kind: 'u8', dumpLabel: 'type', json: 'type' },
-  { key: 'jstart', cName: 'md_jstart', offset: 25, size: 8, kind: 'u64', dumpLabel: 'start', json: 'jstart' },
-  { key: 'jend', cName: 'md_jend', offset: 33, size: 8, kind: 'u64', dumpLabel: 'end', json: 'jend' },
-  { key: 'joffset', cName: 'md_joffset', offset: 41, size: 8, kind: 'u64', dumpLabel: 'joffset', json: 'joffset' },
-  { key: 'jid', cName: 'md_jid', offset: 49, size: 4, kind: 'u32', dumpLabel: 'jid', json: 'jid' },
-  // journal_metadata_dump prints the flags as (u_int): the low 32 bits.
-  { key: 'flags', cName: 'md_flags', offset: 53, size: 8, kind: 'u64', dumpLabel: 'flags', json: 'flags', dumpBits: 32 },
-  { key: 'provider', cName: 'md_provider', offset: 61, size: 16, kind: 'cstring', dumpLabel: 'hcprovider', json: 'hcprovider' },
-  { key: 'provsize', cName: 'md_provsize', offset: 77, size: 8, kind: 'u64', dumpLabel: 'provsize', json: 'provsize' },
-  { key: 'hash', cName: 'md_hash', offset: 85, size: 16, kind: 'hash', dumpLabel: 'MD5 hash', json: 'md5Hash' },
-];
 
 function md5Of(encoded: Buffer): Buffer {
   return createHash('md5').update(encoded.subarray(0, HASHED_BYTES)).digest();
 }
 
-/** strlcpy into a fixed field: at most size-1 bytes, NUL-terminated, the rest zero. */
-function writeCString(buf: Buffer, value: string, offset: number, size: number): void {
-  const bytes = Buffer.from(value, 'utf8').subarray(0, size - 1);
-  bytes.copy(buf, offset);
-}
-
-function readCString(buf: Buffer, offset: number, size: number): string {
-  const raw = buf.subarray(offset, offset + size);
-  const nul = raw.indexOf(0);
-  return raw.subarray(0, nul < 0 ? size : nul).toString('utf8');
-}
-
 /** journal_metadata_encode: the 101 bytes, MD5 included. Strings are cut as strlcpy cuts them. */
 export function encodeJournalMetadata(md: JournalMetadataFields): Buffer {
-  const buf = Buffer.alloc(JOURNAL_METADATA_SIZE);
-  for (const f of JOURNAL_METADATA_FIELDS) {
-    switch (f.kind) {
-      case 'cstring':
-        writeCString(buf, md[f.key], f.offset, f.size);
-        break;
-      case 'u32':
-        buf.writeUInt32LE(md[f.key] >>> 0, f.offset);
-        break;
-      case 'u8':
-        buf.writeUInt8(md[f.key] & 0xff, f.offset);
-        break;
-      case 'u64':
-        buf.writeBigUInt64LE(BigInt.asUintN(64, md[f.key]), f.offset);
-        break;
-      case 'hash':
-        md5Of(buf).copy(buf, f.offset);
-        break;
-    }
-  }
+  const buf = JOURNAL_METADATA.encode({ ...md, hash: Buffer.alloc(0) });
+  JOURNAL_METADATA.set.hash(buf, 0, md5Of(buf));
   return buf;
 }
 
@@ -151,62 +97,22 @@ export function decodeJournalMetadata(buf: Buffer, imageName: string): JournalMe
   if (buf.length < JOURNAL_METADATA_SIZE) {
     throw new CorruptError(`journal metadata on ${imageName} is truncated: ${buf.length} bytes, ${JOURNAL_METADATA_SIZE} needed`);
   }
-  if (!buf.subarray(0, G_JOURNAL_MAGIC.length + 1).equals(Buffer.from(`${G_JOURNAL_MAGIC}\0`, 'latin1'))) {
+  const { get } = JOURNAL_METADATA;
+  if (get.magic(buf, 0) !== G_JOURNAL_MAGIC) {
     throw new CorruptError(`no journal metadata on ${imageName}: md_magic is not ${G_JOURNAL_MAGIC}`, "label it with 'geomctl journal label'");
   }
-  const version = buf.readUInt32LE(16);
+  const version = get.version(buf, 0);
   if (version > G_JOURNAL_VERSION) {
     throw new CorruptError(`journal metadata on ${imageName} has md_version ${version}, newer than this geomctl handles (${G_JOURNAL_VERSION})`);
   }
-  if (!md5Of(buf).equals(buf.subarray(85, 101))) {
+  if (!md5Of(buf).equals(get.hash(buf, 0))) {
     // The kernel ignores such a provider (g_journal_metadata_read); only relabeling brings it back.
     throw new CorruptError(
       `MD5 hash mismatch for ${imageName}`,
       "FreeBSD ignores it too: relabel it as it was ('geomctl journal label -f' with the same images and -s), which loses any journal not yet copied",
     );
   }
-  return decodeFields(buf);
-}
-
-function decodeFields(buf: Buffer): JournalMetadata {
-  const md: JournalMetadata = {
-    magic: '', version: 0, id: 0, type: 0, jstart: 0n, jend: 0n, joffset: 0n, jid: 0, flags: 0n, provider: '', provsize: 0n, hash: Buffer.alloc(16),
-  };
-  for (const f of JOURNAL_METADATA_FIELDS) {
-    switch (f.kind) {
-      case 'cstring':
-        md[f.key] = readCString(buf, f.offset, f.size);
-        break;
-      case 'u32':
-        md[f.key] = buf.readUInt32LE(f.offset);
-        break;
-      case 'u8':
-        md[f.key] = buf.readUInt8(f.offset);
-        break;
-      case 'u64':
-        md[f.key] = buf.readBigUInt64LE(f.offset);
-        break;
-      case 'hash':
-        md[f.key] = Buffer.from(buf.subarray(f.offset, f.offset + f.size));
-        break;
-    }
-  }
-  return md;
-}
-
-function dumpValue(f: Field, md: JournalMetadata): string {
-  switch (f.kind) {
-    case 'cstring':
-      return md[f.key];
-    case 'u32':
-      return String(md[f.key]);
-    case 'u8':
-      return String(md[f.key]);
-    case 'u64':
-      return (f.dumpBits ? BigInt.asUintN(f.dumpBits, md[f.key]) : md[f.key]).toString(10);
-    case 'hash':
-      return md[f.key].toString('hex');
-  }
+  return JOURNAL_METADATA.decode(buf);
 }
 
 /**
@@ -214,31 +120,14 @@ function dumpValue(f: Field, md: JournalMetadata): string {
  * "Metadata on <name>:", journal_metadata_dump's lines, then a blank line.
  */
 export function dumpJournalMetadata(md: JournalMetadata, imageName: string): string {
-  const lines = [`Metadata on ${imageName}:`];
-  for (const f of JOURNAL_METADATA_FIELDS) lines.push(`${f.dumpLabel.padStart(10)}: ${dumpValue(f, md)}`);
-  return `${lines.join('\n')}\n\n`;
-}
-
-function jsonValue(f: Field, md: JournalMetadata): string | number {
-  switch (f.kind) {
-    case 'cstring':
-      return md[f.key];
-    case 'u32':
-      return md[f.key];
-    case 'u8':
-      return md[f.key];
-    case 'u64':
-      return u64Json(md[f.key]);
-    case 'hash':
-      return md[f.key].toString('hex');
-  }
+  // journal_metadata_dump prints the flags as (u_int): the low 32 bits.
+  const lines = JOURNAL_METADATA.dump(md, DUMP_WIDTH, { flags: (f) => BigInt.asUintN(32, f).toString(10) });
+  return `${[`Metadata on ${imageName}:`, ...lines].join('\n')}\n\n`;
 }
 
 /** The --json form of a dump: one lowerCamelCase field per metadata field (u64s via u64Json). */
 export function journalMetadataJson(md: JournalMetadata): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
-  for (const f of JOURNAL_METADATA_FIELDS) out[f.json] = jsonValue(f, md);
-  return out;
+  return JOURNAL_METADATA.json(md);
 }
 
 export function isClean(md: JournalMetadata): boolean {

@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { humanize } from '../size.js';
-import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize } from './format.js';
+import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recordSum } from './format.js';
 import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
 import { JOURNAL_STATE_TONE } from './listing.js';
@@ -152,7 +152,7 @@ export function scanAll(dev: JournalDevice, maxphys: number, onProgress?: WalkPr
 function md5At(dev: JournalDevice, offset: number, length: number): Buffer {
   const h = createHash('md5');
   for (let o = 0; o < length; o += 1024 * 1024) h.update(dev.engine.read(dev.journal, offset + o, Math.min(1024 * 1024, length - o)));
-  return h.digest().subarray(0, 8);
+  return recordSum(h.digest());
 }
 
 const kib = (n: number): string => (n % 1024 === 0 ? `${n / 1024}k` : String(n));

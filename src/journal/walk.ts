@@ -14,7 +14,7 @@
 // - Entries go into range sets (O(log n)), not the kernel's sorted lists.
 
 import { createHash } from 'node:crypto';
-import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, validateOffset, type RecordHeader } from './format.js';
+import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recordSum, validateOffset, type RecordHeader } from './format.js';
 import { journalExtent, sliceExtent, type Extent } from './extent.js';
 import { EntryLog, newestWins } from './newest.js';
 import { RangeSet } from './rangeset.js';
@@ -314,7 +314,7 @@ function recordOf(offset: number, rec: RecordHeader, bytes: number, checksum: Wa
 }
 
 function sumMatches(read: JournalRead, into: JournalReadInto | undefined, offset: number, length: number, rec: RecordHeader): 'ok' | 'bad' {
-  return md5Of(read, into, offset, length).subarray(0, 8).equals(rec.sum) ? 'ok' : 'bad';
+  return recordSum(md5Of(read, into, offset, length)).equals(rec.sum) ? 'ok' : 'bad';
 }
 
 /** Whether two walks would copy the same bytes from the same journal places. */

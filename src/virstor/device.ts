@@ -27,7 +27,7 @@ import { alignedBuffer } from '../aligned.js';
 import { tasteProvider } from '../taste.js';
 import { ChunkAllocator, type AllocComponent } from './allocator.js';
 import { MapView } from './mapview.js';
-import { mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE, type MapEntry, type MapGeometry } from './map.js';
+import { MAP_ENTRY, mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE, type MapEntry, type MapGeometry } from './map.js';
 import {
   decodeVirstorMetadata,
   encodeVirstorMetadata,
@@ -480,10 +480,11 @@ export class VirstorDevice {
    */
   private scan(lenient: boolean, onProgress: ((done: number, total: number) => void) | undefined): void {
     const comps = this.components;
+    const { flags: flagsOf, providerNo, providerChunk } = MAP_ENTRY.get;
     for (const [block, p, v] of this.nonZeroEntries(onProgress)) {
-      const flags = block.readUInt16LE(p);
-      const no = block.readUInt16LE(p + 2);
-      const chunk = block.readUInt32LE(p + 4);
+      const flags = flagsOf(block, p);
+      const no = providerNo(block, p);
+      const chunk = providerChunk(block, p);
       const message = this.invalidEntry(v, no, chunk);
       if (message) {
         if (!lenient) throw new CorruptError(`virstor ${this.name}: invalid ${message}`, "run 'geomctl virstor check'");

@@ -4,25 +4,27 @@
 // machines geomctl assumes (formats.md, "virstor allocation map"). The codec
 // is total: range checks against the device belong to the device layer.
 
+import { defineStruct, type ValueOf } from '../geom/struct.js';
+
 /** Entry flag: the virtual chunk is backed by a physical chunk. */
 export const VIRSTOR_MAP_ALLOCATED = 1;
-export const VIRSTOR_MAP_ENTRY_SIZE = 8;
 
-export interface MapEntry {
-  /** u16 at 0; bit 0 VIRSTOR_MAP_ALLOCATED. */
-  flags: number;
-  /** u16 at 2: the component index. */
-  providerNo: number;
-  /** u32 at 4: the chunk index on that component. */
-  providerChunk: number;
-}
+/** struct virstor_map_entry. Scans read it through MAP_ENTRY.get, hoisted out of their loops. */
+export const MAP_ENTRY = defineStruct('virstor_map_entry', 8, {
+  /** Bit 0: VIRSTOR_MAP_ALLOCATED. */
+  flags: { kind: 'u16le', offset: 0 },
+  /** The component index. */
+  providerNo: { kind: 'u16le', offset: 2 },
+  /** The chunk index on that component. */
+  providerChunk: { kind: 'u32le', offset: 4 },
+});
 
-/** Field table: [key, offset, size]. */
-const MAP_FIELDS = [
-  ['flags', 0, 2],
-  ['providerNo', 2, 2],
-  ['providerChunk', 4, 4],
-] as const satisfies ReadonlyArray<readonly [keyof MapEntry, number, 2 | 4]>;
+/** The same entries as a big-endian machine writes them (check's diagnosis of a swapped map). */
+export const MAP_ENTRY_SWAPPED = MAP_ENTRY.swapped();
+
+export const VIRSTOR_MAP_ENTRY_SIZE = MAP_ENTRY.size;
+
+export type MapEntry = ValueOf<typeof MAP_ENTRY>;
 
 export function isAllocated(e: MapEntry): boolean {
   return (e.flags & VIRSTOR_MAP_ALLOCATED) !== 0;
@@ -30,19 +32,12 @@ export function isAllocated(e: MapEntry): boolean {
 
 /** Decodes the entry at byte `offset` of `buf`. */
 export function decodeMapEntry(buf: Buffer, offset = 0): MapEntry {
-  const e = { flags: 0, providerNo: 0, providerChunk: 0 };
-  for (const [key, off, size] of MAP_FIELDS) {
-    e[key] = size === 2 ? buf.readUInt16LE(offset + off) : buf.readUInt32LE(offset + off);
-  }
-  return e;
+  return MAP_ENTRY.decode(buf, offset);
 }
 
 /** Encodes `e` into `buf` at byte `offset`. Values must fit their fields (RangeError otherwise). */
 export function encodeMapEntry(e: MapEntry, buf: Buffer, offset = 0): void {
-  for (const [key, off, size] of MAP_FIELDS) {
-    if (size === 2) buf.writeUInt16LE(e[key], offset + off);
-    else buf.writeUInt32LE(e[key], offset + off);
-  }
+  MAP_ENTRY.encode(e, buf, offset);
 }
 
 /** Every entry of a block (a whole number of entries; a trailing partial entry is ignored). */

@@ -9,7 +9,7 @@ import { refuseRelabel } from '../geom-owner.js';
 import { duplicateClaim, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
-import { VIRSTOR_MAP_ALLOCATED } from './map.js';
+import { MAP_ENTRY, MAP_ENTRY_SWAPPED, VIRSTOR_MAP_ALLOCATED } from './map.js';
 import { alignedBuffer } from '../aligned.js';
 import { PLAIN, type TextStyle } from '../style.js';
 import {
@@ -225,10 +225,11 @@ export function analyzeMap(dev: VirstorDevice, onProgress?: MapProgress): MapRep
   const duplicates: string[] = [];
   const reserved: string[] = [];
   const overlap: string[] = [];
+  const { flags, providerNo, providerChunk } = MAP_ENTRY.get;
   for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
-    if ((block.readUInt16LE(p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
-    const no = block.readUInt16LE(p + 2);
-    const chunk = block.readUInt32LE(p + 4);
+    if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
+    const no = providerNo(block, p);
+    const chunk = providerChunk(block, p);
     const c = dev.components[no];
     if (!c || chunk >= c.md.chunkCount) continue; // out of range: reported by the scan
     allocated++;
@@ -278,9 +279,10 @@ export interface CheckReport extends MapReport {
  */
 function swappedMakesSense(dev: VirstorDevice): boolean {
   let entries = 0;
+  const { flags, providerNo, providerChunk } = MAP_ENTRY_SWAPPED.get;
   for (const [block, p] of dev.nonZeroEntries()) {
-    const c = dev.components[block.readUInt16BE(p + 2)];
-    if ((block.readUInt16BE(p) & VIRSTOR_MAP_ALLOCATED) === 0 || !c || block.readUInt32BE(p + 4) >= c.md.chunkCount) return false;
+    const c = dev.components[providerNo(block, p)];
+    if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0 || !c || providerChunk(block, p) >= c.md.chunkCount) return false;
     entries++;
   }
   return entries > 0;
@@ -359,10 +361,11 @@ export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Gener
     const c = dev.components[no] as VirstorComponent;
     return { virtualChunk: v, chunks: 1, component: no, path: c.path, physicalChunk: chunk, offset: v * cs, length: cs, physicalOffset: chunk * cs };
   };
+  const { flags, providerNo, providerChunk } = MAP_ENTRY.get;
   for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
-    if ((block.readUInt16LE(p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
-    const no = block.readUInt16LE(p + 2);
-    const chunk = block.readUInt32LE(p + 4);
+    if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
+    const no = providerNo(block, p);
+    const chunk = providerChunk(block, p);
     const problem = dev.invalidEntry(v, no, chunk);
     if (problem) throw new GeomError('CORRUPT', `virstor ${dev.name}: invalid ${problem}`, "run 'geomctl virstor check'");
     if (run && run.component === no && run.virtualChunk + run.chunks === v && run.physicalChunk + run.chunks === chunk) {

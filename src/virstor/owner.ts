@@ -11,7 +11,7 @@ import { alignedBuffer } from '../aligned.js';
 import type { Tasted } from '../taste.js';
 import type { GeomOwner } from '../geom-owner.js';
 import { tasteDevice, type TasteHost } from './device.js';
-import { mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE } from './map.js';
+import { MAP_ENTRY, mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE } from './map.js';
 import { decodeVirstorMetadata, type VirstorMetadata } from './metadata.js';
 import { sameFile } from '../util/identity.js';
 
@@ -23,12 +23,13 @@ function allocatedChunks(c0: Provider, md: VirstorMetadata, sectorSize: number):
   const { mapSize } = mapGeometry(md.virsize, md.chunkSize, sectorSize);
   const buf = alignedBuffer(MAP_BLOCK);
   let count = 0;
+  const flags = MAP_ENTRY.get.flags;
   for (const [start, end] of alignedDataRegions(c0, 0, mapSize, REGION_ALIGN)) {
     for (let off = start; off < end; off += MAP_BLOCK) {
       const block = buf.subarray(0, Math.min(MAP_BLOCK, end - off));
       c0.readInto(off, block);
       for (let e = 0; e < block.length; e += VIRSTOR_MAP_ENTRY_SIZE) {
-        if ((block.readUInt16LE(e) & VIRSTOR_MAP_ALLOCATED) !== 0) count++;
+        if ((flags(block, e) & VIRSTOR_MAP_ALLOCATED) !== 0) count++;
       }
     }
   }
