@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { virstorCommands } from '../commands/virstor.js';
-import type { Context, ParsedOptions } from '../commands/framework.js';
+import { optionValues, type Context } from '../commands/framework.js';
 import { Output } from '../commands/output.js';
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
 import { GeomError, PartialFailure } from '../src/errors.js';
@@ -14,7 +14,7 @@ import type { Provider } from '../src/provider/provider.js';
 import { decodeVirstorMetadata } from '../src/virstor/metadata.js';
 
 const MiB = 1024 * 1024;
-// -m and -s as the option parser hands them over (kind 'bigsize', framework.ts).
+// -m and -s as the option parser hands them over (kind 'size64', framework.ts).
 const KiBn = 1024n;
 const MiBn = 1024n * KiBn;
 
@@ -52,10 +52,12 @@ function harness(images: Record<string, Buffer>, json = false) {
       });
       return { engine: directEngine(ps), providers: ps, recovered: [], close() {} };
     },
+    addStats() {},
   });
-  const run = (verb: string, args: string[], opts: ParsedOptions = {}) => {
+  // `given` as commander hands options over; the handler gets them parsed and defaulted.
+  const run = (verb: string, args: string[], given: Record<string, unknown> = {}) => {
     const spec = virstorCommands.find((c) => c.name === verb)!;
-    return spec.run(context(), args, opts);
+    return spec.run(context(), args, optionValues(spec.options, given));
   };
   return { run, stdout, stderr };
 }
