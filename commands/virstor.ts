@@ -9,7 +9,7 @@ import { DEFAULT_CHUNK_SIZE, DEFAULT_VIRSIZE, labelVirstor, planVirstorLabel, ty
 import { DEFAULT_MAXPHYS } from '../src/util/maxphys.js';
 import { randomU32 } from '../src/util/random.js';
 import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
-import { clearVirstor, describeVirstorImage, readVirstorMetadata } from '../src/virstor/image.js';
+import { clearVirstor, readVirstorMetadata, virstorTasteVerdict } from '../src/virstor/image.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context } from './framework.js';
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
@@ -567,7 +567,7 @@ const virstorTopLevel: ClassTopLevel = {
     const md = decodeVirstorMetadata(tasted.sector, path);
     const session = ctx.openSession([path], { write: false });
     try {
-      return describeVirstorImage(md, session.providers[0] as Provider, ctx.global.ignoreHardcoded);
+      return virstorTasteVerdict(md, session.providers[0] as Provider, ctx.global.ignoreHardcoded);
     } finally {
       session.close();
     }

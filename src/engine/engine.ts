@@ -363,14 +363,18 @@ class BufferedEngine implements FlushEngine {
       this.failure ??= new GeomError('CRITICAL', `an aborted transaction on ${this.images[0]?.provider.path} awaits rollback (${log.path})`, 'the next geomctl command rolls it back');
       return;
     }
-    if (log) {
-      try {
-        log.remove();
-      } catch (err) {
-        throw this.fail(err, log.path, 'unlink', undefined);
-      }
-    }
+    this.removeLog(log);
     this.endTransaction();
+  }
+
+  /** The end of a transaction nothing needs to undo: its undo log goes (a failed unlink is a failure). */
+  private removeLog(log: UndoLogWriter | undefined): void {
+    if (!log) return;
+    try {
+      log.remove();
+    } catch (err) {
+      throw this.fail(err, log.path, 'unlink', undefined);
+    }
   }
 
   close(): void {
@@ -400,14 +404,7 @@ class BufferedEngine implements FlushEngine {
     this.flushType(VOLUME);
     this.barrierImages([...this.flushed]);
     if (!final) return;
-    const log = this.log;
-    if (log) {
-      try {
-        log.remove();
-      } catch (err) {
-        throw this.fail(err, log.path, 'unlink', undefined);
-      }
-    }
+    this.removeLog(this.log);
     this.endTransaction();
   }
 

@@ -49,7 +49,7 @@ export function ignoreReason(md: VirstorMetadata, image: { name: string; size: n
 }
 
 /** For `geomctl taste`: the device a tasted virstor image belongs to, and why the kernel would ignore it. */
-export function describeVirstorImage(md: VirstorMetadata, image: { name: string; size: number }, ignoreHardcoded: boolean): { name: string; ignored?: string } {
+export function virstorTasteVerdict(md: VirstorMetadata, image: { name: string; size: number }, ignoreHardcoded: boolean): { name: string; ignored?: string } {
   const ignored = ignoreReason(md, image, ignoreHardcoded);
   return ignored === undefined ? { name: md.name } : { name: md.name, ignored };
 }
