@@ -1,6 +1,7 @@
 // Option values of the label verbs that can be judged without any image
-// (--sectorsize, --id; cli.md: a bad value is a usage error). The commands
-// check them before an image is opened, locked or created, so a bad value
+// (--sectorsize, --id; cli.md: a bad value is a usage error). Their option
+// specs (commands/shared-options.ts) check them as the command line is
+// parsed, before an image is opened, locked or created, so a bad value
 // leaves every image as it was; the classes' label code checks them again
 // for callers that come without a command line.
 
