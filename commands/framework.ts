@@ -82,13 +82,11 @@ export interface Size64Option extends ValueOptionBase<bigint> {
  */
 export type OptionSpec = FlagOption | StringOption | ListOption | EnumOption | CountOption | SizeOption | Size64Option;
 
-export type OptionKind = OptionSpec['kind'];
-
 /** 'cache-limit' → 'cacheLimit', as commander keys options. */
 type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
 
 /** The value a handler gets for option `O`: parsed, checked, and defaulted when `O` has a default. */
-export type OptionValue<O extends OptionSpec> = O extends FlagOption
+type OptionValue<O extends OptionSpec> = O extends FlagOption
   ? boolean
   : O extends ListOption
     ? string[]
@@ -123,7 +121,7 @@ export interface CommandSpec<Os extends readonly OptionSpec[] = readonly OptionS
  * handler gets each value parsed, checked and defaulted by its kind.
  */
 export function defineCommand<const Os extends readonly OptionSpec[]>(spec: CommandSpec<Os>): CommandSpec {
-  return spec as unknown as CommandSpec;
+  return spec;
 }
 
 /** A class's table: declared once as a literal, never changed after (readonly). */

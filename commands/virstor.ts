@@ -41,6 +41,7 @@ import {
 } from '../src/virstor/ops.js';
 import { formatStatus, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
+import { checkSectorSizeFits } from '../src/label-options.js';
 import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
 function verboseOf(ctx: Context, opts: { verbose: boolean }): boolean {
@@ -86,9 +87,7 @@ const labelCommand = defineCommand({
       // The session opens each image once: the same image twice would show as fewer providers.
       if (session.providers.length !== images.length) throw new UsageError('an image is named twice');
       const components: LabelComponent[] = session.providers.map((p: Provider, i: number) => {
-        if (requested !== undefined && requested < p.mediaSectorSize) {
-          throw new UsageError(`--sectorsize ${requested} is below the ${p.mediaSectorSize}-byte sectors of ${p.path}`);
-        }
+        if (requested !== undefined) checkSectorSizeFits(requested, p);
         return { path: images[i] ?? p.path, name: p.name, size: p.size, sectorSize: requested ?? p.mediaSectorSize, identity: p.identity };
       });
       const { plan, messages } = planVirstorLabel({

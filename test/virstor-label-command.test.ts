@@ -35,8 +35,8 @@ function directEngine(providers: Provider[]): Engine {
   };
 }
 
-function harness(images: Record<string, Buffer>, json = false) {
-  const providers = new Map(Object.entries(images).map(([p, data]) => [p, new MemoryProvider(p, data)]));
+function harness(images: Record<string, Buffer>, json = false, mediaSectorSize = 512) {
+  const providers = new Map(Object.entries(images).map(([p, data]) => [p, new MemoryProvider(p, data, { mediaSectorSize })]));
   const stdout: string[] = [];
   const stderr: string[] = [];
   const stream = (sink: string[]) => ({ write: (s: string | Buffer) => sink.push(s.toString()), isTTY: false }) as unknown as NodeJS.WriteStream;
@@ -116,6 +116,16 @@ describe('virstor label, dump and clear handlers', () => {
     await expect(async () => h.run('label', ['mydata', 'c0.img'], {})).rejects.toThrow('Device c0.img is too small');
     expect(c0.every((b) => b === 0xaa)).toBe(true);
     await expect(async () => h.run('label', ['mydata'], {})).rejects.toThrow(/needs a name and at least one image/);
+  });
+
+  it('--sectorsize below the medium\'s sectors: the refusal journal label gives (exit 1), images untouched', async () => {
+    const c0 = Buffer.alloc(64 * MiB, 0xaa);
+    const h = harness({ 'c0.img': c0 }, false, 4096);
+    const err = await (async () => h.run('label', ['mydata', 'c0.img'], { sectorsize: 512 }))().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GeomError);
+    expect((err as GeomError).exitStatus).toBe(1);
+    expect((err as GeomError).line).toBe("c0.img: sector size 512 is smaller than the medium's 4096; use --sectorsize 4096 or more");
+    expect(c0.every((b) => b === 0xaa)).toBe(true);
   });
 
   it('dump --json gives the fields', async () => {

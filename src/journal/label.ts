@@ -7,7 +7,7 @@
 // superblock with FS_GJOURNAL set (tunefs.ts) to that transaction.
 
 import { GeomError, UsageError } from '../errors.js';
-import { checkIdOption, checkSectorSizeOption } from '../label-options.js';
+import { checkIdOption, checkSectorSizeFits, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
 import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
@@ -86,7 +86,7 @@ function checkSectorSize(engine: Engine, opts: JournalLabelOptions): number[] {
   checkSectorSizeOption(opts.sectorSize);
   return engine.providers.map((p) => {
     const ss = opts.sectorSize ?? Math.max(512, p.mediaSectorSize);
-    if (ss < p.mediaSectorSize) throw refused(`${p.path}: sector size ${ss} is smaller than the medium's ${p.mediaSectorSize}`, `use --sectorsize ${p.mediaSectorSize} or more`);
+    checkSectorSizeFits(ss, p);
     if (p.size % ss !== 0) throw refused(`${p.path}: its size ${p.size} is not a multiple of the sector size ${ss}`);
     return ss;
   });
