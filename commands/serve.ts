@@ -44,7 +44,12 @@ export function openProvider(ctx: Context, name: string, o: { write: boolean; sw
     const { dev, session } = openJournalDevice(ctx, journalArgs(ctx, [name]), { write: true });
     try {
       recoveryNote(ctx, dev, dev.recover(false));
-      return journalBlockProvider(dev, () => session.close(), { switchTime: o.switchTime, forceSwitch: o.forceSwitch });
+      // Closing syncs the journal: the writer's counters are then complete, for --stats.
+      const closed = (): void => {
+        ctx.addStats(dev.writer().counters);
+        session.close();
+      };
+      return journalBlockProvider(dev, closed, { switchTime: o.switchTime, forceSwitch: o.forceSwitch });
     } catch (err) {
       session.close();
       throw err;
