@@ -527,9 +527,6 @@ const exportCommand = defineCommand({
   },
 });
 
-const engineCommands: CommandSpec[] = [stopVerb('stop'), stopVerb('destroy'), addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
-
-export const virstorCommands: readonly CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 
 /**
  * The virstor devices among tasted images (those with a component in `named`,
@@ -581,11 +578,26 @@ const virstorTopLevel: ClassTopLevel = {
   },
 };
 
-/** The class as one table (FreeBSD's class_commands[]). */
+/** The class as one table (FreeBSD's class_commands[]): every verb, in the order --help lists them. */
 export const virstorClass: ClassSpec = {
   name: 'virstor',
   aliases: ['gvirstor'],
   summary: 'thin-provisioned virtual disks (gvirstor): label, write, add, remove, inspect',
-  commands: virstorCommands,
+  commands: [
+    labelCommand,
+    clearCommand,
+    dumpCommand,
+    stopVerb('stop'),
+    stopVerb('destroy'),
+    addCommand,
+    removeCommand,
+    listCommand,
+    statusCommand,
+    writeCommand,
+    readCommand,
+    checkCommand,
+    mapCommand,
+    exportCommand,
+  ],
   topLevel: virstorTopLevel,
 };

@@ -4,7 +4,7 @@
 // built bin/geomctl once the session layer is in place.)
 
 import { describe, expect, it } from 'vitest';
-import { virstorCommands } from '../commands/virstor.js';
+import { virstorClass } from '../commands/virstor.js';
 import { optionValues, type Context } from '../commands/framework.js';
 import { Output } from '../commands/output.js';
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
@@ -56,7 +56,7 @@ function harness(images: Record<string, Buffer>, json = false, mediaSectorSize =
   });
   // `given` as commander hands options over; the handler gets them parsed and defaulted.
   const run = (verb: string, args: string[], given: Record<string, unknown> = {}) => {
-    const spec = virstorCommands.find((c) => c.name === verb)!;
+    const spec = virstorClass.commands.find((c) => c.name === verb)!;
     return spec.run(context(), args, optionValues(spec.options, given));
   };
   return { run, stdout, stderr };
