@@ -5,7 +5,7 @@
 import { UsageError } from '../src/errors.js';
 import { GLOBAL_OPTIONS, type ClassSpec, type CommandSpec, type OptionSpec } from './framework.js';
 
-function optionWords(options: OptionSpec[]): string[] {
+function optionWords(options: readonly OptionSpec[]): string[] {
   return options.flatMap((o) => [o.short ? `-${o.short}` : undefined, `--${o.long}`]).filter((w): w is string => w !== undefined);
 }
 

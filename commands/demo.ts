@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, tru
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GeomError } from '../src/errors.js';
-import type { CommandSpec, Context } from './framework.js';
+import { defineCommand, type Context } from './framework.js';
 
 interface StepResult {
   status: number;
@@ -177,14 +177,14 @@ function serveStory(demo: Demo): void {
   demo.check(/data/.test(r.stdout.toString()) && /hole,zero/.test(r.stdout.toString()), 'the NBD map shows allocated chunks and holes');
 }
 
-export const demoCommand: CommandSpec = {
+export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'run the whole story (label, write, crash, replay, sync, dump) on scratch images',
   args: '',
   options: [{ long: 'keep', value: 'dir', kind: 'string', description: 'keep the scratch images in DIR instead of a temporary directory' }],
   examples: ['geomctl demo', 'geomctl demo --keep /tmp/geomctl-demo'],
   run(ctx, _args, opts) {
-    const keep = typeof opts.keep === 'string' ? opts.keep : undefined;
+    const { keep } = opts;
     if (keep) mkdirSync(keep, { recursive: true });
     const dir = keep ?? mkdtempSync(join(tmpdir(), 'geomctl-demo-'));
     ctx.out.text(`geomctl demo: scratch images in ${dir}`);
@@ -200,4 +200,4 @@ export const demoCommand: CommandSpec = {
     if (demo.failed) throw new GeomError('CHECK', `demo: ${demo.failed} step(s) did not do what they should`, ctx.out.json ? "run 'geomctl demo' without --json to see each step's output" : 'see the FAILED lines above');
     ctx.out.text('\ndemo: every step did what it should');
   },
-};
+});

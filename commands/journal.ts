@@ -15,7 +15,7 @@ import {
   type JournalMetadata,
 } from '../src/journal/metadata.js';
 import { journalGeomName } from '../src/journal/listing.js';
-import type { ClassSpec, ClassTopLevel, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { defineCommand, type ClassSpec, type ClassTopLevel, type Context, type OptionSpec } from './framework.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { statSync } from 'node:fs';
 import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
@@ -23,7 +23,7 @@ import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { exportJournaled, streamJournaled } from '../src/journal/export.js';
-import { checkWriteRange, writeFromFd } from '../src/journal/input.js';
+import { checkWriteRange, writeJournal, type JournalWriteResult } from '../src/journal/input.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
@@ -34,28 +34,25 @@ import { candidateImages } from '../src/candidates.js';
 import { rollBackCandidates, type Session } from '../src/session.js';
 import { tasteProvider } from '../src/taste.js';
 import type { Provider } from '../src/provider/provider.js';
-import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
-import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
+import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
 import { identityKey } from '../src/util/identity.js';
-import { FORCE_OUTPUT_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
+import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
-function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
-  return opts.verbose === true || ctx.global.verbose;
+function verboseOf(ctx: Context, opts: { verbose: boolean }): boolean {
+  return opts.verbose || ctx.global.verbose;
 }
 
-const numberOpt = (v: ParsedOptions[string]): number | undefined => (typeof v === 'number' ? v : undefined);
-
-const labelCommand: CommandSpec = {
+const labelCommand = defineCommand({
   name: 'label',
   summary: 'make images a journaled device (gjournal label): data and journal on one image, or on two',
   args: '<dataimg> [jimg]',
   options: [
     { short: 'c', long: 'checksum', kind: 'flag', description: 'checksum journal records (MD5)' },
     { short: 'f', long: 'force', kind: 'flag', description: 'label even over a file system, or an image of a geom, whose data is then lost' },
-    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted" },
-    { short: 's', long: 'jsize', value: 'jsize', kind: 'size', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
+    HARDCODE_OPTION,
+    { short: 's', long: 'jsize', value: 'jsize', kind: 'size64', description: 'journal size, one image only (at least 100M, a multiple of the sector size)', defaultText: '1G' },
     ID_OPTION,
     SECTORSIZE_OPTION,
     { short: 'J', long: 'gjournal', kind: 'flag', description: "also set the gjournal flag of the UFS on the data image, as 'tunefs -J enable' does, in the same transaction" },
@@ -63,22 +60,19 @@ const labelCommand: CommandSpec = {
   examples: ['geomctl journal label -s 256M data.img', 'geomctl journal label -c data.img journal.img', 'geomctl journal label -J -s 100M ufs.img'],
   run(ctx, args, opts) {
     if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give a data image and, optionally, a journal image');
-    // Before any image is opened: a bad value leaves every image untouched.
-    checkSectorSizeOption(numberOpt(opts.sectorsize));
-    checkIdOption(numberOpt(opts.id));
     const session = ctx.openSession(args, { write: true });
     try {
       // The session opens each image once: the same image twice shows as fewer providers.
       if (session.providers.length !== args.length) throw new UsageError('the data image and the journal image are the same image', 'give one image for an all-in-one journal');
       const r = labelJournal(session.engine, {
-        checksum: opts.checksum === true,
-        force: opts.force === true,
-        hardcode: opts.hardcode === true,
-        jsize: numberOpt(opts.jsize),
-        id: numberOpt(opts.id),
-        sectorSize: numberOpt(opts.sectorsize),
+        checksum: opts.checksum,
+        force: opts.force,
+        hardcode: opts.hardcode,
+        jsize: opts.jsize,
+        id: opts.id,
+        sectorSize: opts.sectorsize,
         maxphys: ctx.global.maxphys,
-        gjournal: opts.gjournal === true,
+        gjournal: opts.gjournal,
         lookup: fileLookup(args, ctx.global.dirs, ctx.global.ignoreHardcoded, (p) => ctx.stacks.probe(p)),
       });
       if (verboseOf(ctx, opts)) ctx.out.text(r.images.map((img) => `Metadata value stored on ${img.path}.`).join('\n'));
@@ -101,9 +95,9 @@ const labelCommand: CommandSpec = {
       session.close();
     }
   },
-};
+});
 
-const clearCommand: CommandSpec = {
+const clearCommand = defineCommand({
   name: 'clear',
   summary: 'erase the journal metadata of images (gjournal clear)',
   args: '<img...>',
@@ -123,7 +117,7 @@ const clearCommand: CommandSpec = {
     ctx.out.document('journal clear', { cleared });
     finish(failures);
   },
-};
+});
 
 /**
  * gjournal dump of one image: FreeBSD's text and the JSON form (also for the
@@ -173,7 +167,7 @@ export function journalDescribe(ctx: Context, path: string, tasted: Tasted): { n
   }
 }
 
-const dumpCommand: CommandSpec = {
+const dumpCommand = defineCommand({
   name: 'dump',
   summary: 'print the journal metadata of images as gjournal dump does',
   args: '<img...>',
@@ -182,7 +176,7 @@ const dumpCommand: CommandSpec = {
   run(ctx, args) {
     dumpImages(ctx, 'journal dump', args, (path) => journalDump(ctx, path));
   },
-};
+});
 
 
 // ---------------------------------------------------------------------------
@@ -325,29 +319,26 @@ function recoveryJson(r: RecoverResult): Record<string, unknown> {
   return { action: r.action, journals: r.journals, bytes: r.bytes, ufsMarkedDirty: r.ufsMarkedDirty, ...(r.maxphys ? { maxphys: r.maxphys } : {}) };
 }
 
-/** -f of read and export: -O may overwrite an image of another geom. */
-
-/** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
-function checkOutputTarget(ctx: Context, dev: JournalDevice, output: string, opts: ParsedOptions): void {
-  refuseOutput(output, dev.engine.providers, `journal ${dev.dataPath}.journal`, { force: opts.force === true, lookup: fileLookup([output], ctx.global.dirs, ctx.global.ignoreHardcoded, (p) => ctx.stacks.probe(p)) });
+/** Refuses an -O that is one of the device's images, or (without -f, `force`) an image of another geom. */
+function checkOutputTarget(ctx: Context, dev: JournalDevice, output: string, force: boolean): void {
+  refuseOutput(output, dev.engine.providers, `journal ${dev.dataPath}.journal`, { force, lookup: fileLookup([output], ctx.global.dirs, ctx.global.ignoreHardcoded, (p) => ctx.stacks.probe(p)) });
 }
 
-const FORCE_REPAIR = { short: 'f', long: 'force', kind: 'flag', description: 'repair a broken journal as the kernel does: reinitialise it and mark the UFS dirty' } as const;
+const FORCE_REPAIR = { short: 'f', long: 'force', kind: 'flag', description: 'repair a broken journal as the kernel does: reinitialise it and mark the UFS dirty' } as const satisfies OptionSpec;
 
-const writeCommand: CommandSpec = {
+const writeCommand = defineCommand({
   name: 'write',
   summary: 'write data through the journal at an offset of the journaled provider (stdin without -i)',
   args: '<dataimg> [jimg]',
   options: [
     FORCE_REPAIR,
-    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to write, a multiple of the sector size', defaultText: '0' },
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', default: 0, description: 'where to write, a multiple of the sector size', defaultText: '0' },
     { short: 'i', long: 'input', value: 'file', kind: 'string', description: 'read the data from this file instead of stdin' },
     { long: 'sync', kind: 'flag', description: 'then copy the journal to the data area and mark it CLEAN, as sync does' },
   ],
   examples: ['geomctl journal write -o 1M -i boot.bin data.img', 'dd if=/dev/urandom bs=1M count=4 | geomctl journal write --sync data.img journal.img'],
   run(ctx, args, opts) {
-    const offset = numberOpt(opts.offset) ?? 0;
-    const inputPath = typeof opts.input === 'string' ? opts.input : undefined;
+    const { offset, input: inputPath } = opts;
     // The images are validated before the input is opened (a FIFO waits for its writer) and
     // the input is known whole before the journal is replayed or written: nothing changes first.
     checkInputPath(inputPath);
@@ -357,56 +348,50 @@ const writeCommand: CommandSpec = {
       const input = openInput(inputPath, Math.max(0, dev.dataSize - offset), `journal ${dev.dataPath}.journal`, dev.engine.providers);
       try {
         checkWriteRange(dev, offset, input.size);
-        const rec = dev.recover(opts.force === true);
+        const rec = dev.recover(opts.force);
         recoveryNote(ctx, dev, rec);
         const progress = ctx.out.progress('write', input.size);
-        let bytes: number;
+        let w: JournalWriteResult;
         try {
-          bytes = writeFromFd(dev, input.fd, input.name, offset, (done) => progress.update(done));
+          w = writeJournal(dev, input.fd, input.name, offset, { sync: opts.sync, onProgress: (done) => progress.update(done) });
         } finally {
           progress.stop();
         }
-        const w = dev.writer();
-        w.finish();
-        if (opts.sync === true) {
-          w.copyFinished();
-          w.markClean();
-        }
-        const switches = dev.engine.stats.extra.switches ?? 0;
-        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${w.maxphys}).`);
-        ctx.out.document('journal write', { data: dev.dataPath, journal: dev.journalPath, offset, bytes, journals: switches, maxphys: w.maxphys, state: dev.md.flags & 1n ? 'CLEAN' : 'DIRTY', recovery: recoveryJson(rec) });
+        const { bytes, maxphys, counters } = w;
+        ctx.addStats(counters);
+        const switches = counters.switches;
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${maxphys}).`);
+        ctx.out.document('journal write', { data: dev.dataPath, journal: dev.journalPath, offset, bytes, journals: switches, maxphys, state: dev.md.flags & 1n ? 'CLEAN' : 'DIRTY', recovery: recoveryJson(rec) });
       } finally {
         input.close();
       }
     });
   },
-};
+});
 
-const readCommand: CommandSpec = {
+const readCommand = defineCommand({
   name: 'read',
   summary: 'read the journaled provider: the data area with every journal not yet copied laid over it',
   args: '<dataimg> [jimg]',
   options: [
-    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'where to start', defaultText: '0' },
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', default: 0, description: 'where to start', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'how many bytes', defaultText: 'to the end' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write to this file instead of stdout' },
     FORCE_OUTPUT_OPTION,
   ],
   examples: ['geomctl journal read -o 1M -l 4k data.img | hexdump -C', 'geomctl journal read -O copy.bin data.img journal.img'],
   run(ctx, args, opts) {
-    const output = typeof opts.output === 'string' ? opts.output : undefined;
+    const { output, offset, length: given } = opts;
     if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself would go to stdout', 'add -O FILE, or drop --json');
     withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
-      const offset = numberOpt(opts.offset) ?? 0;
-      const given = numberOpt(opts.length);
       // A well-formed offset or length outside this device is about the image, not usage (exit 1).
       if (given === undefined && offset > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} is past the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use an offset of at most ${dev.dataSize}`);
       const length = given ?? dev.dataSize - offset;
       if (offset + length > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
       let file: OutputFile | undefined;
       if (output !== undefined) {
-        checkOutputTarget(ctx, dev, output, opts);
+        checkOutputTarget(ctx, dev, output, opts.force);
         file = new OutputFile(output);
       }
       const progress = ctx.out.progress('read', length);
@@ -434,7 +419,7 @@ const readCommand: CommandSpec = {
       ctx.out.document('journal read', { data: dev.dataPath, journal: dev.journalPath, offset, length, output });
     });
   },
-};
+});
 
 /** The replay of sync and stop, with a spinner for the bytes it copies (cli.md, "Progress"). */
 function replayWithProgress(ctx: Context, dev: JournalDevice, force: boolean): RecoverResult {
@@ -484,7 +469,7 @@ function syncAll(ctx: Context, force: boolean): void {
   finish(failures);
 }
 
-const syncCommand: CommandSpec = {
+const syncCommand = defineCommand({
   name: 'sync',
   summary: 'replay the journal into the data area and mark it CLEAN (gjournal sync); every journal found when none is named',
   args: '[dataimg] [jimg]',
@@ -492,16 +477,16 @@ const syncCommand: CommandSpec = {
   examples: ['geomctl journal sync data.img', 'geomctl journal sync -f data.img journal.img', 'geomctl -d /images journal sync'],
   run(ctx, args, opts) {
     if (args.length === 0) {
-      syncAll(ctx, opts.force === true);
+      syncAll(ctx, opts.force);
       return;
     }
     withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
-      ctx.out.document('journal sync', syncDevice(ctx, dev, opts.force === true, verboseOf(ctx, opts)));
+      ctx.out.document('journal sync', syncDevice(ctx, dev, opts.force, verboseOf(ctx, opts)));
     });
   },
-};
+});
 
-const stopCommand: CommandSpec = {
+const stopCommand = defineCommand({
   name: 'stop',
   summary: 'sync, then verify that the data image alone holds the journaled provider (gjournal stop)',
   args: '<dataimg> [jimg]',
@@ -510,7 +495,7 @@ const stopCommand: CommandSpec = {
   run(ctx, args, opts) {
     withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
       const walk = dev.choice?.walk;
-      const rec = replayWithProgress(ctx, dev, opts.force === true);
+      const rec = replayWithProgress(ctx, dev, opts.force);
       recoveryNote(ctx, dev, rec);
       const v = walk && walk.finished > 0 ? dev.verifyReplay(walk) : { ranges: 0, bytes: 0, mismatches: 0 };
       if (v.mismatches > 0) {
@@ -520,9 +505,9 @@ const stopCommand: CommandSpec = {
       ctx.out.document('journal stop', { data: dev.dataPath, journal: dev.journalPath, state: dev.state, recovery: recoveryJson(rec), verified: v });
     });
   },
-};
+});
 
-const scanCommand: CommandSpec = {
+const scanCommand = defineCommand({
   name: 'scan',
   summary: 'show the journal headers and records a replay would walk, and what it would copy',
   args: '<dataimg> [jimg]',
@@ -536,7 +521,7 @@ const scanCommand: CommandSpec = {
       try {
         report = scanJournal(dev, {
           maxphys: ctx.global.maxphys,
-          all: opts.all === true,
+          all: opts.all,
           onWalk: walking.update,
           onReadAll: (done, total) => {
             walking.stop();
@@ -550,16 +535,16 @@ const scanCommand: CommandSpec = {
       ctx.out.result('journal scan', scanJson(report), () => renderScan(report, ctx.out.style));
     });
   },
-};
+});
 
-const checkCommand: CommandSpec = {
+const checkCommand = defineCommand({
   name: 'check',
   summary: 'verify the metadata, the geometry and the journal; -y repairs as -f would',
   args: '<dataimg> [jimg]',
   options: [{ short: 'y', long: 'yes', kind: 'flag', description: 'repair: replay, or reinitialise a broken journal and mark the UFS dirty' }],
   examples: ['geomctl journal check data.img', 'geomctl journal check -y data.img journal.img'],
   run(ctx, args, opts) {
-    const repair = opts.yes === true;
+    const repair = opts.yes;
     const images = journalArgs(ctx, args);
     const data = images.data;
     const { session } = openDevice(ctx, images, repair);
@@ -601,20 +586,20 @@ const checkCommand: CommandSpec = {
     // checkJournal names -y only where -y would act: never offered when it repairs nothing.
     if (report.problems.length > 0 && !fixed) throw new GeomError('CHECK', `${data}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} found`, report.remedy);
   },
-};
+});
 
-const exportCommand: CommandSpec = {
+const exportCommand = defineCommand({
   name: 'export',
   summary: 'write the whole journaled provider to a sparse file',
   args: '<dataimg> [jimg]',
   options: [{ short: 'O', long: 'output', value: 'file', kind: 'string', description: 'the file to write (required)' }, FORCE_OUTPUT_OPTION],
   examples: ['geomctl journal export -O fs.img data.img'],
   run(ctx, args, opts) {
-    const output = typeof opts.output === 'string' ? opts.output : undefined;
+    const { output } = opts;
     if (output === undefined) throw new UsageError('journal export needs -O file', 'add -O FILE: the file to write the journaled provider to');
     withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
       for (const w of dev.readWarnings()) ctx.out.warn(w);
-      checkOutputTarget(ctx, dev, output, opts);
+      checkOutputTarget(ctx, dev, output, opts.force);
       const progress = ctx.out.progress('export', dev.dataSize);
       let r: ReturnType<typeof exportJournaled>;
       try {
@@ -626,7 +611,7 @@ const exportCommand: CommandSpec = {
       ctx.out.document('journal export', { data: dev.dataPath, journal: dev.journalPath, output, bytes: r.bytes, written: r.written });
     });
   },
-};
+});
 
 /** tunefs's own words for what it did: "gjournal set", "gjournal remains unchanged as enabled", ... */
 function gjournalNote(c: GjournalFlagChange): string {
@@ -638,27 +623,26 @@ function gjournalJson(c: GjournalFlagChange): Record<string, unknown> {
   return { provider: c.provider, ufs: c.ufs, offset: c.offset, gjournal: c.gjournal, changed: c.changed, ...(c.ckhash !== undefined ? { ckhash: c.ckhash } : {}) };
 }
 
-const tunefsCommand: CommandSpec = {
+const tunefsCommand = defineCommand({
   name: 'tunefs',
   summary: 'set or clear the gjournal flag of the UFS on the journaled provider, as tunefs -J does',
   args: '<dataimg> [jimg]',
   options: [
-    { short: 'J', long: 'gjournal', value: 'enable|disable', kind: 'string', description: 'enable sets FS_GJOURNAL in the UFS superblock, disable clears it' },
+    { short: 'J', long: 'gjournal', value: 'enable|disable', kind: 'enum', choices: ['enable', 'disable'], description: 'enable sets FS_GJOURNAL in the UFS superblock, disable clears it' },
     { short: 'f', long: 'force', kind: 'flag', description: 'change a UFS that is not clean (mounted, or not checked after a crash)' },
   ],
   examples: ['geomctl journal tunefs -J enable data.img', 'geomctl journal tunefs -J disable data.img journal.img'],
   run(ctx, args, opts) {
     const setting = opts.gjournal;
     if (setting === undefined) throw new UsageError('journal tunefs needs -J enable or -J disable');
-    if (setting !== 'enable' && setting !== 'disable') throw new UsageError(`bad gjournal value '${String(setting)}' for -J`, "options are 'enable' or 'disable'");
     withDevice(ctx, journalArgs(ctx, args), { write: true }, (dev) => {
-      const { change, recovery } = tuneGjournal(dev, setting === 'enable', opts.force === true);
+      const { change, recovery } = tuneGjournal(dev, setting === 'enable', opts.force);
       if (recovery) recoveryNote(ctx, dev, recovery);
       ctx.out.note(gjournalNote(change));
       ctx.out.document('journal tunefs', { data: dev.dataPath, journal: dev.journalPath, ...gjournalJson(change), state: dev.state, ...(recovery ? { recovery: recoveryJson(recovery) } : {}) });
     });
   },
-};
+});
 
 /** An image's identity (device and inode), so that "./a.img" and "a.img" are one; the path when it cannot be stat()ed. */
 function imageKey(path: string): string {
@@ -763,7 +747,7 @@ function namedJournalImages(ctx: Context, args: string[]): string[] {
 // Every journal geom has a provider (the kernel creates the geom when both of
 // its images are there), so -a shows no more journals: it is accepted as
 // geom(8) accepts it. A half without its other half is a warning.
-const listCommand: CommandSpec = {
+const listCommand = defineCommand({
   name: 'list',
   summary: 'list journal devices, geom(8) style, with their state and pending journals',
   args: '[img...]',
@@ -774,9 +758,9 @@ const listCommand: CommandSpec = {
     ctx.out.result('journal list', { geoms: devices.map(journalListingJson) }, () => renderJournalList(devices, ctx.out.style).replace(/\n$/, ''));
     finish(failures);
   },
-};
+});
 
-const statusCommand: CommandSpec = {
+const statusCommand = defineCommand({
   name: 'status',
   summary: 'show the status (CLEAN, DIRTY, BROKEN) of journal devices, geom(8) style',
   args: '[img...]',
@@ -785,10 +769,10 @@ const statusCommand: CommandSpec = {
   run(ctx, args, opts) {
     const { devices, failures } = listedDevices(ctx, namedJournalImages(ctx, args));
     const rows = devices.map(journalStatusRow);
-    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows, listingFlags(opts), ctx.out.style) : ''));
+    ctx.out.result('journal status', { geoms: devices.map(journalListingJson) }, () => (rows.length ? formatStatus(rows, opts, ctx.out.style) : ''));
     finish(failures);
   },
-};
+});
 
 // The class's part in the top-level dump, list, status and taste.
 const journalTopLevel: ClassTopLevel = {

@@ -3,24 +3,20 @@
 // the classes' list and status and the top-level ones: which geoms are shown
 // and how the status table is laid out.
 
-import type { ListingFlags, OptionSpec, ParsedOptions, StatusRow } from './framework.js';
+import type { ListingFlags, OptionSpec, StatusRow } from './framework.js';
 import { PLAIN, type TextStyle } from '../src/style.js';
 
-const ALL: OptionSpec = { short: 'a', long: 'all', kind: 'flag', description: 'also geoms without a provider (incomplete virstor devices)' };
+const ALL = { short: 'a', long: 'all', kind: 'flag', description: 'also geoms without a provider (incomplete virstor devices)' } as const satisfies OptionSpec;
 
 /** list's options, as geom(8)'s. */
-export const LIST_OPTIONS: OptionSpec[] = [ALL];
+export const LIST_OPTIONS = [ALL] as const;
 
 /** status's options, as geom(8)'s. */
-export const STATUS_OPTIONS: OptionSpec[] = [
+export const STATUS_OPTIONS = [
   ALL,
   { short: 'g', long: 'geoms', kind: 'flag', description: 'one row per geom, named by the geom, instead of one per provider' },
   { short: 's', long: 'script', kind: 'flag', description: 'script form: no header, and the name and status on every component line' },
-];
-
-export function listingFlags(opts: ParsedOptions): ListingFlags {
-  return { all: opts.all === true, geoms: opts.geoms === true, script: opts.script === true };
-}
+] as const satisfies readonly OptionSpec[];
 
 /**
  * The geoms list and status show: with names given, the geoms named

@@ -7,15 +7,15 @@
 import { fstatSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { GeomError, IoError, PartialFailure, UsageError } from '../src/errors.js';
+import { GeomError, IoError, PartialFailure } from '../src/errors.js';
 import { openSession, type Session } from '../src/session.js';
 import { tasteDirs } from '../src/candidates.js';
 import { Stacks } from '../src/geom/stack.js';
 import { ImagePool } from '../src/provider/pool.js';
-import { DEFAULT_CACHE_LIMIT, GLOBAL_OPTIONS, addOption, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
+import { GLOBAL_OPTIONS, addOption, optionValues, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
 import { Output, stdoutStream } from './output.js';
 import { colourWanted, streamStyles } from './colour.js';
-import { formatStats } from './stats.js';
+import { formatCounters, formatStats } from './stats.js';
 import { journalClass } from './journal.js';
 import { virstorClass } from './virstor.js';
 import { topLevelCommands } from './toplevel.js';
@@ -26,31 +26,20 @@ declare const GEOMCTL_VERSION: string;
 
 export const CLASSES: ClassSpec[] = [journalClass, virstorClass];
 
-/** FreeBSD's two maxphys worlds (cli.md): 1M on FreeBSD 13+ 64-bit, 128k on older or 32-bit kernels. */
-const MAXPHYS_VALUES = [128 * 1024, 1024 * 1024];
-
-function maxphysFrom(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !MAXPHYS_VALUES.includes(value)) {
-    throw new UsageError(`--maxphys ${String(value)} is not a maxphys FreeBSD uses`, 'use 1M (FreeBSD 13 and later, 64-bit) or 128k (older or 32-bit kernels)');
-  }
-  return value;
-}
-
 function globalsFrom(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): GlobalOptions {
+  const g = optionValues(GLOBAL_OPTIONS, merged);
   return {
-    json: merged.json === true,
-    verbose: merged.verbose === true,
-    quiet: merged.quiet === true,
-    // commander turns --no-color into color: false; NO_COLOR does the same when it is
-    // set and not empty (no-color.org).
-    color: merged.color !== false && (env.NO_COLOR ?? '') === '',
-    dirs: tasteDirs((merged.dir as string[] | undefined) ?? [], env),
-    maxphys: maxphysFrom(merged.maxphys),
-    ignoreHardcoded: merged.ignoreHardcoded === true,
-    stats: merged.stats === true,
-    cacheLimit: (merged.cacheLimit as number | undefined) ?? DEFAULT_CACHE_LIMIT,
-    wait: (merged.wait as number | undefined) ?? 0,
+    json: g.json,
+    verbose: g.verbose,
+    quiet: g.quiet,
+    // NO_COLOR does what --no-color does when it is set and not empty (no-color.org).
+    color: !g.noColor && (env.NO_COLOR ?? '') === '',
+    dirs: tasteDirs(g.dir, env),
+    maxphys: g.maxphys,
+    ignoreHardcoded: g.ignoreHardcoded,
+    stats: g.stats,
+    cacheLimit: g.cacheLimit,
+    wait: g.wait,
   };
 }
 
@@ -60,6 +49,12 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The Context main.ts makes: it keeps what --stats prints after the command. */
+interface CommandContext extends Context {
+  sessions: Session[];
+  classStats: Record<string, number>[];
 }
 
 async function makeContext(merged: Record<string, unknown>): Promise<Context> {
@@ -91,11 +86,16 @@ async function makeContext(merged: Record<string, unknown>): Promise<Context> {
     probeImage: (path) => pool.probe(path),
     warn: (message) => out.warn(message),
   });
-  const ctx: Context & { sessions: Session[] } = {
+  const classStats: Record<string, number>[] = [];
+  const ctx: CommandContext = {
     global,
     out,
     sessions,
+    classStats,
     stacks,
+    addStats(counters) {
+      classStats.push({ ...counters });
+    },
     openSession(paths, opts) {
       const session = stacks.openSession(paths, opts);
       sessions.push(session);
@@ -120,10 +120,11 @@ function stderrIsCharacterDevice(): boolean {
   }
 }
 
-function afterCommand(ctx: Context): void {
-  const sessions = (ctx as Context & { sessions?: Session[] }).sessions ?? [];
+function afterCommand(context: Context): void {
+  const ctx = context as CommandContext;
   if (ctx.global.stats) {
-    for (const s of sessions) for (const line of formatStats(s.engine.stats)) ctx.out.diagnostic(line);
+    for (const s of ctx.sessions) for (const line of formatStats(s.engine.stats)) ctx.out.diagnostic(line);
+    for (const counters of ctx.classStats) for (const line of formatCounters(counters)) ctx.out.diagnostic(line);
   }
 }
 

@@ -19,7 +19,7 @@ import { openVirstor } from '../src/virstor/device.js';
 import { isFile, providerKind, virstorDeviceName } from '../src/naming.js';
 import { NbdServer, exportInfo, type Listen } from '../src/nbd/server.js';
 import { humanize } from '../src/size.js';
-import type { CommandSpec, Context, ParsedOptions } from './framework.js';
+import { defineCommand, type Context } from './framework.js';
 import { journalArgs, openJournalDevice, recoveryNote } from './journal.js';
 import { hostOf } from './virstor.js';
 
@@ -45,7 +45,12 @@ export function openProvider(ctx: Context, name: string, o: { write: boolean; sw
     const { dev, session } = openJournalDevice(ctx, journalArgs(ctx, [name]), { write: true });
     try {
       recoveryNote(ctx, dev, dev.recover(false));
-      return journalBlockProvider(dev, () => session.close(), { switchTime: o.switchTime, forceSwitch: o.forceSwitch });
+      // Closing syncs the journal: the writer's counters are then complete, for --stats.
+      const closed = (): void => {
+        ctx.addStats(dev.writer().counters);
+        session.close();
+      };
+      return journalBlockProvider(dev, closed, { switchTime: o.switchTime, forceSwitch: o.forceSwitch });
     } catch (err) {
       session.close();
       throw err;
@@ -54,19 +59,21 @@ export function openProvider(ctx: Context, name: string, o: { write: boolean; sw
   throw new GeomError('NOT_FOUND', `${name}: no such image or provider`, "name an image file, 'virstor/NAME' or 'IMAGE.journal'");
 }
 
-function numberOpt(opts: ParsedOptions, key: string): number | undefined {
-  const v = opts[key];
-  return typeof v === 'number' ? v : undefined;
+function checkPort(port: number): void {
+  if (port > 65535) throw new UsageError(`-p ${port} is not a TCP port`, 'use 0..65535 (10809 is NBD\'s)');
 }
 
-function where(opts: ParsedOptions): { listen: Listen; cleanup?: () => void } {
-  const unix = typeof opts.unix === 'string' ? opts.unix : undefined;
-  const port = numberOpt(opts, 'port');
+function checkSwitchTime(seconds: number): void {
+  if (seconds < 1) throw new UsageError(`--switch-time ${seconds} is too short`, 'give at least 1 second');
+}
+
+function checkForceSwitch(percent: number): void {
+  if (percent < 1 || percent > 100) throw new UsageError(`--force-switch ${percent} is not a percentage`, 'give 1..100');
+}
+
+function where({ unix, port, ipaddr }: { unix: string | undefined; port: number | undefined; ipaddr: string | undefined }): { listen: Listen; cleanup?: () => void } {
   if (unix !== undefined && port !== undefined) throw new UsageError('-U and -p exclude each other', 'serve on a Unix socket or on TCP');
-  if (port !== undefined) {
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`-p ${port} is not a TCP port`, 'use 0..65535 (10809 is NBD\'s)');
-    return { listen: { port, host: typeof opts.ipaddr === 'string' ? opts.ipaddr : '127.0.0.1' } };
-  }
+  if (port !== undefined) return { listen: { port, host: ipaddr ?? '127.0.0.1' } };
   if (unix !== undefined) {
     if (existsSync(unix)) throw new GeomError('REFUSED', `${unix} already exists`, 'remove it if no server uses it, or give another -U path');
     return { listen: { unix }, cleanup: () => rmSync(unix, { force: true }) };
@@ -82,35 +89,31 @@ function uriOf(listen: Listen, exportName: string, port: number | undefined): st
   return `nbd://${host}:${port}/${path}`;
 }
 
-export const serveCommand: CommandSpec = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary: 'serve an image, journal or virstor provider over NBD (nbd-client, qemu, nbdcopy, nbdinfo)',
   args: '<provider>',
   options: [
     { short: 'U', long: 'unix', value: 'socket', kind: 'string', description: 'listen on this Unix socket', defaultText: 'one in a fresh temporary directory' },
-    { short: 'p', long: 'port', value: 'port', kind: 'int', description: "listen on TCP (NBD's port is 10809)" },
+    { short: 'p', long: 'port', value: 'port', kind: 'count', check: checkPort, description: "listen on TCP (NBD's port is 10809)" },
     { short: 'i', long: 'ipaddr', value: 'addr', kind: 'string', description: 'the address -p binds (there is no authentication)', defaultText: '127.0.0.1' },
     { short: 'r', long: 'readonly', kind: 'flag', description: 'a read-only export; shared locks on the images' },
     { short: 'e', long: 'exportname', value: 'name', kind: 'string', description: 'the export name', defaultText: 'the provider name' },
     { long: 'run', value: 'cmd', kind: 'string', description: 'captive mode: run CMD with $uri, $unixsocket, $port and $nbd set, stop when it exits, exit with its status' },
     { long: 'once', kind: 'flag', description: 'stop after the first client disconnects' },
     { long: 'pidfile', value: 'file', kind: 'string', description: 'write the pid here once connections are accepted' },
-    { long: 'switch-time', value: 'seconds', kind: 'int', description: "journal: switch this often while records are pending (kern.geom.journal.switch_time)", defaultText: String(DEFAULT_SWITCH_TIME) },
-    { long: 'force-switch', value: 'percent', kind: 'int', description: 'journal: switch once the active journal fills this much of the journal space (kern.geom.journal.force_switch)', defaultText: String(DEFAULT_FORCE_SWITCH) },
+    { long: 'switch-time', value: 'seconds', kind: 'count', default: DEFAULT_SWITCH_TIME, check: checkSwitchTime, description: "journal: switch this often while records are pending (kern.geom.journal.switch_time)", defaultText: String(DEFAULT_SWITCH_TIME) },
+    { long: 'force-switch', value: 'percent', kind: 'count', default: DEFAULT_FORCE_SWITCH, check: checkForceSwitch, description: 'journal: switch once the active journal fills this much of the journal space (kern.geom.journal.force_switch)', defaultText: String(DEFAULT_FORCE_SWITCH) },
   ],
   examples: ['geomctl serve --run \'nbdinfo "$uri"\' virstor/thin', 'geomctl serve -U /tmp/thin.sock virstor/thin', 'geomctl serve -r -p 10809 data.img.journal'],
   async run(ctx, args, opts) {
     const name = args[0];
     if (name === undefined || args.length !== 1) throw new UsageError('serve needs exactly one provider', "e.g. 'geomctl serve virstor/thin'");
-    const switchTime = numberOpt(opts, 'switchTime') ?? DEFAULT_SWITCH_TIME;
-    const forceSwitch = numberOpt(opts, 'forceSwitch') ?? DEFAULT_FORCE_SWITCH;
-    if (switchTime < 1) throw new UsageError(`--switch-time ${switchTime} is too short`, 'give at least 1 second');
-    if (forceSwitch < 1 || forceSwitch > 100) throw new UsageError(`--force-switch ${forceSwitch} is not a percentage`, 'give 1..100');
-    const exportName = typeof opts.exportname === 'string' ? opts.exportname : undefined;
+    const { switchTime, forceSwitch, exportname: exportName } = opts;
     // A name the user gives follows FreeBSD's device names (the default, the provider name, may hold virstor/).
     if (exportName !== undefined) checkDeviceName(exportName, 'export name (-e)');
     const { listen, cleanup } = where(opts);
-    const provider = openProvider(ctx, name, { write: opts.readonly !== true, switchTime, forceSwitch });
+    const provider = openProvider(ctx, name, { write: !opts.readonly, switchTime, forceSwitch });
     const exp = exportInfo(provider, exportName ?? provider.name);
     const verbose = ctx.global.verbose;
     let stopRequested: (() => void) | undefined;
@@ -119,7 +122,7 @@ export const serveCommand: CommandSpec = {
     });
     const server = new NbdServer(provider, exp, {
       ...(verbose ? { log: (line: string) => ctx.out.diagnostic(`serve: ${line}`) } : {}),
-      ...(opts.once === true ? { disconnected: () => stopRequested?.() } : {}),
+      ...(opts.once ? { disconnected: () => stopRequested?.() } : {}),
     });
     try {
       await server.listen(listen);
@@ -130,7 +133,7 @@ export const serveCommand: CommandSpec = {
       throw new GeomError('REFUSED', `cannot listen on ${'unix' in listen ? listen.unix : `${listen.host}:${listen.port}`} (${why})`, 'choose another -U path or -p port');
     }
     const uri = uriOf(listen, exp.name, server.port);
-    const pidfile = typeof opts.pidfile === 'string' ? opts.pidfile : undefined;
+    const { pidfile } = opts;
     if (pidfile) writeFileSync(pidfile, `${process.pid}\n`);
     const socket = 'unix' in listen ? listen.unix : undefined;
     // The line a script reads the URI from (serve.md); with --json, the document instead.
@@ -150,7 +153,7 @@ export const serveCommand: CommandSpec = {
     process.on('SIGTERM', onSignal);
 
     let exitStatus = 0;
-    const run = typeof opts.run === 'string' ? opts.run : undefined;
+    const { run } = opts;
     if (run !== undefined) {
       const env = { ...process.env, uri, nbd: uri, unixsocket: socket ?? '', port: server.port === undefined ? '' : String(server.port) };
       const child = spawn('/bin/sh', ['-c', run], { stdio: 'inherit', env });
@@ -176,4 +179,4 @@ export const serveCommand: CommandSpec = {
     // main.ts keeps a status set here: --run exits with its command's status, as nbdkit does.
     if (exitStatus !== 0) process.exitCode = exitStatus;
   },
-};
+});

@@ -16,6 +16,11 @@ export function formatStats(stats: EngineStats): string[] {
     `stats: cache hits: ${stats.cacheHits}, misses: ${stats.cacheMisses}, evictions: ${stats.evictions}`,
     `stats: buffers combined: ${stats.combined}`,
   );
-  for (const [name, value] of Object.entries(stats.extra)) lines.push(`stats: ${name}: ${value}`);
+  lines.push(...formatCounters(stats.extra));
   return lines;
+}
+
+/** Counters as --stats prints them: "stats: name: value", one a line. */
+export function formatCounters(counters: Readonly<Record<string, number>>): string[] {
+  return Object.entries(counters).map(([name, value]) => `stats: ${name}: ${value}`);
 }

@@ -5,8 +5,8 @@
 import { GeomError } from '../src/errors.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
 import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
-import type { ClassSpec, ClassTopLevel, CommandSpec, Context, StatusRow } from './framework.js';
-import { formatStatus, listingFlags, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
+import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context, type StatusRow } from './framework.js';
+import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import { imagesOf } from '../src/naming.js';
 import { demoCommand } from './demo.js';
 import { serveCommand } from './serve.js';
@@ -146,7 +146,7 @@ function tastedByClass(ctx: Context, named: string[]): { byClass: Map<ClassName,
 }
 
 function listCommand(classes: ClassSpec[]): CommandSpec {
-  return {
+  return defineCommand({
     name: 'list',
     summary: 'list every journal and virstor geom found by tasting, geom(8) style',
     args: '[img...]',
@@ -154,7 +154,7 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
     examples: ['geomctl list', 'geomctl -d /images list -a', 'geomctl list virstor/thin data.img.journal'],
     run(ctx, args, opts) {
       const named = namedImages(ctx, args);
-      const { all } = listingFlags(opts);
+      const { all } = opts;
       const { byClass, failures } = tastedByClass(ctx, named);
       const texts: string[] = [];
       const geoms: Record<string, unknown>[] = [];
@@ -169,11 +169,11 @@ function listCommand(classes: ClassSpec[]): CommandSpec {
       ctx.out.result('list', { geoms }, () => texts.join('\n'));
       finish(failures);
     },
-  };
+  });
 }
 
 function statusCommand(classes: ClassSpec[]): CommandSpec {
-  return {
+  return defineCommand({
     name: 'status',
     summary: 'show the status of every journal and virstor geom found by tasting',
     args: '[img...]',
@@ -181,22 +181,21 @@ function statusCommand(classes: ClassSpec[]): CommandSpec {
     examples: ['geomctl status', 'geomctl status -s virstor/thin'],
     run(ctx, args, opts) {
       const named = namedImages(ctx, args);
-      const flags = listingFlags(opts);
       const { byClass, failures } = tastedByClass(ctx, named);
       const rows: StatusRow[] = [];
       const geoms: Record<string, unknown>[] = [];
       for (const [cls, paths] of byClass) {
         const hook = hooksFor(classes).get(cls);
         if (!hook) continue;
-        const r = hook.status(ctx, paths, named, flags.all);
+        const r = hook.status(ctx, paths, named, opts.all);
         failures.push(...(r.failures ?? []));
         rows.push(...r.rows);
         geoms.push(...r.json.map((g) => ({ class: cls, ...g })));
       }
-      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows, flags, ctx.out.style) : ''));
+      ctx.out.result('status', { geoms }, () => (rows.length ? formatStatus(rows, opts, ctx.out.style) : ''));
       finish(failures);
     },
-  };
+  });
 }
 
 export function topLevelCommands(classes: ClassSpec[]): CommandSpec[] {

@@ -5,24 +5,17 @@ import { GeomError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import { byteCount } from '../src/size.js';
 import type { Provider } from '../src/provider/provider.js';
-import { tasteProvider, type Tasted } from '../src/taste.js';
-import {
-  DEFAULT_CHUNK_SIZE,
-  DEFAULT_MAXPHYS,
-  DEFAULT_VIRSIZE,
-  labelVirstor,
-  planVirstorLabel,
-  randomVirstorId,
-  type LabelComponent,
-} from '../src/virstor/label.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_VIRSIZE, labelVirstor, planVirstorLabel, type LabelComponent } from '../src/virstor/label.js';
+import { DEFAULT_MAXPHYS } from '../src/util/maxphys.js';
+import { randomU32 } from '../src/util/random.js';
 import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type VirstorMetadata } from '../src/virstor/metadata.js';
-import type { ClassSpec, ClassTopLevel, CommandSpec, Context, ParsedOptions } from './framework.js';
+import { clearVirstor, readVirstorMetadata, virstorTasteVerdict } from '../src/virstor/image.js';
+import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context } from './framework.js';
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
-import { openImage } from '../src/provider/file.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
-import { checkOffset, checkRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkOffset, checkVirtualRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { OutputFile, refuseOutput } from '../src/output-file.js';
 import { refuseRelabel } from '../src/geom-owner.js';
@@ -44,39 +37,20 @@ import {
   type ListResult,
   type MapProgress,
 } from '../src/virstor/ops.js';
-import { formatStatus, listingFlags, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
+import { formatStatus, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
-import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
-import { FORCE_OUTPUT_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
+import { checkSectorSizeFits } from '../src/label-options.js';
+import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
-
-function verboseOf(ctx: Context, opts: ParsedOptions): boolean {
-  return opts.verbose === true || ctx.global.verbose;
-}
-
-/** A 'bigsize' option's value (framework.ts parsed it), or the default. */
-function sizeOption(opts: ParsedOptions, key: string, fallback: bigint): bigint {
-  const v = opts[key];
-  return typeof v === 'bigint' ? v : fallback;
-}
-
-
-function notVirstor(path: string, tasted: Tasted | undefined): GeomError {
-  if (tasted) {
-    const cls = tasted.className.toLowerCase();
-    return new GeomError('NO_METADATA', `${path}: ${cls} metadata, not virstor`, `use 'geomctl ${cls}' verbs or 'geomctl dump ${path}'`);
-  }
-  return new GeomError('NO_METADATA', `${path}: no virstor metadata`, `'geomctl taste ${path}' shows what it holds; 'geomctl virstor label' makes a component`);
+function verboseOf(ctx: Context, opts: { verbose: boolean }): boolean {
+  return opts.verbose || ctx.global.verbose;
 }
 
 /** The metadata of one image, read under a shared lock. */
 export function readVirstorImage(ctx: Context, path: string): { md: VirstorMetadata; sectorSize: number } {
   const session = ctx.openSession([path], { write: false });
   try {
-    const provider = session.providers[0];
-    const tasted = provider ? tasteProvider(provider) : undefined;
-    if (!tasted || tasted.className !== 'VIRSTOR') throw notVirstor(path, tasted);
-    return { md: decodeVirstorMetadata(tasted.sector, path), sectorSize: tasted.sectorSize };
+    return readVirstorMetadata(session.providers[0] as Provider, path);
   } finally {
     session.close();
   }
@@ -88,15 +62,15 @@ export function virstorDump(ctx: Context, path: string): { text: string; json: R
   return { text: dumpVirstorMetadata(md, path), json: { sectorSize, metadata: virstorMetadataJson(md) } };
 }
 
-const labelCommand: CommandSpec = {
+const labelCommand = defineCommand({
   name: 'label',
   summary: 'create a virstor device on images (gvirstor label)',
   args: '<name> <img...>',
   options: [
     { short: 'f', long: 'force', kind: 'flag', description: 'label even over an image of a geom, whose data is then lost' },
-    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each image's name: only an image of that name is accepted as the component" },
-    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'bigsize', description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
-    { short: 's', long: 'virsize', value: 'virsize', kind: 'bigsize', description: 'virtual size of the device', defaultText: '2T' },
+    HARDCODE_OPTION,
+    { short: 'm', long: 'chunksize', value: 'chunksize', kind: 'size64', default: DEFAULT_CHUNK_SIZE, description: 'allocation unit, rounded up to a multiple of maxphys', defaultText: '4M' },
+    { short: 's', long: 'virsize', value: 'virsize', kind: 'size64', default: DEFAULT_VIRSIZE, description: 'virtual size of the device', defaultText: '2T' },
     ID_OPTION,
     SECTORSIZE_OPTION,
   ],
@@ -105,20 +79,13 @@ const labelCommand: CommandSpec = {
     const [name, ...images] = args;
     if (name === undefined || images.length === 0) throw new UsageError('virstor label needs a name and at least one image');
     checkDeviceName(name, 'virstor name');
-    const chunkSize = sizeOption(opts, 'chunksize', DEFAULT_CHUNK_SIZE);
-    const virsize = sizeOption(opts, 'virsize', DEFAULT_VIRSIZE);
-    // Before any image is opened: a bad value leaves every image untouched.
-    checkSectorSizeOption(typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined);
-    checkIdOption(typeof opts.id === 'number' ? opts.id : undefined);
+    const { chunksize: chunkSize, virsize, sectorsize: requested } = opts;
     const session = ctx.openSession(images, { write: true });
     try {
       // The session opens each image once: the same image twice would show as fewer providers.
       if (session.providers.length !== images.length) throw new UsageError('an image is named twice');
-      const requested = typeof opts.sectorsize === 'number' ? opts.sectorsize : undefined;
       const components: LabelComponent[] = session.providers.map((p: Provider, i: number) => {
-        if (requested !== undefined && requested < p.mediaSectorSize) {
-          throw new UsageError(`--sectorsize ${requested} is below the ${p.mediaSectorSize}-byte sectors of ${p.path}`);
-        }
+        if (requested !== undefined) checkSectorSizeFits(requested, p);
         return { path: images[i] ?? p.path, name: p.name, size: p.size, sectorSize: requested ?? p.mediaSectorSize, identity: p.identity };
       });
       const { plan, messages } = planVirstorLabel({
@@ -127,11 +94,11 @@ const labelCommand: CommandSpec = {
         chunkSize,
         virsize,
         maxphys: ctx.global.maxphys ?? DEFAULT_MAXPHYS,
-        hardcode: opts.hardcode === true,
-        id: typeof opts.id === 'number' ? opts.id : randomVirstorId(),
+        hardcode: opts.hardcode,
+        id: opts.id ?? randomU32(),
       });
       // After the arguments' own refusals, before the plan's notices: an image of a geom says what relabelling it loses.
-      if (opts.force !== true) {
+      if (!opts.force) {
         const lookup = hostOf(ctx, images);
         session.providers.forEach((p, i) => refuseRelabel(p, images[i] ?? p.path, lookup));
       }
@@ -164,9 +131,9 @@ const labelCommand: CommandSpec = {
       session.close();
     }
   },
-};
+});
 
-const clearCommand: CommandSpec = {
+const clearCommand = defineCommand({
   name: 'clear',
   summary: 'erase the virstor metadata of images (gvirstor clear)',
   args: '<img...>',
@@ -180,11 +147,7 @@ const clearCommand: CommandSpec = {
         // One image per session: a failure on one leaves the others to be cleared, as FreeBSD does.
         const session = ctx.openSession([path], { write: true });
         try {
-          const provider = session.providers[0];
-          const tasted = provider ? tasteProvider(provider) : undefined;
-          if (!provider || !tasted || tasted.className !== 'VIRSTOR') throw notVirstor(path, tasted);
-          session.engine.write(0, provider.size - tasted.sectorSize, Buffer.alloc(tasted.sectorSize), 'VOLUME');
-          session.engine.commit();
+          clearVirstor(session.engine, 0, path);
         } finally {
           session.close();
         }
@@ -198,9 +161,9 @@ const clearCommand: CommandSpec = {
     ctx.out.document('virstor clear', { cleared });
     finish(failures);
   },
-};
+});
 
-const dumpCommand: CommandSpec = {
+const dumpCommand = defineCommand({
   name: 'dump',
   summary: 'print the virstor metadata of images as gvirstor dump does',
   args: '<img...>',
@@ -209,7 +172,7 @@ const dumpCommand: CommandSpec = {
   run(ctx, args) {
     dumpImages(ctx, 'virstor dump', args, (path) => virstorDump(ctx, path));
   },
-};
+});
 
 
 // ---- The engine verbs: stop, add, remove, list, status, write,
@@ -244,23 +207,13 @@ function openDevice(ctx: Context, name: string, opts: OpenVirstorOptions): Virst
   return dev;
 }
 
-function numberOption(opts: ParsedOptions, key: string): number | undefined {
-  const v = opts[key];
-  return typeof v === 'number' ? v : undefined;
-}
-
-function stringOption(opts: ParsedOptions, key: string): string | undefined {
-  const v = opts[key];
-  return typeof v === 'string' ? v : undefined;
-}
-
 /**
  * gvirstor's stop and destroy, one verb under two names as in FreeBSD's
  * class_commands[]: each is its own table entry, so that the manual's
  * SYNOPSIS, --help and the JSON document name the verb the user typed.
  */
 function stopVerb(verb: 'stop' | 'destroy'): CommandSpec {
-  return {
+  return defineCommand({
     name: verb,
     summary: `update the metadata, verify the map and report the allocated chunks (gvirstor ${verb}${verb === 'destroy' ? ', the same as stop' : ''})`,
     args: '<name...>',
@@ -287,30 +240,30 @@ function stopVerb(verb: 'stop' | 'destroy'): CommandSpec {
       ctx.out.document(`virstor ${verb}`, { devices: results });
       finish(failures);
     },
-  };
+  });
 }
 
-const addCommand: CommandSpec = {
+const addCommand = defineCommand({
   name: 'add',
   summary: 'add components to a virstor device (gvirstor add)',
   args: '<name> <img...>',
   options: [
     { short: 'f', long: 'force', kind: 'flag', description: 'overwrite GEOM metadata found on a new image' },
-    { short: 'h', long: 'hardcode', kind: 'flag', description: "record each new image's name" },
+    HARDCODE_OPTION,
   ],
   examples: ['geomctl virstor add mydata c2.img'],
   run(ctx, args, opts) {
     const [given, ...images] = args;
     if (given === undefined || images.length === 0) throw new UsageError('virstor add needs a name and at least one image');
     const name = virstorDeviceName(given);
-    const r = addComponents(hostOf(ctx, images), name, images, { hardcode: opts.hardcode === true, force: opts.force === true });
+    const r = addComponents(hostOf(ctx, images), name, images, { hardcode: opts.hardcode, force: opts.force });
     warnAll(ctx, r.warnings);
     if (verboseOf(ctx, opts)) ctx.out.text(r.added.map((a) => `Added ${a.path} to ${name} as component ${a.index} (${a.chunkCount} chunks)`).join('\n'));
     ctx.out.document('virstor add', { name, added: r.added });
   },
-};
+});
 
-const removeCommand: CommandSpec = {
+const removeCommand = defineCommand({
   name: 'remove',
   summary: 'remove components that hold no data from a virstor device (gvirstor remove)',
   args: '<name> <img...>',
@@ -325,7 +278,7 @@ const removeCommand: CommandSpec = {
     if (verboseOf(ctx, opts)) ctx.out.text(`Removed ${r.removed.join(', ')} from ${name}`);
     ctx.out.document('virstor remove', { name, removed: r.removed, remaining: r.remaining });
   },
-};
+});
 
 /**
  * The devices of list and status (by name, "virstor/thin" or "thin"), their
@@ -340,58 +293,56 @@ function listed(ctx: Context, args: string[], all: boolean): ListResult {
   return { ...r, devices: shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, names, all) };
 }
 
-const listCommand: CommandSpec = {
+const listCommand = defineCommand({
   name: 'list',
   summary: 'list virstor devices, geom(8) style',
   args: '[name...]',
   options: LIST_OPTIONS,
   examples: ['geomctl virstor list', 'geomctl -d /images virstor list mydata', 'geomctl virstor list -a', 'geomctl virstor list virstor/mydata'],
   run(ctx, args, opts) {
-    const r = listed(ctx, args, listingFlags(opts).all);
+    const r = listed(ctx, args, opts.all);
     ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices, ctx.out.style).replace(/\n$/, ''));
     finish(r.failures.map((f) => f.error));
   },
-};
+});
 
-const statusCommand: CommandSpec = {
+const statusCommand = defineCommand({
   name: 'status',
   summary: 'show the status of virstor devices, geom(8) style',
   args: '[name...]',
   options: STATUS_OPTIONS,
   examples: ['geomctl virstor status', 'geomctl virstor status -as'],
   run(ctx, args, opts) {
-    const flags = listingFlags(opts);
-    const r = listed(ctx, args, flags.all);
+    const r = listed(ctx, args, opts.all);
     const rows = r.devices.map(virstorStatusRow);
-    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, flags, ctx.out.style) : ''));
+    ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, opts, ctx.out.style) : ''));
     finish(r.failures.map((f) => f.error));
   },
-};
+});
 
-const writeCommand: CommandSpec = {
+const writeCommand = defineCommand({
   name: 'write',
   summary: 'write data into a virstor device, allocating chunks on first write',
   args: '<name>',
   options: [
-    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset (a multiple of the sector size)', defaultText: '0' },
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', default: 0, description: 'virtual byte offset (a multiple of the sector size)', defaultText: '0' },
     { short: 'i', long: 'input', value: 'file', kind: 'string', description: 'read the data from FILE', defaultText: 'stdin' },
     { long: 'sparse', kind: 'flag', description: 'do not allocate chunks for all-zero input' },
   ],
   examples: ['geomctl virstor write -i disk.raw --sparse mydata', 'echo hello | geomctl virstor write -o 1M mydata'],
   run(ctx, args, opts) {
     const name = needName(args, 'write');
-    const inputPath = stringOption(opts, 'input');
+    const { offset, input: inputPath } = opts;
     // The device is opened (and its images validated) before the input: opening a FIFO waits for its writer.
     checkInputPath(inputPath);
     const dev = openDevice(ctx, name, { write: true, scan: true });
     try {
-      const offset = numberOption(opts, 'offset') ?? 0;
       checkOffset(dev, offset);
       sayWhenReadingTerminal(ctx, inputPath);
       const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`, dev.engine.providers);
       const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
-        const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse === true, onProgress: (done) => progress.update(done) });
+        const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse, onProgress: (done) => progress.update(done) });
         progress.stop();
         warnAll(ctx, r.warnings);
         if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(r.bytes)} to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
@@ -404,13 +355,11 @@ const writeCommand: CommandSpec = {
       dev.close();
     }
   },
-};
+});
 
-/** -f of read and export: -O may overwrite an image of another geom. */
-
-/** Refuses an -O that is one of the device's images, or (without -f) an image of another geom. */
-function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, opts: ParsedOptions): void {
-  refuseOutput(output, dev.engine.providers, `virstor ${dev.name}`, { force: opts.force === true, lookup: hostOf(ctx, [output]) });
+/** Refuses an -O that is one of the device's images, or (without -f, `force`) an image of another geom. */
+function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, force: boolean): void {
+  refuseOutput(output, dev.engine.providers, `virstor ${dev.name}`, { force, lookup: hostOf(ctx, [output]) });
 }
 
 /**
@@ -433,12 +382,12 @@ function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; 
   };
 }
 
-const readCommand: CommandSpec = {
+const readCommand = defineCommand({
   name: 'read',
   summary: 'read data from a virstor device (unallocated chunks read as zeros)',
   args: '<name>',
   options: [
-    { short: 'o', long: 'offset', value: 'offset', kind: 'size', description: 'virtual byte offset', defaultText: '0' },
+    { short: 'o', long: 'offset', value: 'offset', kind: 'size', default: 0, description: 'virtual byte offset', defaultText: '0' },
     { short: 'l', long: 'length', value: 'length', kind: 'size', description: 'bytes to read', defaultText: 'to the end of the device' },
     { short: 'O', long: 'output', value: 'file', kind: 'string', description: 'write the data to FILE', defaultText: 'stdout' },
     FORCE_OUTPUT_OPTION,
@@ -448,15 +397,13 @@ const readCommand: CommandSpec = {
     const name = needName(args, 'read');
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
-      const offset = numberOption(opts, 'offset') ?? 0;
-      const given = numberOption(opts, 'length');
+      const { offset, length: given, output } = opts;
       if (given === undefined) checkOffset(dev, offset);
       const length = given ?? dev.size - offset;
-      if (ctx.out.json && stringOption(opts, 'output') === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
-      const output = stringOption(opts, 'output');
+      if (ctx.out.json && output === undefined) throw new UsageError('virstor read --json needs -O FILE (the data would mix with the JSON document)', 'add -O FILE');
       // Refused before the -O file is touched: an existing one keeps its bytes.
-      checkRange(dev, offset, length, 'read');
-      if (output !== undefined) checkOutputTarget(ctx, dev, output, opts);
+      checkVirtualRange(dev, offset, length, 'read');
+      if (output !== undefined) checkOutputTarget(ctx, dev, output, opts.force);
       const out = outputSink(output);
       const progress = ctx.out.progress(`reading ${name}`, length);
       let complete = false;
@@ -473,7 +420,7 @@ const readCommand: CommandSpec = {
       dev.close();
     }
   },
-};
+});
 
 /** Passes over a smaller map end before a spinner could say anything (cli.md: "longer than a second"). */
 const MAP_PROGRESS_MIN = 64 * 1024 * 1024;
@@ -497,7 +444,7 @@ function mapProgress(ctx: Context, label: string): { report: MapProgress; stop()
   };
 }
 
-const checkCommand: CommandSpec = {
+const checkCommand = defineCommand({
   name: 'check',
   summary: 'check the metadata and the allocation map of a virstor device (read-only)',
   args: '<name>',
@@ -521,9 +468,9 @@ const checkCommand: CommandSpec = {
     ctx.out.result('virstor check', { name, allocatedChunks: r.allocated, errors: r.errors, warnings: r.warnings }, () => text.join('\n'));
     if (r.errors.length) throw new GeomError('CHECK', `virstor ${name} has ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
   },
-};
+});
 
-const mapCommand: CommandSpec = {
+const mapCommand = defineCommand({
   name: 'map',
   summary: 'show the allocated extents: virtual range to component and physical range',
   args: '<name>',
@@ -549,9 +496,9 @@ const mapCommand: CommandSpec = {
       dev.close();
     }
   },
-};
+});
 
-const exportCommand: CommandSpec = {
+const exportCommand = defineCommand({
   name: 'export',
   summary: 'copy the device into a sparse flat file of its virtual size',
   args: '<name>',
@@ -559,11 +506,11 @@ const exportCommand: CommandSpec = {
   examples: ['geomctl virstor export -O mydata.raw mydata'],
   run(ctx, args, opts) {
     const name = needName(args, 'export');
-    const path = stringOption(opts, 'output');
+    const path = opts.output;
     if (path === undefined) throw new UsageError('virstor export needs -O FILE', 'add -O FILE, the flat file to create');
     const dev = openDevice(ctx, name, { write: false, scan: false });
     try {
-      checkOutputTarget(ctx, dev, path, opts);
+      checkOutputTarget(ctx, dev, path, opts.force);
       const progress = ctx.out.progress(`exporting ${name}`, dev.size);
       let r: ExportResult;
       try {
@@ -576,11 +523,8 @@ const exportCommand: CommandSpec = {
       dev.close();
     }
   },
-};
+});
 
-const engineCommands: CommandSpec[] = [stopVerb('stop'), stopVerb('destroy'), addCommand, removeCommand, listCommand, statusCommand, writeCommand, readCommand, checkCommand, mapCommand, exportCommand];
-
-export const virstorCommands: readonly CommandSpec[] = [labelCommand, clearCommand, dumpCommand, ...engineCommands];
 
 /**
  * The virstor devices among tasted images (those with a component in `named`,
@@ -615,15 +559,11 @@ const virstorTopLevel: ClassTopLevel = {
   dump: virstorDump,
   describe(ctx, path, tasted) {
     const md = decodeVirstorMetadata(tasted.sector, path);
-    const p = openImage(path, { write: false });
+    const session = ctx.openSession([path], { write: false });
     try {
-      if (md.provsize !== BigInt(p.size)) return { name: md.name, ignored: `provsize ${md.provsize} differs from the image size ${p.size}` };
-      if (md.provider !== '' && md.provider !== p.name && !ctx.global.ignoreHardcoded) {
-        return { name: md.name, ignored: `hardcoded provider '${md.provider}' is not '${p.name}' (use -H)` };
-      }
-      return { name: md.name };
+      return virstorTasteVerdict(md, session.providers[0] as Provider, ctx.global.ignoreHardcoded);
     } finally {
-      p.close();
+      session.close();
     }
   },
   list(ctx, paths, named, all) {
@@ -636,11 +576,26 @@ const virstorTopLevel: ClassTopLevel = {
   },
 };
 
-/** The class as one table (FreeBSD's class_commands[]). */
+/** The class as one table (FreeBSD's class_commands[]): every verb, in the order --help lists them. */
 export const virstorClass: ClassSpec = {
   name: 'virstor',
   aliases: ['gvirstor'],
   summary: 'thin-provisioned virtual disks (gvirstor): label, write, add, remove, inspect',
-  commands: virstorCommands,
+  commands: [
+    labelCommand,
+    clearCommand,
+    dumpCommand,
+    stopVerb('stop'),
+    stopVerb('destroy'),
+    addCommand,
+    removeCommand,
+    listCommand,
+    statusCommand,
+    writeCommand,
+    readCommand,
+    checkCommand,
+    mapCommand,
+    exportCommand,
+  ],
   topLevel: virstorTopLevel,
 };

@@ -27,3 +27,13 @@ function ruleBroken(name: string): string | undefined {
   if (name === '.' || name === '..') return "'.' or '..' is not a device name";
   return undefined;
 }
+
+/**
+ * The kernel's g_compare_names: a hardcoded provider name (md_provider) and
+ * the name a provider is offered under are one when equal, ignoring a leading
+ * "/dev/" on either side. Both classes' taste compares them so.
+ */
+export function sameProviderName(a: string, b: string): boolean {
+  const strip = (s: string): string => (s.startsWith('/dev/') ? s.slice('/dev/'.length) : s);
+  return strip(a) === strip(b);
+}

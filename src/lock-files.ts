@@ -38,11 +38,6 @@ export function lockDirectory(env: NodeJS.ProcessEnv = process.env): string {
   return env.GEOMCTL_LOCK_DIR || '/tmp/geomctl-locks';
 }
 
-/** The name prefix of an image's entries: its device and inode. */
-export function lockKey(dev: bigint, ino: bigint): string {
-  return `${dev}-${ino}`;
-}
-
 /** The field of /proc/PID/stat that says when the process started (clock ticks since boot); undefined without /proc. */
 export function startTimeOf(pid: number | 'self'): string | undefined {
   let stat: string;

@@ -21,9 +21,10 @@
 import fs from 'node:fs';
 import { fsExt } from './fs-ext.js';
 import { GeomError, IoError, errnoOf } from './errors.js';
-import { conflicts, liveEntries, lockDirectory, lockKey, releaseLockFile, tryLockFile, type LockMode } from './lock-files.js';
+import { conflicts, liveEntries, lockDirectory, releaseLockFile, tryLockFile, type LockMode } from './lock-files.js';
 import { splitDev } from './provider/file.js';
 import { sleepSync } from './util/sleep.js';
+import { identityFileName } from './util/identity.js';
 
 export type { LockMode } from './lock-files.js';
 
@@ -111,7 +112,7 @@ function tryFlock(flock: NonNullable<ReturnType<typeof fsExt>>, p: Lockable, fd:
   let others: number[];
   try {
     const st = fs.fstatSync(fd, { bigint: true });
-    others = liveEntries(lockDirectory(), lockKey(st.dev, st.ino)).filter((e) => conflicts(mode, e.mode)).map((e) => e.pid);
+    others = liveEntries(lockDirectory(), identityFileName(st)).filter((e) => conflicts(mode, e.mode)).map((e) => e.pid);
   } catch {
     others = []; // no lock directory to read: no geomctl without fs-ext has locked through it
   }
@@ -138,7 +139,7 @@ function tryLockFileFor(p: Lockable, fd: number, mode: LockMode): Attempt {
   const dir = lockDirectory();
   let r: ReturnType<typeof tryLockFile>;
   try {
-    r = tryLockFile(dir, lockKey(st.dev, st.ino), mode);
+    r = tryLockFile(dir, identityFileName(st), mode);
   } catch (err) {
     throw new GeomError('IO', `${p.path}: cannot make its lock file in ${dir} (${errnoOf(err)})`, 'make that directory writable, or set GEOMCTL_LOCK_DIR to one that is (the same for every geomctl on this machine)');
   }

@@ -21,7 +21,7 @@ export function parseSizeBig(text: string, what: string): bigint {
   const base = BigInt(digits.toLowerCase().startsWith('0x') ? digits : digits.replace(/^0+(?=\d)/, ''));
   const suffix = m[2]?.toLowerCase();
   const value = suffix ? base << BigInt(SUFFIX_SHIFT[suffix] as number) : base;
-  if (value >= 1n << 64n) throw new UsageError(`size '${text}' for ${what} does not fit in 64 bits`);
+  if (value >= 1n << 64n) throw new UsageError(`size '${text}' for ${what} does not fit in 64 bits`, 'use a size below 16E');
   return value;
 }
 
@@ -33,7 +33,7 @@ export function byteCount(n: number): string {
 /** As parseSizeBig, for sizes that must be exact JavaScript numbers (≤ 2^53). */
 export function parseSize(text: string, what: string): number {
   const v = parseSizeBig(text, what);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`size '${text}' for ${what} is too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`size '${text}' for ${what} is too large`, 'use a size below 8P');
   return Number(v);
 }
 

@@ -143,7 +143,7 @@ describe('the kernel replays what geomctl wrote', { timeout: 60_000 }, () => {
           const ss = s.sectorSize;
           const disk = labeled({ two: s.two, dataSize: 2 * M, jsize: minJournalSize(ss, s.maxphys) + 16 * K, checksum: s.checksum, sectorSize: ss }, s.seed);
           const shadow = Buffer.from(dataArea(disk));
-          const { dev, engine } = openDevice(disk, { maxphys: s.maxphys, cacheLimit: s.cacheLimit, seed: s.seed });
+          const { dev } = openDevice(disk, { maxphys: s.maxphys, cacheLimit: s.cacheLimit, seed: s.seed });
           dev.recover(false);
           const w = dev.writer();
           for (let i = 0; i < s.writes; i++) {
@@ -155,8 +155,7 @@ describe('the kernel replays what geomctl wrote', { timeout: 60_000 }, () => {
             if (rnd() % 10 === 0) expect(dev.read(off, len).equals(data)).toBe(true);
           }
           expect(dev.read(0, dev.dataSize).equals(shadow)).toBe(true);
-          if (s.sync) w.sync();
-          else w.finish();
+          const counters = s.sync ? w.sync() : w.finish();
           const md = kReadMetadata(disk.d, ss);
           expect((md.flags & GJ_FLAG_CLEAN) !== 0).toBe(s.sync);
           // The kernel's own walk (it checks sums only when CHECKSUM is set).
@@ -167,7 +166,7 @@ describe('the kernel replays what geomctl wrote', { timeout: 60_000 }, () => {
           // A kernel attaching now (replaying) shows the same device.
           const k = new KernelJournal(disk, { maxphys: s.maxphys, random: kRandom(1) });
           expect(k.logical.equals(shadow)).toBe(true);
-          expect(engine.stats.extra.records ?? 0).toBeGreaterThan(0);
+          expect(counters.records).toBeGreaterThan(0);
         },
       ),
       { numRuns: 40 },
@@ -233,14 +232,14 @@ describe('a write of three times the journal', { timeout: 60_000 }, () => {
     const maxphys = 128 * K;
     const jsize = minJournalSize(512, maxphys);
     const disk = labeled({ two: true, dataSize: 3 * jsize + M, jsize, checksum: true });
-    const { dev, engine } = openDevice(disk, { maxphys, cacheLimit: 4 * M });
+    const { dev } = openDevice(disk, { maxphys, cacheLimit: 4 * M });
     dev.recover(false);
     const w = dev.writer();
     const input = randomBytes(kRandom(11), 3 * jsize);
     for (let o = 0; o < input.length; o += maxphys) w.write(o, input.subarray(o, Math.min(input.length, o + maxphys)));
-    w.finish();
-    expect(engine.stats.extra.switches ?? 0).toBeGreaterThan(3);
-    expect(engine.stats.extra.forcedSwitches ?? 0).toBeGreaterThan(0);
+    const counters = w.finish();
+    expect(counters.switches).toBeGreaterThan(3);
+    expect(counters.forcedSwitches).toBeGreaterThan(0);
     expect(kJournaledContents(disk, { maxphys }).subarray(0, input.length).equals(input)).toBe(true);
     const again = openDevice(disk).dev;
     expect(again.read(0, input.length).equals(input)).toBe(true);
@@ -279,8 +278,7 @@ describe('a write of three times the journal', { timeout: 60_000 }, () => {
         w.write(written, piece(i).subarray(0, len));
         written += len;
       }
-      w.sync();
-      expect(engine.stats.extra.forcedSwitches ?? 0).toBeGreaterThan(0);
+      expect(w.sync().forcedSwitches).toBeGreaterThan(0);
       for (let o = 0, i = 0; o < total; o += maxphys, i++) {
         const got = dp.read(o, Math.min(maxphys, total - o));
         expect(got.every((x) => x === (i & 0xff))).toBe(true);

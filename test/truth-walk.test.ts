@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkJournal } from '../src/journal/check.js';
 import { minJournalSize } from '../src/journal/format.js';
-import { MAXPHYS_128K, MAXPHYS_1M } from '../src/journal/walk.js';
+import { MAXPHYS_128K, MAXPHYS_1M } from '../src/util/maxphys.js';
 import { KernelJournal, kRandom } from './model/journal-kernel.js';
 import { DirectEngine, K, M, labeled, openDevice, providersOf, randomBytes } from './journal-engine-support.js';
 

@@ -4,9 +4,9 @@
 // built bin/geomctl once the session layer is in place.)
 
 import { describe, expect, it } from 'vitest';
-import { virstorCommands } from '../commands/virstor.js';
+import { virstorClass } from '../commands/virstor.js';
 import { Stacks } from '../src/geom/stack.js';
-import type { Context, ParsedOptions } from '../commands/framework.js';
+import { optionValues, type Context } from '../commands/framework.js';
 import { Output } from '../commands/output.js';
 import type { BufferType, Engine, EngineStats } from '../src/engine/types.js';
 import { GeomError, PartialFailure } from '../src/errors.js';
@@ -15,7 +15,7 @@ import type { Provider } from '../src/provider/provider.js';
 import { decodeVirstorMetadata } from '../src/virstor/metadata.js';
 
 const MiB = 1024 * 1024;
-// -m and -s as the option parser hands them over (kind 'bigsize', framework.ts).
+// -m and -s as the option parser hands them over (kind 'size64', framework.ts).
 const KiBn = 1024n;
 const MiBn = 1024n * KiBn;
 
@@ -36,8 +36,8 @@ function directEngine(providers: Provider[]): Engine {
   };
 }
 
-function harness(images: Record<string, Buffer>, json = false) {
-  const providers = new Map(Object.entries(images).map(([p, data]) => [p, new MemoryProvider(p, data)]));
+function harness(images: Record<string, Buffer>, json = false, mediaSectorSize = 512) {
+  const providers = new Map(Object.entries(images).map(([p, data]) => [p, new MemoryProvider(p, data, { mediaSectorSize })]));
   const stdout: string[] = [];
   const stderr: string[] = [];
   const stream = (sink: string[]) => ({ write: (s: string | Buffer) => sink.push(s.toString()), isTTY: false }) as unknown as NodeJS.WriteStream;
@@ -67,10 +67,12 @@ function harness(images: Record<string, Buffer>, json = false) {
       },
       warn: () => {},
     }),
+    addStats() {},
   });
-  const run = (verb: string, args: string[], opts: ParsedOptions = {}) => {
-    const spec = virstorCommands.find((c) => c.name === verb)!;
-    return spec.run(context(), args, opts);
+  // `given` as commander hands options over; the handler gets them parsed and defaulted.
+  const run = (verb: string, args: string[], given: Record<string, unknown> = {}) => {
+    const spec = virstorClass.commands.find((c) => c.name === verb)!;
+    return spec.run(context(), args, optionValues(spec.options, given));
   };
   return { run, stdout, stderr };
 }
@@ -129,6 +131,16 @@ describe('virstor label, dump and clear handlers', () => {
     await expect(async () => h.run('label', ['mydata', 'c0.img'], {})).rejects.toThrow('Device c0.img is too small');
     expect(c0.every((b) => b === 0xaa)).toBe(true);
     await expect(async () => h.run('label', ['mydata'], {})).rejects.toThrow(/needs a name and at least one image/);
+  });
+
+  it('--sectorsize below the medium\'s sectors: the refusal journal label gives (exit 1), images untouched', async () => {
+    const c0 = Buffer.alloc(64 * MiB, 0xaa);
+    const h = harness({ 'c0.img': c0 }, false, 4096);
+    const err = await (async () => h.run('label', ['mydata', 'c0.img'], { sectorsize: 512 }))().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GeomError);
+    expect((err as GeomError).exitStatus).toBe(1);
+    expect((err as GeomError).line).toBe("c0.img: sector size 512 is smaller than the medium's 4096; use --sectorsize 4096 or more");
+    expect(c0.every((b) => b === 0xaa)).toBe(true);
   });
 
   it('dump --json gives the fields', async () => {

@@ -18,6 +18,7 @@ import { RECORD_HEADER, UndoLogWriter, encodeRecord, fileLogStore, realPath, und
 import { RegistryError, type UndoRegistry } from './undo-registry.js';
 import { isZero } from '../util/zero.js';
 import { mergeRanges } from '../util/ranges.js';
+import { checkBounds, type IoOp } from '../provider/bounds.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -170,7 +171,7 @@ class BufferedEngine implements FlushEngine {
 
   readInto(image: number, offset: number, target: Buffer): void {
     const st = this.image(image);
-    this.checkRange(st, 'read', offset, target.length);
+    this.checkRequest(st, 'read', offset, target.length);
     const end = offset + target.length;
     if (this.wholeUncached(st, offset, end)) {
       // Whole blocks, none of them cached (a stream): one read straight into the
@@ -362,14 +363,18 @@ class BufferedEngine implements FlushEngine {
       this.failure ??= new GeomError('CRITICAL', `an aborted transaction on ${this.images[0]?.provider.path} awaits rollback (${log.path})`, 'the next geomctl command rolls it back');
       return;
     }
-    if (log) {
-      try {
-        log.remove();
-      } catch (err) {
-        throw this.fail(err, log.path, 'unlink', undefined);
-      }
-    }
+    this.removeLog(log);
     this.endTransaction();
+  }
+
+  /** The end of a transaction nothing needs to undo: its undo log goes (a failed unlink is a failure). */
+  private removeLog(log: UndoLogWriter | undefined): void {
+    if (!log) return;
+    try {
+      log.remove();
+    } catch (err) {
+      throw this.fail(err, log.path, 'unlink', undefined);
+    }
   }
 
   close(): void {
@@ -399,14 +404,7 @@ class BufferedEngine implements FlushEngine {
     this.flushType(VOLUME);
     this.barrierImages([...this.flushed]);
     if (!final) return;
-    const log = this.log;
-    if (log) {
-      try {
-        log.remove();
-      } catch (err) {
-        throw this.fail(err, log.path, 'unlink', undefined);
-      }
-    }
+    this.removeLog(this.log);
     this.endTransaction();
   }
 
@@ -680,11 +678,10 @@ class BufferedEngine implements FlushEngine {
     return st;
   }
 
-  private checkRange(st: ImageState, op: 'read' | 'write', offset: number, length: number): void {
+  /** A request inside the image (the provider's own check) and aligned to its sectors. */
+  private checkRequest(st: ImageState, op: IoOp, offset: number, length: number): void {
     const p = st.provider;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || offset + length > p.size) {
-      throw new IoError(p.path, op, offset, `${length} bytes would pass the end of the image (${p.size} bytes)`);
-    }
+    checkBounds(p.path, op, offset, length, p.size);
     if (offset % st.ss !== 0 || length % st.ss !== 0) {
       throw new IoError(p.path, op, offset, `${length} bytes not aligned to its ${st.ss}-byte sectors`);
     }
@@ -692,7 +689,7 @@ class BufferedEngine implements FlushEngine {
 
   private checkWrite(st: ImageState, offset: number, length: number): void {
     this.checkUsable();
-    this.checkRange(st, 'write', offset, length);
+    this.checkRequest(st, 'write', offset, length);
     if (!st.provider.writable) throw new IoError(st.provider.path, 'write', offset, 'EBADF (opened read-only)');
   }
 }

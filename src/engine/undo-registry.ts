@@ -25,6 +25,7 @@ import os from 'node:os';
 import nodePath from 'node:path';
 import { IoError, errnoOf } from '../errors.js';
 import type { ProviderIdentity } from '../provider/provider.js';
+import { identityFileName } from '../util/identity.js';
 
 export interface UndoRegistry {
   /** Points each image at `log`, durably when it returns: called before the log is created. */
@@ -41,8 +42,6 @@ export function registryDir(env: NodeJS.ProcessEnv): string {
   const state = env.XDG_STATE_HOME && nodePath.isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : nodePath.join(env.HOME || os.homedir(), '.local', 'state');
   return nodePath.join(state, 'geomctl');
 }
-
-const keyOf = (image: ProviderIdentity): string => `${image.dev}-${image.ino}`;
 
 function syncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -67,7 +66,7 @@ export class RegistryError extends IoError {
 
 /** The registry in a directory of the file system (created, mode 0700, on first use). */
 export function fileRegistry(dir: string): UndoRegistry {
-  const pointer = (image: ProviderIdentity): string => nodePath.join(dir, keyOf(image));
+  const pointer = (image: ProviderIdentity): string => nodePath.join(dir, identityFileName(image));
   return {
     record(images, log) {
       // What is being done, for the error: [operation, on what].

@@ -27,10 +27,11 @@ import {
 } from './metadata.js';
 import type { Extent } from './extent.js';
 import type { RangeSet } from './rangeset.js';
-import { chooseWalk, maxphysText, MAXPHYS_128K, MAXPHYS_1M, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
+import { chooseWalk, type Walk, type WalkChoice, type WalkGeometry, type WalkProgress } from './walk.js';
 import { JournalWriter, type MetadataUpdate } from './writer.js';
 import { randomU32 } from '../util/random.js';
 import { mergeRanges } from '../util/ranges.js';
+import { maxphysText, MAXPHYS_128K, MAXPHYS_1M } from '../util/maxphys.js';
 
 export type JournalState = 'CLEAN' | 'DIRTY' | 'BROKEN';
 

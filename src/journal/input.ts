@@ -3,33 +3,14 @@
 // journaled provider, as GEOM hands them to g_journal_start. A final partial
 // sector is completed with the provider's current bytes.
 
-import { fstatSync, readSync } from 'node:fs';
-import { GeomError, IoError, UsageError, errnoOf } from '../errors.js';
+import { fstatSync } from 'node:fs';
+import { GeomError, UsageError } from '../errors.js';
 import type { JournalDevice } from './device.js';
 import { alignedBuffer } from '../aligned.js';
 import { byteCount } from '../size.js';
 import { GJ_RECORD_MAX_ENTRIES } from './format.js';
-import { sleepSync } from '../util/sleep.js';
-
-/** Reads until `buf` is full or the input ends; returns the bytes read. Waits out EAGAIN on a non-blocking stdin. */
-function readFull(fd: number, buf: Buffer, name: string): number {
-  let got = 0;
-  while (got < buf.length) {
-    let n: number;
-    try {
-      n = readSync(fd, buf, got, buf.length - got, null);
-    } catch (err) {
-      if (errnoOf(err) === 'EAGAIN') {
-        sleepSync(10);
-        continue;
-      }
-      throw new IoError(name, 'read', undefined, errnoOf(err));
-    }
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}
+import { readFully } from '../util/read-fully.js';
+import type { WriterCounters } from './writer.js';
 
 /** The input's size when it is a regular file (so "past the end" is refused before anything changes). */
 export function inputSize(fd: number): number | undefined {
@@ -49,9 +30,31 @@ export function checkWriteRange(dev: JournalDevice, offset: number, length: numb
   }
 }
 
+/** What `journal write` did. */
+export interface JournalWriteResult {
+  /** Bytes of input written. */
+  bytes: number;
+  /** The maxphys its records were cut to. */
+  maxphys: number;
+  counters: WriterCounters;
+}
+
+/**
+ * `journal write` (journal.md, "write"): the input through the journal at
+ * `offset`, then the journal finished (Ordering 1); with `sync`, also copied
+ * to the data image and the device marked CLEAN, as sync does. The device
+ * must be CLEAN (recovered) first.
+ */
+export function writeJournal(dev: JournalDevice, fd: number, name: string, offset: number, o: { sync: boolean; onProgress?: (done: number) => void }): JournalWriteResult {
+  const bytes = writeFromFd(dev, fd, name, offset, o.onProgress);
+  const writer = dev.writer();
+  const counters = o.sync ? writer.sync() : writer.finish();
+  return { bytes, maxphys: writer.maxphys, counters };
+}
+
 /**
  * Streams `fd` into the device's writer at `offset`. Returns the bytes
- * written. The caller finishes the journal (writer.finish / sync).
+ * written. The journal stays open: writeJournal finishes it.
  *
  * The input goes through one page-aligned buffer of a record's worth of
  * requests (src/aligned.ts), lent to the writer and reused once those
@@ -74,7 +77,7 @@ export function writeFromFd(dev: JournalDevice, fd: number, name: string, offset
       used = 0;
     }
     const buf = arena.subarray(used, used + request);
-    const n = readFull(fd, buf, name);
+    const n = readFully(fd, buf, null, name);
     if (n === 0) break;
     const at = offset + done;
     const whole = Math.ceil(n / ss) * ss;

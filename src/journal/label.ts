@@ -7,7 +7,7 @@
 // superblock with FS_GJOURNAL set (tunefs.ts) to that transaction.
 
 import { GeomError, UsageError } from '../errors.js';
-import { checkIdOption, checkSectorSizeOption } from '../label-options.js';
+import { checkIdOption, checkSectorSizeFits, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
 import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
@@ -27,13 +27,12 @@ import {
   type JournalMetadataFields,
 } from './metadata.js';
 import { randomU32 } from '../util/random.js';
+import { DEFAULT_MAXPHYS } from '../util/maxphys.js';
 
 /** gjournal label's default journal size for one provider: 1 GiB. */
 export const DEFAULT_JSIZE = 1073741824;
 /** gjournal label's smallest -s: 100 MiB. */
 export const MIN_JSIZE = 104857600;
-/** The kernel maxphys new journals are checked against unless --maxphys says otherwise (FreeBSD 13+, 64-bit). */
-export const DEFAULT_MAXPHYS = 1048576;
 /** md_provider holds at most 15 bytes and a NUL. */
 export const MAX_HARDCODED_NAME = 15;
 
@@ -46,8 +45,8 @@ export interface JournalLabelOptions {
   lookup?: GeomLookup;
   /** -h: hardcode each image's base name in md_provider. */
   hardcode?: boolean;
-  /** -s: journal size, one image only. */
-  jsize?: number;
+  /** -s: journal size, one image only; a 64-bit size (jstart and jend are), refused when the image cannot hold it. */
+  jsize?: number | bigint;
   /** --id: md_id instead of a random one. */
   id?: number;
   /** --sectorsize: default the medium's sector size (512 for image files). */
@@ -87,7 +86,7 @@ function checkSectorSize(engine: Engine, opts: JournalLabelOptions): number[] {
   checkSectorSizeOption(opts.sectorSize);
   return engine.providers.map((p) => {
     const ss = opts.sectorSize ?? Math.max(512, p.mediaSectorSize);
-    if (ss < p.mediaSectorSize) throw refused(`${p.path}: sector size ${ss} is smaller than the medium's ${p.mediaSectorSize}`, `use --sectorsize ${p.mediaSectorSize} or more`);
+    checkSectorSizeFits(ss, p);
     if (p.size % ss !== 0) throw refused(`${p.path}: its size ${p.size} is not a multiple of the sector size ${ss}`);
     return ss;
   });
@@ -123,12 +122,12 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   if (images.length === 1) {
     const sb = opts.force || opts.gjournal ? undefined : holdsUfs(engine, 0);
     if (sb) throw refused(`File system exists on ${data.path} and this operation would destroy it`, FORCE_HINT);
-    const jsize = opts.jsize ?? DEFAULT_JSIZE;
+    const jsize = BigInt(opts.jsize ?? DEFAULT_JSIZE);
     if (opts.jsize !== undefined) {
       if (jsize < MIN_JSIZE) throw refused(`${data.path}: Journal too small: -s ${jsize} is below ${MIN_JSIZE} (${humanize(MIN_JSIZE)})`, `use -s ${humanize(MIN_JSIZE)} or more`);
-      if (jsize % dss !== 0) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
+      if (jsize % BigInt(dss) !== 0n) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
     }
-    if (jsize + dss >= data.size) {
+    if (jsize + BigInt(dss) >= BigInt(data.size)) {
       // FreeBSD's text names the default; a -s the user gave is named as such, with what would fit.
       if (opts.jsize === undefined) throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
       const largest = data.size - 2 * dss; // a data area of one sector at least
@@ -137,7 +136,7 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
         largest >= MIN_JSIZE ? `use -s ${largest} or less` : `a journal needs at least -s ${humanize(MIN_JSIZE)}: use an image larger than ${MIN_JSIZE + dss} bytes`,
       );
     }
-    jstart = data.size - dss - jsize;
+    jstart = data.size - dss - Number(jsize);
     jend = data.size - dss;
   } else {
     if (!opts.force) {

@@ -12,7 +12,8 @@ import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
 import { JOURNAL_STATE_TONE } from './listing.js';
 import { PLAIN, type TextStyle } from '../style.js';
-import { chooseWalk, maxphysText, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
+import { maxphysText } from '../util/maxphys.js';
+import { chooseWalk, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
 
 export interface ScanWalk {
   maxphys: number;

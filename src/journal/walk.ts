@@ -19,9 +19,8 @@ import { journalExtent, sliceExtent, type Extent } from './extent.js';
 import { EntryLog, newestWins } from './newest.js';
 import { RangeSet } from './rangeset.js';
 import { alignedBuffer } from '../aligned.js';
+import { MAXPHYS_128K, MAXPHYS_1M } from '../util/maxphys.js';
 
-export const MAXPHYS_1M = 1024 * 1024;
-export const MAXPHYS_128K = 128 * 1024;
 
 /** Reads `length` bytes of the journal provider at `offset`. */
 export type JournalRead = (offset: number, length: number) => Buffer;
@@ -347,11 +346,6 @@ export interface WalkChoice {
    * given maxphys would throw them away. Verbs that write refuse, -f or not.
    */
   fewer: boolean;
-}
-
-/** 1048576 -> "1M", 131072 -> "128k": a maxphys as --maxphys takes it. */
-export function maxphysText(n: number): string {
-  return n % MAXPHYS_1M === 0 ? `${n / MAXPHYS_1M}M` : `${n / 1024}k`;
 }
 
 /** The maxphys of FreeBSD's other world (1M and 128k); none for any other value (tests walk with small ones). */

@@ -23,7 +23,7 @@ import { GeomError } from '../errors.js';
 import { BlobCache, memoryExtent, sliceExtent, type Blob, type Extent } from './extent.js';
 import { GJ_RECORD_MAX_ENTRIES, encodeJournalHeader, encodeRecordHeader, type JournalEntry } from './format.js';
 import { RangeSet, type Range } from './rangeset.js';
-import { bump, copyToData, fillFromExtents, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
+import { copyToData, fillFromExtents, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
 import { JournalSpace } from './space.js';
 import type { WalkGeometry } from './walk.js';
 import { alignedBuffer } from '../aligned.js';
@@ -67,6 +67,23 @@ interface FinishedJournal {
   set: RangeSet<Extent>;
 }
 
+/**
+ * What a writer did: its own counters (--stats prints them after the
+ * engine's), returned by finish() and sync().
+ */
+export interface WriterCounters {
+  /** Bytes of queued writes that newer writes replaced before they reached a record. */
+  skippedBytes: number;
+  /** Records written to the journal. */
+  records: number;
+  /** Queued ranges gathered into a neighbour's record entry (g_journal_optimize). */
+  combined: number;
+  /** Journals finished (g_journal_switch). */
+  switches: number;
+  /** Of those, the ones a full journal space forced. */
+  forcedSwitches: number;
+}
+
 /** Where a journal was: its header's offset and id. */
 export interface JournalRef {
   offset: number;
@@ -91,6 +108,7 @@ export class JournalWriter {
   private finished: FinishedJournal[] = [];
   /** The newest journal finished by this writer. */
   private newestRef: JournalRef | undefined;
+  private readonly counts: WriterCounters = { skippedBytes: 0, records: 0, combined: 0, switches: 0, forcedSwitches: 0 };
 
   constructor(o: WriterOptions) {
     this.o = o;
@@ -139,18 +157,24 @@ export class JournalWriter {
     }
     for (let o = 0; o < data.length; o += this.o.maxphys) {
       const piece = data.subarray(o, Math.min(o + this.o.maxphys, data.length));
-      bump(this.o.io.stats, 'skippedBytes', this.queue.insert(offset + o, offset + o + piece.length, memoryExtent(piece, lent)));
+      this.counts.skippedBytes += this.queue.insert(offset + o, offset + o + piece.length, memoryExtent(piece, lent));
     }
     while (this.queue.bytes >= this.space.rmax - this.ss || this.queue.size >= GJ_RECORD_MAX_ENTRIES) this.flushRecord();
   }
 
+  /** What this writer has done so far. */
+  get counters(): WriterCounters {
+    return { ...this.counts };
+  }
+
   /**
    * The end of a command's writes (Ordering 1): the last records, then the
-   * header that finishes the active journal. Returns whether a journal was finished.
+   * header that finishes the active journal. Returns the counters.
    */
-  finish(): boolean {
+  finish(): WriterCounters {
     this.flush();
-    return this.finishActive();
+    this.finishActive();
+    return this.counters;
   }
 
   /** Writes everything queued as records of the active journal (which stays open): lent buffers are free again. */
@@ -158,11 +182,12 @@ export class JournalWriter {
     while (this.queue.size > 0) this.flushRecord();
   }
 
-  /** `sync`: finish, copy everything to the data image, mark CLEAN (Ordering 2 and 3). */
-  sync(): void {
+  /** `sync`: finish, copy everything to the data image, mark CLEAN (Ordering 2 and 3). Returns the counters. */
+  sync(): WriterCounters {
     this.finish();
     this.copyFinished();
     this.markClean();
+    return this.counters;
   }
 
   /**
@@ -199,7 +224,7 @@ export class JournalWriter {
       }
       // The protected span would grow too large: switch, copy, move the metadata.
       this.switchJournal();
-      bump(this.o.io.stats, 'forcedSwitches');
+      this.counts.forcedSwitches++;
       return;
     }
     this.writeRecord(active, this.takeEntries(size - this.ss));
@@ -220,7 +245,7 @@ export class JournalWriter {
       const one = run.length === 1 || first.end - first.start >= len;
       // Bytes gathered from several ranges are a fresh copy, ours to keep.
       out.push({ offset: first.start, data: this.bytesOf(run, first.start, len), keep: !one || first.value.blob.lent !== true });
-      if (run.length > 1) bump(this.o.io.stats, 'combined', run.length - 1);
+      if (run.length > 1) this.counts.combined += run.length - 1;
       left -= len;
     }
     for (const e of out) this.queue.delete(e.offset, e.offset + e.data.length);
@@ -263,13 +288,13 @@ export class JournalWriter {
     });
     active.records++;
     this.vW = vStart + (joffset - at);
-    bump(io.stats, 'records');
+    this.counts.records++;
   }
 
   /** g_journal_switch's first half: the header that finishes the active journal (Ordering 1). */
-  private finishActive(): boolean {
+  private finishActive(): void {
     const active = this.active;
-    if (!active || active.records === 0) return false;
+    if (!active || active.records === 0) return;
     const { io, journal, data } = this.o;
     io.barrier([journal]);
     const vT = this.space.place(this.vW);
@@ -287,8 +312,7 @@ export class JournalWriter {
     }
     this.active = { v: vT, id: active.nextId, nextId, set: new RangeSet(sliceExtent), records: 0 };
     this.vW = vT + this.ss;
-    bump(io.stats, 'switches');
-    return true;
+    this.counts.switches++;
   }
 
   /** Finish the active journal, copy, move the metadata: room for the next journal. */

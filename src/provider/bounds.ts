@@ -8,7 +8,7 @@ import { IoError } from '../errors.js';
 export type IoOp = 'read' | 'write';
 
 /** Throws IoError unless [offset, offset + length) lies inside a provider of `size` bytes. */
-export function checkRange(path: string, op: IoOp, offset: number, length: number, size: number): void {
+export function checkBounds(path: string, op: IoOp, offset: number, length: number, size: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) {
     throw new IoError(path, op, offset, 'invalid offset');
   }

@@ -9,10 +9,11 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { fsExt } from '../fs-ext.js';
 import { GeomError, IoError, errnoOf } from '../errors.js';
-import { checkRange } from './bounds.js';
+import { checkBounds } from './bounds.js';
 import { readDataRegions, seekDataRegions } from './holes.js';
 import type { Provider, ProviderIdentity } from './provider.js';
 import { Writeback } from './writeback.js';
+import { readFully } from '../util/read-fully.js';
 
 export interface OpenImageOptions {
   write: boolean;
@@ -29,7 +30,7 @@ export interface BlockGeometry {
 
 /** An image file's sector: files have no sector size of their own, GEOM's md(4) uses 512. */
 const FILE_SECTOR = 512;
-/** fs.readSync/writeSync refuse lengths of 2 GiB and more; bigger requests loop. */
+/** fs.writeSync refuses lengths of 2 GiB and more; bigger requests loop (reads: util/read-fully.ts). */
 const MAX_CHUNK = 1 << 30;
 
 /** Splits a Linux dev_t (st_dev, st_rdev) into major and minor, as glibc's major()/minor(). */
@@ -144,19 +145,10 @@ export class FileProvider implements Provider {
   }
 
   readInto(offset: number, target: Buffer): void {
-    checkRange(this.path, 'read', offset, target.length, this.size);
-    let done = 0;
-    while (done < target.length) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd, target, done, Math.min(target.length - done, MAX_CHUNK), offset + done);
-      } catch (err) {
-        throw new IoError(this.path, 'read', offset + done, errnoOf(err));
-      }
-      // The size was checked above, so a short read means the file shrank under us.
-      if (n === 0) throw new IoError(this.path, 'read', offset + done, 'unexpected end of file', 'the image shrank while geomctl was using it');
-      done += n;
-    }
+    checkBounds(this.path, 'read', offset, target.length, this.size);
+    const n = readFully(this.fd, target, offset, this.path);
+    // The size was checked above, so a short read means the file shrank under us.
+    if (n < target.length) throw new IoError(this.path, 'read', offset + n, 'unexpected end of file', 'the image shrank while geomctl was using it');
   }
 
   /**
@@ -173,7 +165,7 @@ export class FileProvider implements Provider {
 
   write(offset: number, data: Buffer): void {
     if (!this.writable) throw new IoError(this.path, 'write', offset, 'EBADF (opened read-only)');
-    checkRange(this.path, 'write', offset, data.length, this.size);
+    checkBounds(this.path, 'write', offset, data.length, this.size);
     let done = 0;
     while (done < data.length) {
       try {

@@ -13,6 +13,15 @@ export function identityKey(id: FileIdentity): string {
   return `${id.dev}:${id.ino}`;
 }
 
+/**
+ * "dev-ino", a file's name in a directory of keys shared by every geomctl
+ * process (lock files, the undo registry's pointers): an on-disk format, so
+ * it never changes. A bigint stat's fields give the same text.
+ */
+export function identityFileName(id: { readonly dev: number | bigint; readonly ino: number | bigint }): string {
+  return `${id.dev}-${id.ino}`;
+}
+
 export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }

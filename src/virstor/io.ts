@@ -6,12 +6,12 @@
 // metadata (VOLUME) — one engine transaction, so the command is all or nothing
 // (data overwritten in place in chunks allocated before is the carve-out).
 
-import { readSync } from 'node:fs';
-import { GeomError, UsageError, IoError, errnoOf } from '../errors.js';
+import { GeomError, UsageError, IoError } from '../errors.js';
 import { alignedBuffer } from '../aligned.js';
 import { byteCount } from '../size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
+import { readFully } from '../util/read-fully.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 import type { BufferType } from '../engine/types.js';
 
@@ -36,17 +36,8 @@ export function fileSource(fd: number, length: number, path: string): WriteSourc
   return {
     length,
     read(position, target) {
-      let done = 0;
-      while (done < target.length) {
-        let n: number;
-        try {
-          n = readSync(fd, target, done, target.length - done, position + done);
-        } catch (err) {
-          throw new IoError(path, 'read', position + done, errnoOf(err));
-        }
-        if (n === 0) throw new IoError(path, 'read', position + done, 'unexpected end of file');
-        done += n;
-      }
+      const n = readFully(fd, target, position, path);
+      if (n < target.length) throw new IoError(path, 'read', position + n, 'unexpected end of file');
     },
   };
 }
@@ -67,7 +58,7 @@ function readPhysical(dev: VirstorDevice, image: number, offset: number, length:
 }
 
 /** Refuses a range outside the virtual device (read and write check it first; the read command before it opens -O). */
-export function checkRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
+export function checkVirtualRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`invalid offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`invalid length ${length}`);
   if (offset + length > dev.size) {
@@ -110,7 +101,7 @@ function forEachChunkPiece(dev: VirstorDevice, offset: number, length: number, f
  * during the call (buffers are reused).
  */
 export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void, pieceSize = READ_BLOCK): void {
-  checkRange(dev, offset, length, 'read');
+  checkVirtualRange(dev, offset, length, 'read');
   // At most IO_BLOCK: unallocated pieces are views of ZEROS.
   const size = Math.min(pieceSize, IO_BLOCK);
   const buf = alignedBuffer(size);
@@ -138,7 +129,7 @@ export function readVirstor(dev: VirstorDevice, offset: number, length: number, 
  * unallocated one is zero-filled; no intermediate buffer, no copy.
  */
 export function readVirstorInto(dev: VirstorDevice, offset: number, target: Buffer): void {
-  checkRange(dev, offset, target.length, 'read');
+  checkVirtualRange(dev, offset, target.length, 'read');
   forEachChunkPiece(dev, offset, target.length, (v, inChunk, len, pos) => {
     const e = dev.entry(v);
     const piece = target.subarray(pos, pos + len);
@@ -245,7 +236,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) {
     throw new UsageError(`virstor ${dev.name}: offset ${offset} is not a multiple of the sector size (${ss})`, `use an -o that is a multiple of ${ss}`);
   }
-  checkRange(dev, offset, src.length, 'write');
+  checkVirtualRange(dev, offset, src.length, 'write');
   const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
   if (src.length === 0) return result;
   const input = new CompletedInput(src, dev, offset);

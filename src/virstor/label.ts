@@ -21,12 +21,10 @@ import {
   type VirstorMetadata,
 } from './metadata.js';
 import { identityKey } from '../util/identity.js';
-import { randomU32 } from '../util/random.js';
 
-/** gvirstor's defaults (GVIRSTOR_CHUNK_SIZE, GVIRSTOR_VIR_SIZE) and FreeBSD 13+'s 64-bit MAXPHYS. */
+/** gvirstor's defaults (GVIRSTOR_CHUNK_SIZE, GVIRSTOR_VIR_SIZE). */
 export const DEFAULT_CHUNK_SIZE = 4n << 20n;
 export const DEFAULT_VIRSIZE = 2n << 40n;
-export const DEFAULT_MAXPHYS = 1 << 20;
 
 const U16_MAX = 0xffffn;
 const U32_MAX = 0xffffffffn;
@@ -57,7 +55,7 @@ export interface VirstorLabelInput {
   maxphys: number;
   /** -h: record each component's provider name. */
   hardcode: boolean;
-  /** md_id: --id, or randomVirstorId(). */
+  /** md_id: --id, or a random one (randomU32, FreeBSD's arc4random()). */
   id: number;
 }
 
@@ -91,11 +89,6 @@ export interface VirstorLabelResult {
 
 function refuse(message: string, hint?: string): never {
   throw new GeomError('REFUSED', message, hint);
-}
-
-/** A random md_id, as FreeBSD's arc4random(). */
-export function randomVirstorId(): number {
-  return randomU32();
 }
 
 function isPowerOfTwo(n: number): boolean {

@@ -341,7 +341,7 @@ export function checkDevice(host: VirstorHost, name: string, onProgress?: MapPro
 }
 
 /** One run of virtual chunks mapped to consecutive chunks of one component. */
-export interface Extent {
+export interface MapExtent {
   virtualChunk: number;
   chunks: number;
   component: number;
@@ -354,10 +354,10 @@ export interface Extent {
 }
 
 /** The allocated extents, coalesced, in virtual order; streamed (the map may be huge). */
-export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Generator<Extent> {
+export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Generator<MapExtent> {
   const cs = dev.chunkSize;
-  let run: Extent | undefined;
-  const make = (v: number, no: number, chunk: number): Extent => {
+  let run: MapExtent | undefined;
+  const make = (v: number, no: number, chunk: number): MapExtent => {
     const c = dev.components[no] as VirstorComponent;
     return { virtualChunk: v, chunks: 1, component: no, path: c.path, physicalChunk: chunk, offset: v * cs, length: cs, physicalOffset: chunk * cs };
   };
@@ -391,7 +391,7 @@ export const MAP_HEADER = 'Offset          Length          Mapped to       File'
  * One extent as a line of `qemu-img map` (file = the component image), chunk
  * ranges appended; `style` tells the columns apart on a terminal.
  */
-export function formatExtent(e: Extent, style: TextStyle = PLAIN): string {
+export function formatExtent(e: MapExtent, style: TextStyle = PLAIN): string {
   const last = (first: number): string => (e.chunks === 1 ? `${first}` : `${first}-${first + e.chunks - 1}`);
   const columns = `${hexColumn(e.offset, 0, style)}${hexColumn(e.length, 1, style)}${hexColumn(e.physicalOffset, 2, style)}`;
   return `${columns}${style.column(e.path, 3)} (chunks ${last(e.virtualChunk)} -> component ${e.component} chunks ${last(e.physicalChunk)})`;

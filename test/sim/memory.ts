@@ -5,7 +5,7 @@
 
 import nodePath from 'node:path';
 import { IoError } from '../../src/errors.js';
-import { checkRange } from '../../src/provider/bounds.js';
+import { checkBounds } from '../../src/provider/bounds.js';
 import type { Provider, ProviderIdentity } from '../../src/provider/provider.js';
 
 export interface MemoryProviderOptions {
@@ -49,14 +49,14 @@ export class MemoryProvider implements Provider {
 
   readInto(offset: number, target: Buffer): void {
     this.checkOpen('read', offset);
-    checkRange(this.path, 'read', offset, target.length, this.size);
+    checkBounds(this.path, 'read', offset, target.length, this.size);
     this.data.copy(target, 0, offset, offset + target.length);
   }
 
   write(offset: number, data: Buffer): void {
     this.checkOpen('write', offset);
     if (!this.writable) throw new IoError(this.path, 'write', offset, 'EBADF (opened read-only)');
-    checkRange(this.path, 'write', offset, data.length, this.size);
+    checkBounds(this.path, 'write', offset, data.length, this.size);
     data.copy(this.data, offset);
   }
 
