@@ -172,3 +172,20 @@ describe('the normaliser', () => {
     expect(() => expectGolden('no-such-golden.txt', 'x')).toThrow(/test\/golden\/no-such-golden\.txt is missing: run this test with GEOMCTL_UPDATE_GOLDEN=1/);
   });
 });
+
+describe('a stack', () => {
+  it('list, status and dump of a journal on virstor/thin and the virstor below it', () => {
+    const st = scratch('geomctl-golden-stack-');
+    try {
+      const run = (args: string[]): void => expect(geomctl(args, { cwd: st.dir }).status, args.join(' ')).toBe(0);
+      sparseImage(`${st.dir}/c0.img`, 400 * M);
+      run(['virstor', 'label', '--id', '4343', '-s', '1G', '-m', '4M', 'thin', 'c0.img']);
+      run(['journal', 'label', '--id', '4444', '-s', '128M', 'virstor/thin']);
+      writeFileSync(`${st.dir}/a.bin`, pattern(256 * 1024, 1));
+      run(['journal', 'write', '-o', '1M', '-i', 'a.bin', 'virstor/thin']);
+      expectTranscript('stack.txt', st.dir, [['status'], ['list'], ['journal', 'status', '-s', 'virstor/thin.journal'], ['journal', 'dump', 'virstor/thin'], ['virstor', 'list', 'thin'], ['--json', 'list', 'virstor/thin.journal']], { keep: KEEP });
+    } finally {
+      st.cleanup();
+    }
+  });
+});
