@@ -17,7 +17,6 @@ import {
 import { journalGeomName } from '../src/journal/listing.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type Context, type OptionSpec } from './framework.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
-import { statSync } from 'node:fs';
 import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
 import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
@@ -26,7 +25,8 @@ import { exportJournaled, streamJournaled } from '../src/journal/export.js';
 import { checkWriteRange, writeJournal, type JournalWriteResult } from '../src/journal/input.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { sayWhenReadingTerminal } from './stdin.js';
-import { groupJournalImages, journalImages } from '../src/journal/resolve.js';
+import { journalImages } from '../src/journal/resolve.js';
+import { discoverJournals } from '../src/journal/discover.js';
 import { journalImageOf } from '../src/naming.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
@@ -37,7 +37,6 @@ import type { Provider } from '../src/provider/provider.js';
 import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import type { Progress } from './output.js';
 import { tuneGjournal, ufsSummary, type GjournalFlagChange } from '../src/journal/tunefs.js';
-import { identityKey } from '../src/util/identity.js';
 import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
 function verboseOf(ctx: Context, opts: { verbose: boolean }): boolean {
@@ -453,11 +452,11 @@ function syncAll(ctx: Context, force: boolean): void {
   rollBackCandidates(candidateImages([], ctx.global.dirs), ctx.global.dirs, (paths) => ctx.openSession(paths, { write: true }));
   // An image another process holds is not passed over: its journal would go unsynced unseen.
   const tasted = tastedJournals(ctx, [], { lockedFails: true });
-  const { groups, problems } = groupJournalImages(tasted.paths, tasted.untasted);
-  for (const p of problems) ctx.out.warn(p.error.line);
+  const found = discoverJournals(tasted.paths, [], tasted.untasted, (p) => ctx.stacks.probe(p));
+  for (const w of found.warnings) ctx.out.warn(w);
   const failures = [...tasted.failures];
   const devices: Record<string, unknown>[] = [];
-  for (const g of groups) {
+  for (const g of found.groups) {
     try {
       withDevice(ctx, { data: g.data, jimg: g.journal }, { write: true }, (dev) => devices.push(syncDevice(ctx, dev, force, true)));
     } catch (err) {
@@ -644,16 +643,6 @@ const tunefsCommand = defineCommand({
   },
 });
 
-/** An image's identity (device and inode), so that "./a.img" and "a.img" are one; the path when it cannot be stat()ed. */
-function imageKey(path: string): string {
-  try {
-    const st = statSync(path);
-    return identityKey(st);
-  } catch {
-    return path;
-  }
-}
-
 /** Journal devices for list and status, and what went wrong with the images named. */
 interface JournalListing {
   devices: JournalListingDevice[];
@@ -661,28 +650,16 @@ interface JournalListing {
 }
 
 /**
- * The journal devices among `paths` (tasted as JOURNAL), opened read-only, as
- * list and status show them; with images `named`, only the devices those
- * belong to. What the kernel would log and ignore (metadata that does not
- * decode, a half without its other half, a device that does not open) is a
- * failure when it concerns a named image — the user asked for it — and
- * otherwise a warning, as the kernel's log line is.
+ * The journal devices among `paths` (tasted as JOURNAL), found by the class's
+ * discovery policy (src/journal/discover.ts) and opened read-only, as list
+ * and status show them.
  */
 function journalDevices(ctx: Context, paths: string[], named: string[], untasted: GeomError[] = []): JournalListing {
-  const wanted = new Set(named.map(imageKey));
-  const concernsNamed = (images: string[]): boolean => images.some((p) => wanted.has(imageKey(p)));
-  const failures: GeomError[] = [];
-  const { groups, problems } = groupJournalImages(paths, untasted, (p) => ctx.stacks.probe(p));
-  for (const p of problems) {
-    const mine = concernsNamed(p.paths);
-    if (named.length && !mine) continue;
-    if (mine && !p.warning) failures.push(p.error);
-    else ctx.out.warn(p.error.line);
-  }
+  const found = discoverJournals(paths, named, untasted, (p) => ctx.stacks.probe(p));
+  for (const w of found.warnings) ctx.out.warn(w);
+  const failures = [...found.failures];
   const devices: JournalListingDevice[] = [];
-  for (const g of groups) {
-    const images = g.journal ? [g.data, g.journal] : [g.data];
-    if (named.length && !concernsNamed(images)) continue;
+  for (const g of found.groups) {
     try {
       withDevice(ctx, { data: g.data, jimg: g.journal }, { write: false, progress: false }, (dev) => {
         const shortfall = dev.maxphysShortfall;
@@ -694,7 +671,7 @@ function journalDevices(ctx: Context, paths: string[], named: string[], untasted
       });
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
-      if (concernsNamed(images)) failures.push(err);
+      if (found.concernsNamed(g.journal ? [g.data, g.journal] : [g.data])) failures.push(err);
       else ctx.out.warn(err.line);
     }
   }
