@@ -146,6 +146,31 @@ export function readVirstorInto(dev: VirstorDevice, offset: number, target: Buff
   });
 }
 
+/**
+ * readVirstorInto with the component reads on libuv's thread pool (the
+ * engine's readIntoAsync): the map is looked up now, so the read sees every
+ * write made before the call. A chunk, once allocated, never moves, so only
+ * a later write to the same range can change what it reads.
+ */
+export function readVirstorIntoAsync(dev: VirstorDevice, offset: number, target: Buffer): Promise<void> {
+  checkRange(dev, offset, target.length, 'read');
+  const engine = dev.engine;
+  if (!engine.readIntoAsync) {
+    readVirstorInto(dev, offset, target);
+    return Promise.resolve();
+  }
+  const readAsync = engine.readIntoAsync.bind(engine);
+  const reads: Promise<void>[] = [];
+  forEachChunkPiece(dev, offset, target.length, (v, inChunk, len, pos) => {
+    const e = dev.entry(v);
+    const piece = target.subarray(pos, pos + len);
+    if (isAllocated(e)) reads.push(readAsync(e.providerNo, e.providerChunk * dev.chunkSize + inChunk, piece));
+    else piece.fill(0);
+  });
+  if (reads.length === 1) return reads[0] as Promise<void>;
+  return Promise.all(reads).then(() => undefined);
+}
+
 /** [offset, offset+length) of the device as one buffer (small ranges). */
 export function readVirstorRange(dev: VirstorDevice, offset: number, length: number): Buffer {
   const out = Buffer.alloc(length);
