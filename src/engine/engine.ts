@@ -18,6 +18,7 @@ import { RECORD_HEADER, UndoLogWriter, encodeRecord, fileLogStore, realPath, und
 import { RegistryError, type UndoRegistry } from './undo-registry.js';
 import { isZero } from '../util/zero.js';
 import { mergeRanges } from '../util/ranges.js';
+import { allSettled } from '../util/settle.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -204,8 +205,7 @@ class BufferedEngine implements FlushEngine {
       this.stats.cacheMisses += Math.ceil((end - offset) / st.blockSize);
       direct(offset, target);
     } else this.readBlocks(image, st, offset, target, direct);
-    if (reads.length === 1) return reads[0] as Promise<void>;
-    return Promise.all(reads).then(() => undefined);
+      return allSettled(reads);
   }
 
   dataRegions(image: number, offset: number, length: number): (readonly [number, number])[] {

@@ -13,6 +13,7 @@ import { byteCount } from '../size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
+import { allSettled } from '../util/settle.js';
 
 /** The bytes to write: an input of known length read at positions. */
 export interface WriteSource {
@@ -167,8 +168,7 @@ export function readVirstorIntoAsync(dev: VirstorDevice, offset: number, target:
     if (isAllocated(e)) reads.push(readAsync(e.providerNo, e.providerChunk * dev.chunkSize + inChunk, piece));
     else piece.fill(0);
   });
-  if (reads.length === 1) return reads[0] as Promise<void>;
-  return Promise.all(reads).then(() => undefined);
+  return allSettled(reads);
 }
 
 /** [offset, offset+length) of the device as one buffer (small ranges). */
