@@ -205,7 +205,7 @@ class BufferedEngine implements FlushEngine {
       this.stats.cacheMisses += Math.ceil((end - offset) / st.blockSize);
       direct(offset, target);
     } else this.readBlocks(image, st, offset, target, direct);
-      return allSettled(reads);
+    return allSettled(reads);
   }
 
   dataRegions(image: number, offset: number, length: number): (readonly [number, number])[] {
