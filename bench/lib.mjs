@@ -59,7 +59,13 @@ export function timeCommand(argv, { runs = 7, setup, ...opts } = {}) {
  * rounds of each in turn — so that a neighbour's load hits all of them alike.
  * `cases` maps a name to { argv, setup?, shell?, env?, cwd? }; returns name -> median seconds.
  */
-export function timeInterleaved(cases, { runs = 5 } = {}) {
+export function timeInterleaved(cases, opts = {}) {
+  const times = timeInterleavedRuns(cases, opts);
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+}
+
+/** timeInterleaved's rounds: name -> the seconds of every timed run, in order. */
+export function timeInterleavedRuns(cases, { runs = 5 } = {}) {
   const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   for (let i = 0; i <= runs; i++) {
     for (const [name, c] of Object.entries(cases)) {
@@ -69,7 +75,7 @@ export function timeInterleaved(cases, { runs = 5 } = {}) {
       if (i > 0) times[name].push(seconds);
     }
   }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  return times;
 }
 
 /** Runs argv and returns its stdout (a string); throws when it fails. */

@@ -19,6 +19,7 @@ import { RegistryError, type UndoRegistry } from './undo-registry.js';
 import { isZero } from '../util/zero.js';
 import { mergeRanges } from '../util/ranges.js';
 import { checkBounds, type IoOp } from '../provider/bounds.js';
+import { allSettled } from '../util/settle.js';
 
 /** Cache granularity, HAMMER's HAMMER_BUFSIZE: small enough that a scattered sector costs little to load. */
 export const DEFAULT_BLOCK_SIZE = 16 * 1024;
@@ -182,7 +183,30 @@ class BufferedEngine implements FlushEngine {
       this.providerRead(st, offset, target);
       return;
     }
-    this.readBlocks(image, st, offset, target);
+    this.readBlocks(image, st, offset, target, (at, piece) => this.providerRead(st, at, piece));
+  }
+
+  readIntoAsync(image: number, offset: number, target: Buffer): Promise<void> {
+    const st = this.image(image);
+    const provider = st.provider;
+    if (!provider.readIntoAsync) {
+      this.readInto(image, offset, target);
+      return Promise.resolve();
+    }
+    const readAsync = provider.readIntoAsync.bind(provider);
+    this.checkRequest(st, 'read', offset, target.length);
+    const reads: Promise<void>[] = [];
+    const direct = (at: number, piece: Buffer): void => {
+      reads.push(readAsync(at, piece));
+      this.stats.reads++;
+      this.stats.readBytes += piece.length;
+    };
+    const end = offset + target.length;
+    if (this.wholeUncached(st, offset, end)) {
+      this.stats.cacheMisses += Math.ceil((end - offset) / st.blockSize);
+      direct(offset, target);
+    } else this.readBlocks(image, st, offset, target, direct);
+    return allSettled(reads);
   }
 
   dataRegions(image: number, offset: number, length: number): (readonly [number, number])[] {
@@ -212,7 +236,7 @@ class BufferedEngine implements FlushEngine {
   }
 
   /** readInto block by block: cached blocks are copied, runs of whole uncached blocks read directly, partial ones loaded. */
-  private readBlocks(image: number, st: ImageState, offset: number, target: Buffer): void {
+  private readBlocks(image: number, st: ImageState, offset: number, target: Buffer, direct: (offset: number, target: Buffer) => void): void {
     const end = offset + target.length;
     let pos = offset;
     while (pos < end) {
@@ -237,7 +261,7 @@ class BufferedEngine implements FlushEngine {
           stop = s + l;
           this.stats.cacheMisses++;
         }
-        this.providerRead(st, pos, target.subarray(pos - offset, stop - offset));
+        direct(pos, target.subarray(pos - offset, stop - offset));
         pos = stop;
         continue;
       }

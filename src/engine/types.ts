@@ -70,6 +70,15 @@ export interface Engine {
   /** Reads into `target` (all of it) from `offset`, through the cache, without allocating. */
   readInto(image: number, offset: number, target: Buffer): void;
   /**
+   * readInto whose reads of the image run on libuv's thread pool: what the
+   * cache holds is copied before it returns, the rest is read from the image
+   * when the promise settles. A write made meanwhile may or may not show in
+   * the bytes read from the image (as with two NBD requests in flight at
+   * once), so callers use it only where the image's bytes under the read
+   * change by writes to the same range alone. Optional: callers fall back to readInto.
+   */
+  readIntoAsync?(image: number, offset: number, target: Buffer): Promise<void>;
+  /**
    * Gives up the transaction: dirty buffers are dropped; when no VOLUME or META
    * byte reached the disk the undo log is deleted, otherwise it stays so the
    * next command rolls the images back.

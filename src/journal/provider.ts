@@ -58,11 +58,15 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     writable: true,
     read: (offset, target) => dev.readInto(offset, target),
     write(offset, data, opts = {}) {
-      // The writer keeps what it is given until the journal is copied: a copy of the client's
-      // bytes, page-aligned because it is written from as it is (src/aligned.ts).
-      const copy = alignedBuffer(data.length);
-      data.copy(copy);
-      journaled(offset, copy);
+      // The writer keeps what it is given until the journal is copied: the client's bytes
+      // when they are given up (the server reads each payload into a page-aligned buffer of
+      // its own), else a page-aligned copy, as it is written from as it is (src/aligned.ts).
+      let kept = data;
+      if (!opts.owned) {
+        kept = alignedBuffer(data.length);
+        data.copy(kept);
+      }
+      journaled(offset, kept);
       durable(opts.fua);
     },
     zero(offset, length, opts = {}) {

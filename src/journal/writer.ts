@@ -84,6 +84,19 @@ export interface WriterCounters {
   forcedSwitches: number;
 }
 
+/** Bytes of one record entry as they lie in memory; `keep`: whether they may stay cached for the copy (not lent). */
+interface EntryPiece {
+  data: Buffer;
+  keep: boolean;
+}
+
+/** One entry of a record: `length` bytes at data offset `offset`, written from its pieces in order. */
+interface RecordEntry {
+  offset: number;
+  length: number;
+  pieces: EntryPiece[];
+}
+
 /** Where a journal was: its header's offset and id. */
 export interface JournalRef {
   offset: number;
@@ -232,40 +245,48 @@ export class JournalWriter {
 
   /**
    * Up to 20 entries of at most maxphys each, `budget` bytes in all, from the
-   * front of the queue; `keep`: whether the bytes may stay cached (not lent).
+   * front of the queue, each as the pieces of memory it is written from.
    */
-  private takeEntries(budget: number): { offset: number; data: Buffer; keep: boolean }[] {
-    const out: { offset: number; data: Buffer; keep: boolean }[] = [];
+  private takeEntries(budget: number): RecordEntry[] {
+    const out: RecordEntry[] = [];
     let left = budget;
     for (const run of this.queue.runs(this.o.maxphys)) {
       if (out.length === GJ_RECORD_MAX_ENTRIES || left < this.ss) break;
       const first = run[0] as Range<Extent>;
       const last = run[run.length - 1] as Range<Extent>;
       const len = Math.min(last.end - first.start, Math.floor(left / this.ss) * this.ss);
-      const one = run.length === 1 || first.end - first.start >= len;
-      // Bytes gathered from several ranges are a fresh copy, ours to keep.
-      out.push({ offset: first.start, data: this.bytesOf(run, first.start, len), keep: !one || first.value.blob.lent !== true });
+      out.push({ offset: first.start, length: len, pieces: this.piecesOf(run, first.start, len) });
       if (run.length > 1) this.counts.combined += run.length - 1;
       left -= len;
     }
-    for (const e of out) this.queue.delete(e.offset, e.offset + e.data.length);
+    for (const e of out) this.queue.delete(e.offset, e.offset + e.length);
     return out;
   }
 
-  /** The first `len` bytes of touching in-memory ranges, copied only when they are not one buffer already. */
-  private bytesOf(run: Range<Extent>[], start: number, len: number): Buffer {
-    const only = run[0] as Range<Extent>;
-    if (run.length === 1 || only.end - start >= len) {
-      const { blob, delta } = only.value;
-      return (blob.data as Buffer).subarray(delta, delta + len);
+  /**
+   * The first `len` bytes of touching in-memory ranges. Ranges the writer
+   * owns stay the buffers they are, one piece each: gathering them into one
+   * buffer cost a copy of every byte and as many fresh pages (serve's
+   * nbdcopy into a journal, bench/README.md). A run with a lent range is
+   * gathered into a fresh copy, which is the writer's to keep.
+   */
+  private piecesOf(run: Range<Extent>[], start: number, len: number): EntryPiece[] {
+    const end = start + len;
+    const within = run.filter((r) => r.start < end);
+    if (within.length === 1 || within.every((r) => r.value.blob.lent !== true)) {
+      return within.map((r) => {
+        const { blob, delta } = r.value;
+        const d = delta + (Math.max(r.start, start) - r.start);
+        return { data: (blob.data as Buffer).subarray(d, d + Math.min(r.end, end) - Math.max(r.start, start)), keep: blob.lent !== true };
+      });
     }
     // Page-aligned: written to the journal as a record's entry, a misaligned buffer costs the kernel's copy several times more.
     const out = alignedBuffer(len);
-    fillFromExtents(this.source, run.filter((r) => r.start < start + len).map((r) => ({ ...r, end: Math.min(r.end, start + len) })), out, start);
-    return out;
+    fillFromExtents(this.source, within.map((r) => ({ ...r, end: Math.min(r.end, end) })), out, start);
+    return [{ data: out, keep: true }];
   }
 
-  private writeRecord(active: ActiveJournal, entries: { offset: number; data: Buffer; keep: boolean }[]): void {
+  private writeRecord(active: ActiveJournal, entries: RecordEntry[]): void {
     const { io, journal } = this.o;
     const vStart = this.space.place(this.vW);
     const at = this.space.phys(vStart);
@@ -273,18 +294,23 @@ export class JournalWriter {
     const list: JournalEntry[] = [];
     const md5 = this.o.checksum ? createHash('md5') : undefined;
     for (const e of entries) {
-      list.push({ joffset, offset: e.offset, length: e.data.length });
-      md5?.update(e.data);
-      joffset += e.data.length;
+      list.push({ joffset, offset: e.offset, length: e.length });
+      for (const p of e.pieces) md5?.update(p.data);
+      joffset += e.length;
     }
     const header = encodeRecordHeader({ journalId: active.id, entries: list, sum: md5?.digest() }, this.ss);
     io.writeOrdered(journal, at, header);
     entries.forEach((e, i) => {
-      const entry = list[i] as JournalEntry;
-      io.writeOrdered(journal, entry.joffset, e.data);
-      const blob: Blob = { data: e.keep ? e.data : undefined, joffset: entry.joffset };
-      active.set.insert(e.offset, e.offset + e.data.length, { blob, delta: 0 });
-      this.cache.add(blob);
+      let j = (list[i] as JournalEntry).joffset;
+      let o = e.offset;
+      for (const p of e.pieces) {
+        io.writeOrdered(journal, j, p.data);
+        const blob: Blob = { data: p.keep ? p.data : undefined, joffset: j };
+        active.set.insert(o, o + p.data.length, { blob, delta: 0 });
+        this.cache.add(blob);
+        j += p.data.length;
+        o += p.data.length;
+      }
     });
     active.records++;
     this.vW = vStart + (joffset - at);

@@ -5,6 +5,7 @@
 // request's payload (serve.md, "Memory").
 
 import type { Socket } from 'node:net';
+import { alignedBuffer } from '../aligned.js';
 
 const HIGH_WATER = 4 * 1024 * 1024;
 
@@ -45,6 +46,22 @@ export class SocketReader {
   /** Exactly `n` bytes (one Buffer); ConnectionClosed if the peer goes first. */
   async read(n: number): Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0);
+    await this.fill(n);
+    return this.take(n);
+  }
+
+  /**
+   * Exactly `n` bytes in a page-aligned buffer of their own: a write's
+   * payload, which a provider may keep, and which is written from as it is.
+   */
+  async readOwned(n: number): Promise<Buffer> {
+    if (n === 0) return Buffer.alloc(0);
+    await this.fill(n);
+    return this.take(n, alignedBuffer(n));
+  }
+
+  /** Waits until `n` bytes are buffered. */
+  private async fill(n: number): Promise<void> {
     while (this.buffered < n) {
       if (this.ended) throw new ConnectionClosed();
       this.socket.resume();
@@ -52,7 +69,6 @@ export class SocketReader {
         this.waiter = resolve;
       });
     }
-    return this.take(n);
   }
 
   /** Reads and drops `n` bytes in bounded pieces (an oversized payload). */
@@ -64,15 +80,16 @@ export class SocketReader {
     }
   }
 
-  private take(n: number): Buffer {
+  /** The next `n` buffered bytes: a view of the first chunk when it holds them all and no `into` is given, else copied into `into` (or a new buffer). */
+  private take(n: number, into?: Buffer): Buffer {
     let out: Buffer;
     const first = this.chunks[0] as Buffer;
-    if (first.length >= n) {
+    if (first.length >= n && !into) {
       out = first.subarray(0, n);
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = into ?? Buffer.allocUnsafe(n);
       let at = 0;
       while (at < n) {
         const c = this.chunks[0] as Buffer;

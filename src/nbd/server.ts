@@ -1,9 +1,9 @@
 // The NBD server: listens on a Unix socket or TCP, runs the handshake and
 // then transmission on each connection, all against one provider (one
 // process, one engine: serve.md's CAN_MULTI_CONN). Stopping is clean: no new
-// connections, no new requests (a request being served is finished — they
-// are synchronous), then the provider's own clean stop. Connections that fail
-// in any way are closed alone; the server goes on serving the others.
+// connections, no new requests, every read in flight settled (they hold the
+// images' descriptors), then the provider's own clean stop. Connections that
+// fail in any way are closed alone; the server goes on serving the others.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { BlockProvider } from '../provider/block.js';
@@ -47,6 +47,8 @@ export function exportInfo(p: BlockProvider, name: string): ExportInfo {
 export class NbdServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Each connection's service, settled once its reads in flight are. */
+  private readonly serving = new Set<Promise<void>>();
   private stopping = false;
   private connections = 0;
 
@@ -56,7 +58,8 @@ export class NbdServer {
     private readonly events: ServerEvents = {},
   ) {
     this.server = createServer({ noDelay: true }, (socket) => {
-      void this.serveConnection(socket);
+      const served = this.serveConnection(socket).finally(() => this.serving.delete(served));
+      this.serving.add(served);
     });
   }
 
@@ -113,13 +116,14 @@ export class NbdServer {
     }
   }
 
-  /** Stops accepting, ends every connection between requests, then closes the provider (its clean stop). */
+  /** Stops accepting, ends every connection between requests, waits for its reads in flight, then closes the provider (its clean stop). */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     await closed;
+    await Promise.all(this.serving);
     this.provider.close();
   }
 }

@@ -1,9 +1,14 @@
-// The transmission phase (proto.md, "Transmission"): requests one at a time
-// per connection, each served synchronously by the provider — so every reply
-// a client sees covers a completed request, and a FLUSH on any connection
-// covers the writes completed on all of them (CAN_MULTI_CONN). Bad requests
-// get an error reply and the connection goes on (serve.md, "Bad clients");
-// only a bad magic, after which the stream cannot be trusted, ends it.
+// The transmission phase (proto.md, "Transmission"): requests in order per
+// connection. Writes, zero writes, flushes and block status are served
+// synchronously, so every reply a client sees covers a completed request, and
+// a FLUSH on any connection covers the writes completed on all of them
+// (CAN_MULTI_CONN). Reads of a provider with readAsync run on libuv's thread
+// pool while the next requests are read and served, and are answered as they
+// complete (proto.md lets replies come in any order): one thread's preads in
+// turn with its socket writes kept one core busy while nbdcopy's four
+// connections waited (bench/README.md, "serve"). Bad requests get an error
+// reply and the connection goes on (serve.md, "Bad clients"); only a bad
+// magic, after which the stream cannot be trusted, ends it.
 
 import type { Socket } from 'node:net';
 import { alignedBuffer } from '../aligned.js';
@@ -52,51 +57,103 @@ class RequestError extends Error {
 
 /**
  * Read buffers of the usual request sizes, reused once the socket has sent
- * them: a fresh 256 KiB buffer per READ cost more in garbage collection than
- * the read itself.
+ * them: a fresh 256 KiB buffer per READ cost more in garbage collection and
+ * page faults than the read itself. It keeps at most MAX_QUEUED bytes.
  */
 class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
-  private static readonly KEEP = 16;
+  private kept = 0;
 
   take(length: number): Buffer {
+    const b = this.free.get(length)?.pop();
     // Page-aligned: the kernel copies into it several times faster (src/aligned.ts).
-    return this.free.get(length)?.pop() ?? alignedBuffer(length);
+    if (!b) return alignedBuffer(length);
+    this.kept -= length;
+    return b;
   }
 
   give(b: Buffer): void {
-    const list = this.free.get(b.length) ?? [];
-    if (list.length < BufferPool.KEEP) list.push(b);
-    this.free.set(b.length, list);
+    if (this.kept + b.length > MAX_QUEUED) return;
+    const list = this.free.get(b.length);
+    if (list) list.push(b);
+    else this.free.set(b.length, [b]);
+    this.kept += b.length;
   }
 }
 
 /**
- * Writes to the socket (header and data in one writev), waiting for it to
- * drain before the next request is read; `done` runs once the socket no
- * longer needs the pieces.
+ * One connection's replies, written to the socket as they are ready, and the
+ * bytes they hold — queued in the socket or still being read — bounded.
+ * Replies may queue up to MAX_QUEUED bytes while the kernel's socket buffer
+ * (about 200 KiB, less than one 256 KiB read) drains: waiting for every reply
+ * to leave before reading the next request left the server idle a third of
+ * the time. Past it, a client that does not read its replies is not read from
+ * until it does (serve.md, "Memory").
  */
-async function sendAll(socket: Socket, pieces: Buffer[], done?: () => void): Promise<void> {
-  socket.cork();
-  pieces.forEach((p, i) => {
-    socket.write(p, i === pieces.length - 1 && done ? () => done() : undefined);
-  });
-  socket.uncork();
-  // Replies may queue up to MAX_QUEUED bytes while the kernel's socket buffer
-  // (about 200 KiB, less than one 256 KiB read) drains: waiting for every
-  // reply to leave before reading the next request left the server idle a
-  // third of the time. Past it, a client that does not read its replies is
-  // not read from until it does (serve.md, "Memory").
-  if (socket.writableLength > MAX_QUEUED && !socket.destroyed) {
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
+class Replies {
+  /** Bytes of reads in flight. */
+  private reading = 0;
+  private readonly pending = new Set<Promise<void>>();
+  private waiter: (() => void) | undefined;
+  /** An unexpected failure (a bug) while answering a read: transmit rethrows it. */
+  failure: unknown;
+
+  constructor(private readonly socket: Socket) {
+    const wake = (): void => this.wake();
+    socket.on('drain', wake);
+    socket.on('close', wake);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  /** Writes header and data in one go; `done` runs once the socket no longer needs the pieces. */
+  send(pieces: Buffer[], done?: () => void): void {
+    if (this.socket.destroyed) {
+      done?.();
+      return;
+    }
+    this.socket.cork();
+    pieces.forEach((p, i) => {
+      this.socket.write(p, i === pieces.length - 1 && done ? () => done() : undefined);
     });
+    this.socket.uncork();
+  }
+
+  /** A read of `bytes` in flight; `answer` sends its reply once it settles. */
+  track(bytes: number, read: Promise<void>, answer: (err: unknown) => void): void {
+    this.reading += bytes;
+    const tracked: Promise<void> = read
+      .then(
+        () => answer(undefined),
+        (err: unknown) => answer(err),
+      )
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.reading -= bytes;
+        this.pending.delete(tracked);
+        this.wake();
+      });
+    this.pending.add(tracked);
+  }
+
+  /** Waits until the replies' bytes are back under the bound (or the socket is gone). */
+  async room(): Promise<void> {
+    while (this.reading + this.socket.writableLength > MAX_QUEUED && !this.socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+
+  /** Every read in flight has settled: its buffer and the provider's descriptors are free. */
+  async drained(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
   }
 }
 
@@ -106,13 +163,23 @@ function errnoOf(err: unknown): number {
   return NBD_ERR.EIO;
 }
 
-/** Serves requests until DISC, the peer closing, a bad magic or the server stopping. */
+/** Serves requests until DISC, the peer closing, a bad magic or the server stopping; returns once no read is in flight. */
 export async function transmit(reader: SocketReader, socket: Socket, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks): Promise<void> {
+  const replies = new Replies(socket);
+  try {
+    await serveRequests(reader, replies, provider, exp, neg, hooks);
+  } finally {
+    await replies.drained();
+  }
+  if (replies.failure !== undefined) throw replies.failure;
+}
+
+async function serveRequests(reader: SocketReader, replies: Replies, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks): Promise<void> {
   const max = exp.blockSizes.maximum;
   const readOnly = !provider.writable;
   const pool = new BufferPool();
   for (;;) {
-    if (hooks.stopping()) return;
+    if (hooks.stopping() || replies.failure !== undefined) return;
     const r = decodeRequest(await reader.read(REQUEST_HEADER_SIZE));
     if (r.magic !== REQUEST_MAGIC) return;
     if (r.type === CMD.DISC) return;
@@ -126,19 +193,56 @@ export async function transmit(reader: SocketReader, socket: Socket, provider: B
           await reader.skip(r.length);
           throw new RequestError(NBD_ERR.EINVAL, `write of ${r.length} bytes exceeds the maximum block size ${max}`);
         }
-        payload = await reader.read(r.length);
+        payload = await reader.readOwned(r.length);
         if (readOnly) throw new RequestError(NBD_ERR.EPERM, 'read-only export');
+      }
+      if (r.type === CMD.READ && provider.readAsync && wholeSectors(provider, r)) {
+        checkRead(exp, neg, r);
+        const data = pool.take(r.length);
+        replies.track(r.length, provider.readAsync(r.offset, data), (err) => {
+          if (err !== undefined && !isRequestFailure(err)) throw err;
+          const e = err === undefined ? 0 : errnoOf(err);
+          hooks.onRequest?.(r, e);
+          if (e === 0) replies.send(readReply(neg, r, data), () => pool.give(data));
+          else {
+            pool.give(data);
+            replies.send(errorReply(neg, r, e, (err as Error).message));
+          }
+        });
+        await replies.room();
+        continue;
       }
       reply = serve(provider, exp, neg, r, payload, pool);
     } catch (err) {
-      if (!(err instanceof RequestError) && !(err instanceof GeomError) && !(err instanceof RangeError)) throw err;
+      if (!isRequestFailure(err)) throw err;
       error = errnoOf(err);
       reply = errorReply(neg, r, error, (err as Error).message);
     }
     hooks.onRequest?.(r, error);
     const data = r.type === CMD.READ && error === 0 ? reply[reply.length - 1] : undefined;
-    await sendAll(socket, reply, data ? () => pool.give(data) : undefined);
+    replies.send(reply, data ? () => pool.give(data) : undefined);
+    await replies.room();
   }
+}
+
+/** Failures that are the request's own (an error reply), not the server's. */
+function isRequestFailure(err: unknown): boolean {
+  return err instanceof RequestError || err instanceof GeomError || err instanceof RangeError;
+}
+
+/** Whether a request covers whole sectors, so the provider reads it in place. */
+function wholeSectors(p: BlockProvider, r: Request): boolean {
+  return r.offset % p.sectorSize === 0 && r.length % p.sectorSize === 0;
+}
+
+function readReply(neg: Negotiated, r: Request, data: Buffer): Buffer[] {
+  if (neg.structured) return [encodeOffsetDataHeader(REPLY_FLAG_DONE, r.cookie, r.offset, r.length), data];
+  return [encodeSimpleReply(0, r.cookie), data];
+}
+
+function checkRead(exp: ExportInfo, neg: Negotiated, r: Request): void {
+  if (r.length > exp.blockSizes.maximum) throw new RequestError(neg.structured ? NBD_ERR.EOVERFLOW : NBD_ERR.EINVAL, `read of ${r.length} bytes exceeds the maximum block size`);
+  checkRange(exp, r, false);
 }
 
 function errorReply(neg: Negotiated, r: Request, error: number, message: string): Buffer[] {
@@ -158,16 +262,19 @@ function serve(p: BlockProvider, exp: ExportInfo, neg: Negotiated, r: Request, p
   const fua = (r.flags & CMD_FLAG.FUA) !== 0;
   switch (r.type) {
     case CMD.READ: {
-      if (r.length > exp.blockSizes.maximum) throw new RequestError(neg.structured ? NBD_ERR.EOVERFLOW : NBD_ERR.EINVAL, `read of ${r.length} bytes exceeds the maximum block size`);
-      checkRange(exp, r, false);
+      checkRead(exp, neg, r);
       const data = pool.take(r.length);
-      readBytes(p, r.offset, data);
-      if (neg.structured) return [encodeOffsetDataHeader(REPLY_FLAG_DONE, r.cookie, r.offset, r.length), data];
-      return [encodeSimpleReply(0, r.cookie), data];
+      try {
+        readBytes(p, r.offset, data);
+      } catch (err) {
+        pool.give(data);
+        throw err;
+      }
+      return readReply(neg, r, data);
     }
     case CMD.WRITE:
       checkRange(exp, r, true);
-      writeBytes(p, r.offset, payload as Buffer, { fua });
+      writeBytes(p, r.offset, payload as Buffer, { fua, owned: true });
       return [encodeSimpleReply(0, r.cookie)];
     case CMD.WRITE_ZEROES:
       if (!p.writable) throw new RequestError(NBD_ERR.EPERM, 'read-only export');

@@ -9,6 +9,13 @@ export interface ExtentRun {
   hole: boolean;
 }
 
+export interface WriteOpts {
+  /** Durable when the write returns. */
+  fua?: boolean;
+  /** The caller gives `data` up (never touches it again): a provider that keeps written bytes may keep it rather than copy it. */
+  owned?: boolean;
+}
+
 export interface BlockProvider {
   /** The provider name (providers.md's table): `data.img`, `data.img.journal`, `virstor/thin`. */
   readonly name: string;
@@ -16,8 +23,16 @@ export interface BlockProvider {
   readonly sectorSize: number;
   readonly writable: boolean;
   read(offset: number, target: Buffer): void;
+  /**
+   * read() with the image reads on libuv's thread pool, so that a server has
+   * several in flight. It sees every write completed before the call; a write
+   * made while it is in flight may or may not show (as for two NBD requests in
+   * flight at once). Optional: providers whose bytes can move under a read
+   * (a journal reusing its space) leave it out, and callers use read().
+   */
+  readAsync?(offset: number, target: Buffer): Promise<void>;
   /** With `fua`, durable when it returns. */
-  write(offset: number, data: Buffer, opts?: { fua?: boolean }): void;
+  write(offset: number, data: Buffer, opts?: WriteOpts): void;
   /** Makes the range read as zeros; virstor leaves unallocated chunks unallocated. */
   zero(offset: number, length: number, opts?: { fua?: boolean }): void;
   /** Every completed write is durable when it returns (BIO_FLUSH; barriers reach the images). */
@@ -50,7 +65,7 @@ export function readBytes(p: BlockProvider, offset: number, target: Buffer): voi
  * written whole (read-modify-write), as NBD clients need not honour the
  * minimum block size (serve.md, "Protocol").
  */
-export function writeBytes(p: BlockProvider, offset: number, data: Buffer, opts: { fua?: boolean } = {}): void {
+export function writeBytes(p: BlockProvider, offset: number, data: Buffer, opts: WriteOpts = {}): void {
   const ss = p.sectorSize;
   const end = offset + data.length;
   const start = Math.floor(offset / ss) * ss;
@@ -63,7 +78,7 @@ export function writeBytes(p: BlockProvider, offset: number, data: Buffer, opts:
   p.read(start, whole.subarray(0, ss));
   if (stop - ss > start) p.read(stop - ss, whole.subarray(whole.length - ss));
   data.copy(whole, offset - start);
-  p.write(start, whole, opts);
+  p.write(start, whole, { ...opts, owned: true });
 }
 
 /** Zeroes any byte range: the aligned middle through zero(), the partial edges by writing zeros. */

@@ -151,6 +151,21 @@ export class FileProvider implements Provider {
     if (n < target.length) throw new IoError(this.path, 'read', offset + n, 'unexpected end of file', 'the image shrank while geomctl was using it');
   }
 
+  readIntoAsync(offset: number, target: Buffer): Promise<void> {
+    checkBounds(this.path, 'read', offset, target.length, this.size);
+    return new Promise((resolve, reject) => {
+      const next = (done: number): void => {
+        if (done === target.length) return resolve();
+        fs.read(this.fd, target, done, Math.min(target.length - done, MAX_CHUNK), offset + done, (err, n) => {
+          if (err) reject(new IoError(this.path, 'read', offset + done, errnoOf(err)));
+          else if (n === 0) reject(new IoError(this.path, 'read', offset + done, 'unexpected end of file', 'the image shrank while geomctl was using it'));
+          else next(done + n);
+        });
+      };
+      next(0);
+    });
+  }
+
   /**
    * SEEK_DATA/SEEK_HOLE on the descriptor (provider/holes.ts); pread/pwrite
    * ignore the file position it moves. Without fs-ext there is no lseek: the

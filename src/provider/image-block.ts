@@ -11,6 +11,7 @@ const ZERO_PIECE = 1024 * 1024;
 export function imageBlockProvider(engine: Engine, close: () => void): BlockProvider {
   const image = engine.providers[0];
   if (!image) throw new RangeError('imageBlockProvider needs an engine over one image');
+  const readAsync = engine.readIntoAsync?.bind(engine);
   const durable = (fua: boolean | undefined): void => {
     if (fua) engine.commit();
   };
@@ -20,6 +21,7 @@ export function imageBlockProvider(engine: Engine, close: () => void): BlockProv
     sectorSize: image.mediaSectorSize,
     writable: image.writable,
     read: (offset, target) => engine.readInto(0, offset, target),
+    ...(readAsync ? { readAsync: (offset: number, target: Buffer) => readAsync(0, offset, target) } : {}),
     write(offset, data, opts = {}) {
       engine.write(0, offset, data, 'DATA');
       durable(opts.fua);

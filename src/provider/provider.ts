@@ -23,6 +23,12 @@ export interface Provider {
   read(offset: number, length: number): Buffer;
   /** Reads into `target` (all of it) from `offset`; avoids an allocation on hot paths. */
   readInto(offset: number, target: Buffer): void;
+  /**
+   * readInto on libuv's thread pool, so that several reads run at once (the
+   * NBD server's). Optional: callers fall back to readInto. The descriptor
+   * must stay open until the promise settles.
+   */
+  readIntoAsync?(offset: number, target: Buffer): Promise<void>;
   /** Writes all of `data` at `offset` (no implicit extension past `size`). */
   write(offset: number, data: Buffer): void;
   /**

@@ -14,6 +14,7 @@ import { isZero } from '../util/zero.js';
 import { readFully } from '../util/read-fully.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 import type { BufferType } from '../engine/types.js';
+import { allSettled } from '../util/settle.js';
 
 /** The bytes to write: an input of known length read at positions. */
 export interface WriteSource {
@@ -136,6 +137,30 @@ export function readVirstorInto(dev: VirstorDevice, offset: number, target: Buff
     if (isAllocated(e)) dev.engine.readInto(e.providerNo, e.providerChunk * dev.chunkSize + inChunk, piece);
     else piece.fill(0);
   });
+}
+
+/**
+ * readVirstorInto with the component reads on libuv's thread pool (the
+ * engine's readIntoAsync): the map is looked up now, so the read sees every
+ * write made before the call. A chunk, once allocated, never moves, so only
+ * a later write to the same range can change what it reads.
+ */
+export function readVirstorIntoAsync(dev: VirstorDevice, offset: number, target: Buffer): Promise<void> {
+  checkVirtualRange(dev, offset, target.length, 'read');
+  const engine = dev.engine;
+  if (!engine.readIntoAsync) {
+    readVirstorInto(dev, offset, target);
+    return Promise.resolve();
+  }
+  const readAsync = engine.readIntoAsync.bind(engine);
+  const reads: Promise<void>[] = [];
+  forEachChunkPiece(dev, offset, target.length, (v, inChunk, len, pos) => {
+    const e = dev.entry(v);
+    const piece = target.subarray(pos, pos + len);
+    if (isAllocated(e)) reads.push(readAsync(e.providerNo, e.providerChunk * dev.chunkSize + inChunk, piece));
+    else piece.fill(0);
+  });
+  return allSettled(reads);
 }
 
 /** [offset, offset+length) of the device as one buffer (small ranges). */

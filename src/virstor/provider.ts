@@ -7,7 +7,7 @@
 
 import type { BlockProvider, ExtentRun } from '../provider/block.js';
 import type { VirstorDevice } from './device.js';
-import { bufferSource, readVirstorInto, writeVirstor } from './io.js';
+import { bufferSource, readVirstorInto, readVirstorIntoAsync, writeVirstor } from './io.js';
 import { isAllocated } from './map.js';
 
 /** Zero writes go through the allocator this many bytes at a time. */
@@ -27,6 +27,7 @@ export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) 
     sectorSize: dev.sectorSize,
     writable: dev.writable,
     read: (offset, target) => readVirstorInto(dev, offset, target),
+    readAsync: (offset, target) => readVirstorIntoAsync(dev, offset, target),
     write: (offset, data, opts = {}) => write(offset, data, false, opts.fua),
     zero(offset, length, opts = {}) {
       // --sparse semantics: an unallocated chunk stays unallocated; allocated ones get zeros.
