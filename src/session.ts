@@ -21,12 +21,12 @@ import { statSync } from 'node:fs';
 import { GeomError, UsageError } from './errors.js';
 import { lockImage, type Lockable } from './lock.js';
 import { openImage } from './provider/file.js';
-import { faultFromEnv, withFaults } from './provider/fault.js';
+import { faultFromEnv, withFaults, withLogFaults } from './provider/fault.js';
 import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
 import { findLogs, headerOf, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
-import { fileLogStore, withLogFaults, type LogStore, type UndoImage } from './engine/undo-log.js';
+import { fileLogStore, type LogStore, type UndoImage } from './engine/undo-log.js';
 import { fileRegistry, registryDir, type UndoRegistry } from './engine/undo-registry.js';
 import { sameFile } from './util/identity.js';
 

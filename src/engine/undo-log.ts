@@ -16,7 +16,6 @@ import nodePath from 'node:path';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { IoError, errnoOf } from '../errors.js';
-import type { FaultCounter } from '../provider/fault.js';
 import { crc32c } from '../crc32c.js';
 import type { ProviderIdentity } from '../provider/provider.js';
 import type { UndoRegistry } from './undo-registry.js';
@@ -345,42 +344,6 @@ export const fileLogStore: LogStore = {
     }
   },
 };
-
-/**
- * A store whose appends count as writes and whose fsyncs count as barriers
- * of GEOMCTL_FAULT's counter, so that process-kill tests also stop geomctl
- * between an undo append and its fsync, or before the log is deleted.
- */
-export function withLogFaults(store: LogStore, counter: FaultCounter): LogStore {
-  const hit = (op: 'write' | 'barrier', path: string): void => {
-    if (!counter.hit(op)) return;
-    if (counter.spec.action === 'kill') process.kill(process.pid, 'SIGKILL');
-    throw new IoError(path, op === 'write' ? 'write' : 'fsync', undefined, counter.spec.action === 'eio' ? 'EIO' : 'ENOSPC', 'injected by GEOMCTL_FAULT');
-  };
-  return {
-    list: (dir) => store.list(dir),
-    open: (path) => store.open(path),
-    create(path) {
-      const w = store.create(path);
-      return {
-        append(data) {
-          hit('write', path);
-          w.append(data);
-        },
-        sync() {
-          hit('barrier', path);
-          w.sync();
-        },
-        close: () => w.close(),
-      };
-    },
-    remove: (path) => store.remove(path),
-    syncDir(dir) {
-      hit('barrier', dir);
-      store.syncDir(dir);
-    },
-  };
-}
 
 /**
  * One transaction's log, created on the first append (header first) and

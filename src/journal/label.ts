@@ -9,6 +9,7 @@
 import { GeomError, UsageError } from '../errors.js';
 import { checkIdOption, checkSectorSizeFits, checkSectorSizeOption } from '../label-options.js';
 import type { Engine } from '../engine/types.js';
+import type { Provider } from '../provider/provider.js';
 import { humanize } from '../size.js';
 import { tasteProvider } from '../taste.js';
 import { fileLookup, refuseRelabel, type GeomLookup } from '../geom-owner.js';
@@ -99,6 +100,12 @@ function holdsUfs(engine: Engine, image: number): ReturnType<typeof findUfsSuper
   return findUfsSuperblock((offset, length) => engine.read(image, offset, length), p.size, Math.max(512, p.mediaSectorSize));
 }
 
+/** Where the journal lies on its image: [jstart, jend) (md_jstart, md_jend). */
+interface JournalSpace {
+  jstart: number;
+  jend: number;
+}
+
 /**
  * Runs every check of gjournal label (in FreeBSD's order, then geomctl's own)
  * and returns the metadata sectors to write; writes nothing.
@@ -117,42 +124,51 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
   // loses (a DIRTY journal's pending journals), which "File system exists" would not.
   if (!opts.force) for (const p of images) refuseRelabel(p, p.path, opts.lookup ?? NO_LOOKUP);
 
-  let jstart: number;
-  let jend: number;
-  if (images.length === 1) {
-    const sb = opts.force || opts.gjournal ? undefined : holdsUfs(engine, 0);
-    if (sb) throw refused(`File system exists on ${data.path} and this operation would destroy it`, FORCE_HINT);
-    const jsize = BigInt(opts.jsize ?? DEFAULT_JSIZE);
-    if (opts.jsize !== undefined) {
-      if (jsize < MIN_JSIZE) throw refused(`${data.path}: Journal too small: -s ${jsize} is below ${MIN_JSIZE} (${humanize(MIN_JSIZE)})`, `use -s ${humanize(MIN_JSIZE)} or more`);
-      if (jsize % BigInt(dss) !== 0n) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
-    }
-    if (jsize + BigInt(dss) >= BigInt(data.size)) {
-      // FreeBSD's text names the default; a -s the user gave is named as such, with what would fit.
-      if (opts.jsize === undefined) throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
-      const largest = data.size - 2 * dss; // a data area of one sector at least
-      throw refused(
-        `${data.path}: Provider too small for journalling: a journal of -s ${jsize} (${humanize(jsize)}) leaves no data area in its ${data.size} bytes`,
-        largest >= MIN_JSIZE ? `use -s ${largest} or less` : `a journal needs at least -s ${humanize(MIN_JSIZE)}: use an image larger than ${MIN_JSIZE + dss} bytes`,
-      );
-    }
-    jstart = data.size - dss - Number(jsize);
-    jend = data.size - dss;
-  } else {
-    if (!opts.force) {
-      const sb = holdsUfs(engine, 0);
-      if (sb && ufsUsesLastSector(sb, data.size)) {
-        throw refused(`File system on ${data.path} is using the last sector and this operation is going to overwrite it`, FORCE_HINT);
-      }
-    }
-    if (opts.jsize !== undefined) throw new UsageError('jsize argument is valid only for all-in-one configuration.', 'the journal takes the whole journal image');
-    jstart = 0;
-    jend = journal.size - jss;
-  }
+  const space = images.length === 1 ? allInOneSpace(engine, data, opts, dss) : separateSpace(engine, data, journal, opts, jss);
   if (dss !== jss) throw refused(`Not equal sector sizes: ${data.path} has ${dss}, ${journal.path} has ${jss}`, 'give both the same --sectorsize');
-  const ss = dss;
+  checkOwnLimits(images, space, dss, maxphys, opts.hardcode === true);
+  const id = opts.id ?? randomId();
+  return labelSectors(images, space, dss, id, opts);
+}
 
-  // geomctl's own checks (journal.md): a journal that holds two maximal records, a non-empty data area.
+/** The journal space [jstart, jend) at the end of one image (-s), after FreeBSD's checks of the image and of -s. */
+function allInOneSpace(engine: Engine, data: Provider, opts: JournalLabelOptions, dss: number): JournalSpace {
+  const sb = opts.force || opts.gjournal ? undefined : holdsUfs(engine, 0);
+  if (sb) throw refused(`File system exists on ${data.path} and this operation would destroy it`, FORCE_HINT);
+  // -s is 64-bit (a size64 option): compared as a bigint, it becomes a number only once it fits the image.
+  const jsize = BigInt(opts.jsize ?? DEFAULT_JSIZE);
+  if (opts.jsize !== undefined) {
+    if (jsize < MIN_JSIZE) throw refused(`${data.path}: Journal too small: -s ${jsize} is below ${MIN_JSIZE} (${humanize(MIN_JSIZE)})`, `use -s ${humanize(MIN_JSIZE)} or more`);
+    if (jsize % BigInt(dss) !== 0n) throw refused(`${data.path}: Invalid journal size: -s ${jsize} is not a multiple of the sector size ${dss}`);
+  }
+  if (jsize + BigInt(dss) >= BigInt(data.size)) {
+    // FreeBSD's text names the default; a -s the user gave is named as such, with what would fit.
+    if (opts.jsize === undefined) throw refused(`${data.path}: Provider too small for journalling. You can try smaller jsize (default is ${jsize}).`);
+    const largest = data.size - 2 * dss; // a data area of one sector at least
+    throw refused(
+      `${data.path}: Provider too small for journalling: a journal of -s ${jsize} (${humanize(jsize)}) leaves no data area in its ${data.size} bytes`,
+      largest >= MIN_JSIZE ? `use -s ${largest} or less` : `a journal needs at least -s ${humanize(MIN_JSIZE)}: use an image larger than ${MIN_JSIZE + dss} bytes`,
+    );
+  }
+  return { jstart: data.size - dss - Number(jsize), jend: data.size - dss };
+}
+
+/** The journal space of a separate journal image (all of it but its metadata sector), after FreeBSD's checks. */
+function separateSpace(engine: Engine, data: Provider, journal: Provider, opts: JournalLabelOptions, jss: number): JournalSpace {
+  if (!opts.force) {
+    const sb = holdsUfs(engine, 0);
+    if (sb && ufsUsesLastSector(sb, data.size)) {
+      throw refused(`File system on ${data.path} is using the last sector and this operation is going to overwrite it`, FORCE_HINT);
+    }
+  }
+  if (opts.jsize !== undefined) throw new UsageError('jsize argument is valid only for all-in-one configuration.', 'the journal takes the whole journal image');
+  return { jstart: 0, jend: journal.size - jss };
+}
+
+/** geomctl's own checks (journal.md): a journal that holds two maximal records, a non-empty data area, names that fit -h. */
+function checkOwnLimits(images: readonly Provider[], { jstart, jend }: JournalSpace, ss: number, maxphys: number, hardcode: boolean): void {
+  const data = images[0] as Provider;
+  const journal = images[1] ?? data;
   const need = minJournalSize(ss, maxphys);
   if (jend - jstart < need) {
     const smallest = images.length === 1 ? `-s ${Math.max(need, MIN_JSIZE)}` : `a journal image of at least ${need + ss} bytes (${humanize(need + ss)})`;
@@ -162,16 +178,17 @@ function plan(engine: Engine, opts: JournalLabelOptions, randomId: () => number)
     );
   }
   if (images.length === 2 && data.size <= ss) throw refused(`${data.path}: too small for a data image: it must be larger than one sector (${ss} bytes)`);
-  if (opts.hardcode) {
-    for (const p of images) {
-      const length = Buffer.byteLength(p.name, 'utf8');
-      if (length > MAX_HARDCODED_NAME) {
-        throw refused(`${p.path}: provider name '${p.name}' is ${length} bytes, too long to hardcode (at most ${MAX_HARDCODED_NAME})`, 'rename the image or label without -h');
-      }
+  if (!hardcode) return;
+  for (const p of images) {
+    const length = Buffer.byteLength(p.name, 'utf8');
+    if (length > MAX_HARDCODED_NAME) {
+      throw refused(`${p.path}: provider name '${p.name}' is ${length} bytes, too long to hardcode (at most ${MAX_HARDCODED_NAME})`, 'rename the image or label without -h');
     }
   }
+}
 
-  const id = opts.id ?? randomId();
+/** Each image's metadata (CLEAN, joffset 0) and its encoded last sector. */
+function labelSectors(images: readonly Provider[], { jstart, jend }: JournalSpace, ss: number, id: number, opts: JournalLabelOptions): { result: JournalLabelResult; sectors: Buffer[] } {
   const flags = GJ_FLAG_CLEAN | (opts.checksum ? GJ_FLAG_CHECKSUM : 0n);
   const result: JournalLabelResult = { id, sectorSize: ss, images: [] };
   const sectors: Buffer[] = [];

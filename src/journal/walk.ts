@@ -14,7 +14,7 @@
 // - Entries go into range sets (O(log n)), not the kernel's sorted lists.
 
 import { createHash } from 'node:crypto';
-import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recordSum, validateOffset, type RecordHeader } from './format.js';
+import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recordSum, validateOffset, type JournalHeader, type RecordHeader } from './format.js';
 import { journalExtent, sliceExtent, type Extent } from './extent.js';
 import { EntryLog, newestWins } from './newest.js';
 import { RangeSet } from './rangeset.js';
@@ -174,8 +174,6 @@ function sectorReader(read: JournalRead, readInto: JournalReadInto | undefined, 
  * reads; I/O errors from `read` propagate.
  */
 export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkStart, opts: WalkOptions): Walk {
-  const { sectorSize: ss, jstart, jend } = geo;
-  const space = jend - jstart;
   const walk: Walk = {
     maxphys: opts.maxphys,
     checksum: opts.checksum,
@@ -186,115 +184,180 @@ export function walkJournal(read: JournalRead, geo: WalkGeometry, start: WalkSta
     finishedBytes: 0,
     divergent: false,
   };
+  const readSector = sectorReader(read, opts.readInto, geo.jend);
+  const first = firstHeader(readSector, geo, start, walk);
+  if (!first) return walk;
+  const walker = new Walker(walk, read, readSector, geo, opts, newJournal(start.joffset, first.journalId, first.nextId, opts.details));
+  walker.run();
+  walker.computeReplay();
+  return walk;
+}
+
+/** The journal header at md_joffset, when it is one with md_jid; otherwise undefined, and `walk.end` says why. */
+function firstHeader(readSector: JournalRead, geo: WalkGeometry, start: WalkStart, walk: Walk): JournalHeader | undefined {
+  const { sectorSize: ss, jstart, jend } = geo;
   const j0 = start.joffset;
   if (!(j0 >= jstart && j0 + ss <= jend && (j0 - jstart) % ss === 0)) {
     walk.end.detail = `md_joffset ${j0} is not a sector inside the journal space [${jstart}, ${jend})`;
-    return walk;
+    return undefined;
   }
-  const readSector = sectorReader(read, opts.readInto, jend);
   const first = decodeJournalHeader(readSector(j0, ss));
   if (!first || first.journalId !== start.jid) {
     walk.end.detail = first
       ? `the journal header at ${j0} has id ${first.journalId}, not md_jid ${start.jid}`
       : `no journal header at ${j0}`;
-    return walk;
+    return undefined;
   }
-  let cur: WalkJournal = newJournal(j0, first.journalId, first.nextId, opts.details);
-  walk.journals.push(cur);
-  // Every entry in journal order; those before `finishedEntries` belong to finished journals.
-  const log = new EntryLog();
-  let finishedEntries = 0;
-  // `dist`: bytes consumed since md_joffset, wrap tails included. The walk
-  // may consume the journal space once; past that it would read its own start.
-  let dist = ss;
-  let pos = j0 + ss;
-  // A record failing its MD5 is damage only if its journal was finished: the
-  // writer puts a barrier between a journal's records and the header that
-  // finishes it, so a finished journal's records were all on disk. In the
-  // unfinished last journal it is what a crash part way through a write
-  // leaves, dropped with the rest of that journal like any unfinished tail.
-  // So from a bad record the walk looks ahead, collecting nothing, for the
-  // header that would finish its journal.
-  let badSum: { offset: number; detail: string } | undefined;
-  for (;;) {
-    opts.onProgress?.(dist);
-    const at = validateOffset(pos, jstart, jend, ss, opts.maxphys);
-    if (opts.altMaxphys !== undefined && validateOffset(pos, jstart, jend, ss, opts.altMaxphys) !== at) walk.divergent = true;
-    if (at !== pos) dist += jend - pos + (at - jstart);
-    if (dist + ss > space) {
-      walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
-      break;
-    }
-    const sector = readSector(at, ss);
-    const decoded = decodeRecordHeader(sector);
-    let why: string;
-    if (decoded.ok) {
-      const rec = decoded.record;
-      const ctx = { recordOffset: at, journalId: cur.id, sectorSize: ss, maxphys: opts.maxphys, jend, dataSize: geo.dataSize };
-      const bad = checkRecord(rec, ctx);
-      if (opts.altMaxphys !== undefined && (bad === undefined) !== (checkRecord(rec, { ...ctx, maxphys: opts.altMaxphys }) === undefined)) {
-        walk.divergent = true;
-      }
-      if (bad === undefined) {
-        const size = recordSize(rec, ss);
-        if (dist + size > space) {
-          walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
-          break;
-        }
-        if (badSum) {
-          dist += size;
-          pos = at + size;
-          continue;
-        }
-        const sum = opts.checksum ? sumMatches(read, opts.readInto, at + ss, size - ss, rec) : 'none';
-        if (sum === 'bad') {
-          if (cur.recordList) cur.recordList.push(recordOf(at, rec, size - ss, sum));
-          badSum = { offset: at, detail: `the record at ${at} fails its MD5 checksum` };
-          dist += size;
-          pos = at + size;
-          continue;
-        }
-        for (const e of rec.entries) log.push(e.offset, e.offset + e.length, e.joffset);
-        cur.records++;
-        cur.entries += rec.entries.length;
-        cur.bytes += size - ss;
-        if (cur.recordList) cur.recordList.push(recordOf(at, rec, size - ss, sum));
-        dist += size;
-        pos = at + size;
-        continue;
-      }
-      why = `the record at ${at} is not one: ${bad}`;
-    } else {
-      const h = decodeJournalHeader(sector);
-      if (h && h.journalId === cur.nextId && badSum) {
-        walk.end = { offset: badSum.offset, reason: 'checksum', detail: badSum.detail };
-        break;
-      }
-      if (h && h.journalId === cur.nextId) {
-        // Found the termination: the journal just walked is finished.
-        cur.finished = true;
-        walk.finished++;
-        finishedEntries = log.length;
-        walk.newest = { offset: cur.offset, id: cur.id };
-        walk.next = { offset: at, id: h.journalId, nextId: h.nextId };
-        cur = newJournal(at, h.journalId, h.nextId, opts.details);
-        walk.journals.push(cur);
-        dist += ss;
-        walk.finishedBytes = dist;
-        pos = at + ss;
-        continue;
-      }
-      why = h
-        ? `the journal header at ${at} has id ${h.journalId}, not the expected ${cur.nextId}`
-        : `nothing at ${at} is a record or a journal header (${decoded.reason})`;
-    }
-    walk.end = badSum ? badInTail(badSum) : { offset: at, reason: 'end', detail: why };
-    break;
+  return first;
+}
+
+/** One walk in progress: where it is, the journal it is in, and the entries collected so far. */
+class Walker {
+  private readonly ss: number;
+  /** The journal space's size: the most the walk may consume. */
+  private readonly space: number;
+  /** Every entry in journal order; those before `finishedEntries` belong to finished journals. */
+  private readonly log = new EntryLog();
+  private finishedEntries = 0;
+  /**
+   * Bytes consumed since md_joffset, wrap tails included. The walk may
+   * consume the journal space once; past that it would read its own start.
+   */
+  private dist: number;
+  /** Where the next record or header is expected (before wrapping). */
+  private pos: number;
+  /**
+   * A record failing its MD5 is damage only if its journal was finished: the
+   * writer puts a barrier between a journal's records and the header that
+   * finishes it, so a finished journal's records were all on disk. In the
+   * unfinished last journal it is what a crash part way through a write
+   * leaves, dropped with the rest of that journal like any unfinished tail.
+   * So from a bad record the walk looks ahead, collecting nothing, for the
+   * header that would finish its journal.
+   */
+  private badSum: { offset: number; detail: string } | undefined;
+
+  constructor(
+    private readonly walk: Walk,
+    private readonly read: JournalRead,
+    private readonly readSector: JournalRead,
+    private readonly geo: WalkGeometry,
+    private readonly opts: WalkOptions,
+    /** The journal being walked. */
+    private cur: WalkJournal,
+  ) {
+    this.ss = geo.sectorSize;
+    this.space = geo.jend - geo.jstart;
+    this.dist = this.ss;
+    this.pos = cur.offset + this.ss;
+    walk.journals.push(cur);
   }
-  // Entries after the last finished journal are dropped; later journals win.
-  const r = newestWins(log, finishedEntries);
-  walk.replay = RangeSet.fromSorted(sliceExtent, r.starts, r.ends, (i) => journalExtent(r.joffsets[i] as number));
-  return walk;
+
+  /** Follows records and journal headers until the walk ends (`walk.end` set). */
+  run(): void {
+    for (;;) {
+      this.opts.onProgress?.(this.dist);
+      const at = this.nextOffset();
+      if (this.dist + this.ss > this.space) {
+        this.endLoops(at);
+        return;
+      }
+      const sector = this.readSector(at, this.ss);
+      const decoded = decodeRecordHeader(sector);
+      const goOn = decoded.ok ? this.takeRecord(at, decoded.record) : this.takeHeader(at, sector, decoded.reason);
+      if (!goOn) return;
+    }
+  }
+
+  /** Where the next sector is read: `pos`, or the journal start when the kernel's writer would have wrapped. */
+  private nextOffset(): number {
+    const { jstart, jend } = this.geo;
+    const at = validateOffset(this.pos, jstart, jend, this.ss, this.opts.maxphys);
+    if (this.opts.altMaxphys !== undefined && validateOffset(this.pos, jstart, jend, this.ss, this.opts.altMaxphys) !== at) this.walk.divergent = true;
+    if (at !== this.pos) this.dist += jend - this.pos + (at - jstart);
+    return at;
+  }
+
+  /** A well-formed record header at `at`: collects its entries (or skips it after a bad MD5). False when the walk ends. */
+  private takeRecord(at: number, rec: RecordHeader): boolean {
+    const { ss, opts } = this;
+    const ctx = { recordOffset: at, journalId: this.cur.id, sectorSize: ss, maxphys: opts.maxphys, jend: this.geo.jend, dataSize: this.geo.dataSize };
+    const bad = checkRecord(rec, ctx);
+    if (opts.altMaxphys !== undefined && (bad === undefined) !== (checkRecord(rec, { ...ctx, maxphys: opts.altMaxphys }) === undefined)) {
+      this.walk.divergent = true;
+    }
+    if (bad !== undefined) return this.end(at, `the record at ${at} is not one: ${bad}`);
+    const size = recordSize(rec, ss);
+    if (this.dist + size > this.space) return this.endLoops(at);
+    if (this.badSum) return this.pass(at, size);
+    const sum = opts.checksum ? sumMatches(this.read, opts.readInto, at + ss, size - ss, rec) : 'none';
+    if (sum === 'bad') {
+      this.cur.recordList?.push(recordOf(at, rec, size - ss, sum));
+      this.badSum = { offset: at, detail: `the record at ${at} fails its MD5 checksum` };
+      return this.pass(at, size);
+    }
+    for (const e of rec.entries) this.log.push(e.offset, e.offset + e.length, e.joffset);
+    this.cur.records++;
+    this.cur.entries += rec.entries.length;
+    this.cur.bytes += size - ss;
+    this.cur.recordList?.push(recordOf(at, rec, size - ss, sum));
+    return this.pass(at, size);
+  }
+
+  /** A sector at `at` that is no record: the header that finishes the current journal, or the walk's end. */
+  private takeHeader(at: number, sector: Buffer, notRecord: string): boolean {
+    const h = decodeJournalHeader(sector);
+    if (h && h.journalId === this.cur.nextId) {
+      if (this.badSum) {
+        this.walk.end = { offset: this.badSum.offset, reason: 'checksum', detail: this.badSum.detail };
+        return false;
+      }
+      this.finishJournal(at, h);
+      return this.pass(at, this.ss);
+    }
+    return this.end(
+      at,
+      h ? `the journal header at ${at} has id ${h.journalId}, not the expected ${this.cur.nextId}` : `nothing at ${at} is a record or a journal header (${notRecord})`,
+    );
+  }
+
+  /** Found the termination: the journal just walked is finished, and `h` begins the next. */
+  private finishJournal(at: number, h: JournalHeader): void {
+    const { walk } = this;
+    this.cur.finished = true;
+    walk.finished++;
+    this.finishedEntries = this.log.length;
+    walk.newest = { offset: this.cur.offset, id: this.cur.id };
+    walk.next = { offset: at, id: h.journalId, nextId: h.nextId };
+    this.cur = newJournal(at, h.journalId, h.nextId, this.opts.details);
+    walk.journals.push(this.cur);
+    walk.finishedBytes = this.dist + this.ss;
+  }
+
+  /** Moves past the `size` bytes at `at`; the walk goes on. */
+  private pass(at: number, size: number): true {
+    this.dist += size;
+    this.pos = at + size;
+    return true;
+  }
+
+  /** The walk ends at `at` for `why` (or at an earlier bad MD5 in the unfinished tail). */
+  private end(at: number, why: string): false {
+    this.walk.end = this.badSum ? badInTail(this.badSum) : { offset: at, reason: 'end', detail: why };
+    return false;
+  }
+
+  /** The walk ends at `at` having consumed the whole journal space. */
+  private endLoops(at: number): false {
+    this.walk.end = this.badSum ? badInTail(this.badSum) : { offset: at, reason: 'loops', detail: 'the walk covered the whole journal space (journal loops)' };
+    return false;
+  }
+
+  /** What a replay copies: the finished journals' entries, later journals winning; entries after them are dropped. */
+  computeReplay(): void {
+    const r = newestWins(this.log, this.finishedEntries);
+    this.walk.replay = RangeSet.fromSorted(sliceExtent, r.starts, r.ends, (i) => journalExtent(r.joffsets[i] as number));
+  }
 }
 
 /** The walk's end when the first bad record was in the unfinished last journal. */

@@ -2,9 +2,12 @@
 // makes the N-th write or barrier of a geomctl process kill the process
 // (a crash at exactly that point) or fail with EIO or ENOSPC (the approach of
 // qemu-iotests 026). The variable is read once, at start-up; the manual
-// documents it as a testing hook.
+// documents it as a testing hook. Writes and barriers are counted together
+// across the images (withFaults) and the undo log (withLogFaults), so one
+// count walks every write the process makes.
 
 import { IoError, UsageError } from '../errors.js';
+import type { LogStore } from '../engine/undo-log.js';
 import type { Provider } from './provider.js';
 
 export type FaultAction = 'kill' | 'eio' | 'enospc';
@@ -36,6 +39,21 @@ export class FaultCounter {
   hit(op: FaultOp): boolean {
     this.counts[op] += 1;
     return op === this.spec.on && this.counts[op] === this.spec.n;
+  }
+
+  /**
+   * Counts one operation on `path` and, when it is the one to fault, acts
+   * instead of letting it happen: the process dies, or the operation fails
+   * with the injected errno.
+   */
+  strike(op: FaultOp, path: string, offset: number | undefined): void {
+    if (!this.hit(op)) return;
+    const { action } = this.spec;
+    if (action === 'kill') {
+      // SIGKILL to oneself is acted on before kill(2) returns: nothing after this runs.
+      process.kill(process.pid, 'SIGKILL');
+    }
+    throw new IoError(path, op === 'write' ? 'write' : 'fsync', offset, action === 'eio' ? 'EIO' : 'ENOSPC', 'injected by GEOMCTL_FAULT');
   }
 }
 
@@ -77,33 +95,55 @@ class FaultyProvider implements Provider {
   }
 
   write(offset: number, data: Buffer): void {
-    if (this.counter.hit('write')) this.fault('write', offset);
+    this.counter.strike('write', this.path, offset);
     this.inner.write(offset, data);
   }
 
   barrier(): void {
-    if (this.counter.hit('barrier')) this.fault('fsync', undefined);
+    this.counter.strike('barrier', this.path, undefined);
     this.inner.barrier();
   }
 
   close(): void {
     this.inner.close();
   }
-
-  /** Acts on the faulted operation, which is never performed. */
-  private fault(op: 'write' | 'fsync', offset: number | undefined): never {
-    const { action } = this.counter.spec;
-    if (action === 'kill') {
-      // SIGKILL to oneself is acted on before kill(2) returns: nothing after this runs.
-      process.kill(process.pid, 'SIGKILL');
-    }
-    throw new IoError(this.path, op, offset, action === 'eio' ? 'EIO' : 'ENOSPC', 'injected by GEOMCTL_FAULT');
-  }
 }
 
 /** Wraps `p` so that `counter` decides which of its writes and barriers fail. */
 export function withFaults(p: Provider, counter: FaultCounter): Provider {
   return new FaultyProvider(p, counter);
+}
+
+/**
+ * A log store whose appends count as writes and whose fsyncs (of a log or of
+ * its directory) count as barriers of `counter`, so that process-kill tests
+ * also stop geomctl between an undo append and its fsync, or before the log
+ * is deleted.
+ */
+export function withLogFaults(store: LogStore, counter: FaultCounter): LogStore {
+  return {
+    list: (dir) => store.list(dir),
+    open: (path) => store.open(path),
+    create(path) {
+      const w = store.create(path);
+      return {
+        append(data) {
+          counter.strike('write', path, undefined);
+          w.append(data);
+        },
+        sync() {
+          counter.strike('barrier', path, undefined);
+          w.sync();
+        },
+        close: () => w.close(),
+      };
+    },
+    remove: (path) => store.remove(path),
+    syncDir(dir) {
+      counter.strike('barrier', dir, undefined);
+      store.syncDir(dir);
+    },
+  };
 }
 
 let fromEnv: { text: string; counter: FaultCounter } | undefined;

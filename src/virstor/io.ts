@@ -255,31 +255,51 @@ class CompletedInput {
  */
 export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOptions): WriteResult {
   const { offset } = opts;
+  checkWritable(dev, offset, src.length);
+  const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
+  if (src.length === 0) return result;
+  const input = new CompletedInput(src, dev, offset);
+  const skipped = chunksToSkip(dev, input, offset, opts.sparse);
+  const orderedFresh = writePieces(dev, input, opts, skipped, result);
+  if (orderedFresh.length > 0) mapOrdered(dev, orderedFresh);
+  if (result.newChunks > 0) result.warnings.push(...dev.allocator.takeWarnings());
+  if (opts.commit !== false) dev.commit();
+  return result;
+}
+
+/** A write of `length` bytes at `offset` is one the device takes: writable, sector-aligned, inside it. */
+function checkWritable(dev: VirstorDevice, offset: number, length: number): void {
   const ss = dev.sectorSize;
-  const cs = dev.chunkSize;
   if (!dev.writable) throw new Error('virstor device opened read-only');
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) {
     throw new UsageError(`virstor ${dev.name}: offset ${offset} is not a multiple of the sector size (${ss})`, `use an -o that is a multiple of ${ss}`);
   }
-  checkVirtualRange(dev, offset, src.length, 'write');
-  const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
-  if (src.length === 0) return result;
-  const input = new CompletedInput(src, dev, offset);
-  const allocator = dev.allocator;
-  // Only --sparse compares input with zeros.
-  const scratch = opts.sparse ? Buffer.alloc(Math.min(IO_BLOCK, cs)) : Buffer.alloc(0);
-  const block = alignedBuffer(Math.min(IO_BLOCK, input.length));
+  checkVirtualRange(dev, offset, length, 'write');
+}
 
-  // Pass 1: which chunks this write allocates, and which it skips (--sparse).
+/** Unallocated chunks a --sparse write leaves alone (its bytes there are all zero): a flag per chunk from `first`. */
+interface SkippedChunks {
+  first: number;
+  skip: Uint8Array;
+}
+
+/**
+ * Pass 1: which unallocated chunks the write skips (--sparse, all zeros) and
+ * how many it allocates; refuses when there are fewer free chunks.
+ */
+function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number, sparse: boolean): SkippedChunks {
+  const cs = dev.chunkSize;
+  // Only --sparse compares input with zeros.
+  const scratch = sparse ? Buffer.alloc(Math.min(IO_BLOCK, cs)) : Buffer.alloc(0);
   const first = Math.floor(offset / cs);
-  const skip = new Uint8Array(opts.sparse ? Math.floor((offset + input.length - 1) / cs) - first + 1 : 0);
+  const skip = new Uint8Array(sparse ? Math.floor((offset + input.length - 1) / cs) - first + 1 : 0);
   let needed = 0;
   forEachChunkPiece(dev, offset, input.length, (v, _inChunk, len, pos) => {
     if (isAllocated(dev.entry(v))) return;
-    if (opts.sparse && input.isZero(pos, len, scratch)) skip[v - first] = 1;
+    if (sparse && input.isZero(pos, len, scratch)) skip[v - first] = 1;
     else needed++;
   });
-  const free = allocator.freeChunks();
+  const free = dev.allocator.freeChunks();
   if (needed > free) {
     throw new GeomError(
       'NO_SPACE',
@@ -287,25 +307,34 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
       `add a component with 'geomctl virstor add ${dev.name} IMAGE'`,
     );
   }
+  return { first, skip };
+}
 
-  // Pass 2: allocate, map, write.
+/**
+ * Pass 2: allocates, maps and writes chunk by chunk. Ordered writes map
+ * their fresh chunks only once the chunks' bytes are down: those come back
+ * for mapOrdered.
+ */
+function writePieces(dev: VirstorDevice, input: CompletedInput, opts: WriteOptions, skipped: SkippedChunks, result: WriteResult): [number, MapEntry][] {
+  const cs = dev.chunkSize;
+  const total = result.bytes;
+  const block = alignedBuffer(Math.min(IO_BLOCK, input.length));
   const as = opts.as ?? 'DATA';
   const put = (image: number, at: number, data: Buffer): void => {
     if (as === 'ORDERED') dev.engine.writeOrdered(image, at, data);
     else dev.engine.write(image, at, data, as);
   };
-  /** Ordered allocations: mapped once their chunks' bytes are down. */
   const orderedFresh: [number, MapEntry][] = [];
-  forEachChunkPiece(dev, offset, input.length, (v, inChunk, len, pos) => {
+  forEachChunkPiece(dev, opts.offset, input.length, (v, inChunk, len, pos) => {
     let e: MapEntry = dev.entry(v);
     let fresh = false;
     if (!isAllocated(e)) {
-      if (skip[v - first]) {
+      if (skipped.skip[v - skipped.first]) {
         result.skippedChunks++;
-        opts.onProgress?.(Math.min(pos + len, src.length), src.length);
+        opts.onProgress?.(Math.min(pos + len, total), total);
         return;
       }
-      const a = allocator.allocate();
+      const a = dev.allocator.allocate();
       e = { flags: VIRSTOR_MAP_ALLOCATED, providerNo: a.component, providerChunk: a.chunk };
       if (as === 'ORDERED') orderedFresh.push([v, e]);
       else dev.map.set(v, e);
@@ -319,7 +348,7 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
       const data = block.subarray(0, n);
       input.read(pos + done, data);
       put(e.providerNo, base + inChunk + done, data);
-      opts.onProgress?.(Math.min(pos + done + n, src.length), src.length);
+      opts.onProgress?.(Math.min(pos + done + n, total), total);
     }
     if (fresh) {
       // The rest of a newly allocated chunk must keep reading as zeros, as it did unallocated.
@@ -328,14 +357,14 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
       zeroUnlessZero(dev, e.providerNo, base + inChunk + len, cs - inChunk - len, zero);
     }
   });
-  if (orderedFresh.length > 0) {
-    dev.engine.barrier([...new Set(orderedFresh.map(([, e]) => e.providerNo))]);
-    for (const [v, e] of orderedFresh) dev.map.setOrdered(v, e);
-    dev.engine.barrier([0]);
-  }
-  if (result.newChunks > 0) result.warnings.push(...allocator.takeWarnings());
-  if (opts.commit !== false) dev.commit();
-  return result;
+  return orderedFresh;
+}
+
+/** Maps chunks an ordered write allocated, after a barrier on the components their bytes went to. */
+function mapOrdered(dev: VirstorDevice, fresh: [number, MapEntry][]): void {
+  dev.engine.barrier([...new Set(fresh.map(([, e]) => e.providerNo))]);
+  for (const [v, e] of fresh) dev.map.setOrdered(v, e);
+  dev.engine.barrier([0]);
 }
 
 /**

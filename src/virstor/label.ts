@@ -124,6 +124,12 @@ function checkArguments(input: VirstorLabelInput): void {
   }
 }
 
+/** Where planVirstorLabel's steps put gvirstor's messages, in order. */
+interface Say {
+  notice(text: string): void;
+  verbose(text: string): void;
+}
+
 /**
  * gvirstor label's arithmetic and messages, and geomctl's refusals. Throws a
  * GeomError (REFUSED, MISMATCH or USAGE) naming the rule; returns the metadata
@@ -132,58 +138,89 @@ function checkArguments(input: VirstorLabelInput): void {
 export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
   checkArguments(input);
   const messages: LabelMessage[] = [];
-  const notice = (text: string): void => void messages.push({ kind: 'notice', text });
-  const verbose = (text: string): void => void messages.push({ kind: 'verbose', text });
-  const maxphys = BigInt(input.maxphys);
-
+  const say: Say = {
+    notice: (text) => void messages.push({ kind: 'notice', text }),
+    verbose: (text) => void messages.push({ kind: 'verbose', text }),
+  };
   if (input.virsize === 0n || input.chunkSize === 0n) refuse('Virtual size and chunk size must be non-zero', 'give -s and -m sizes above 0');
+  const chunk = chunkSizeOf(input, say);
+  const wholeChunks = virsizeInChunks(input.virsize, chunk, say);
+  const { sectorSize, physical } = commonSectorSize(input.components);
+  const secsize = BigInt(sectorSize);
+  if (chunk % secsize !== 0n) refuse(`Chunk size (in bytes) must be multiple of ${sectorSize}.`);
+  const { virsize, totalChunks } = mapInWholeSectors(wholeChunks, chunk, secsize, say);
+  const mapSize = totalChunks * 8n;
+  say.verbose(`Total virtual chunks: ${totalChunks} (${chunk / MB} MB each), ${virsize / MB} MB total virtual size.`);
+  if (virsize < physical) say.notice(`WARNING: Virtual storage size < Physical available storage (${virsize} < ${physical})`);
+  const geometry = mapGeometryFor(input.components, virsize, chunk, sectorSize, mapSize);
+  const { metadata, stored } = componentMetadata(input, virsize, chunk, secsize, geometry.reserved);
+  say.verbose(`Clearing metadata on ${input.components.map((c) => c.path).join(' ')}.`);
+  say.verbose(`Writing allocation table to ${input.components[0]!.path}... (${mapSize / MB} MB, ${geometry.mapChunks} chunks) `);
+  say.verbose(`Storing metadata on ${stored.join(' ')} `);
+  return {
+    plan: { name: input.name, id: input.id, chunkSize: Number(chunk), virsize, sectorSize, geometry, components: input.components, metadata },
+    messages,
+  };
+}
 
+/** -m rounded up to a multiple of maxphys, as gvirstor does; it must fit md_chunk_size. */
+function chunkSizeOf(input: VirstorLabelInput, say: Say): bigint {
+  const maxphys = BigInt(input.maxphys);
   let chunk = input.chunkSize;
   if (chunk % maxphys !== 0n) {
     chunk = (chunk / maxphys + 1n) * maxphys;
-    notice(`Resizing chunk size to be a multiple of MAXPHYS (${maxphys / 1024n} kB).`);
-    notice(`New chunk size: ${chunk / 1024n} kB`);
+    say.notice(`Resizing chunk size to be a multiple of MAXPHYS (${maxphys / 1024n} kB).`);
+    say.notice(`New chunk size: ${chunk / 1024n} kB`);
   }
   if (chunk > U32_MAX) refuse(`chunk size ${chunk} does not fit md_chunk_size (u32, at most ${U32_MAX} bytes)`, 'use a smaller -m');
+  return chunk;
+}
 
-  let virsize = input.virsize;
+/** -s rounded down to whole chunks, as gvirstor does; geomctl refuses what rounds to nothing. */
+function virsizeInChunks(requested: bigint, chunk: bigint, say: Say): bigint {
+  let virsize = requested;
   if (virsize % chunk !== 0n) {
     virsize = (virsize / chunk) * chunk;
-    notice('Resizing virtual size to be a multiple of chunk size.');
-    notice(`New virtual size: ${virsize / MB} MB`);
+    say.notice('Resizing virtual size to be a multiple of chunk size.');
+    say.notice(`New virtual size: ${virsize / MB} MB`);
   }
   // FreeBSD would go on with a virtual size of 0, which its kernel then rejects as nonsensical.
-  if (virsize === 0n) refuse(`virtual size ${input.virsize} is smaller than the chunk size ${chunk}`, 'use a larger -s or a smaller -m');
+  if (virsize === 0n) refuse(`virtual size ${requested} is smaller than the chunk size ${chunk}`, 'use a larger -s or a smaller -m');
+  return virsize;
+}
 
-  const sectorSize = input.components[0]!.sectorSize;
+/** The components' one sector size (they must agree) and their total size. */
+function commonSectorSize(components: readonly LabelComponent[]): { sectorSize: number; physical: bigint } {
+  const sectorSize = components[0]!.sectorSize;
   let physical = 0n;
-  for (const c of input.components) {
+  for (const c of components) {
     physical += BigInt(c.size);
     if (c.sectorSize !== sectorSize) {
       throw new GeomError('MISMATCH', `Devices need to have same sector size (${c.sectorSize} on ${c.path} needs to be ${sectorSize}).`, 'label them all with one --sectorsize');
     }
   }
-  const secsize = BigInt(sectorSize);
-  if (chunk % secsize !== 0n) refuse(`Chunk size (in bytes) must be multiple of ${sectorSize}.`);
+  return { sectorSize, physical };
+}
 
-  // The map must be a whole number of sectors: add virtual chunks until it is.
+/** The map must be a whole number of sectors: virtual chunks are added until it is. */
+function mapInWholeSectors(virsize: bigint, chunk: bigint, secsize: bigint, say: Say): { virsize: bigint; totalChunks: bigint } {
   let totalChunks = virsize / chunk;
   const partial = (totalChunks * 8n) % secsize;
-  if (partial !== 0n) {
-    const added = (secsize - partial) / 8n;
-    totalChunks += added;
-    virsize = totalChunks * chunk;
-    // FreeBSD keeps virsize in an off_t: a size pushed past 2^63 - 1 by this rounding would wrap there.
-    if (virsize > OFF_T_MAX) refuse(`virtual size ${virsize} does not fit FreeBSD's off_t (at most ${OFF_T_MAX} bytes)`, 'use a smaller -s');
-    notice('Resizing virtual size to fit virstor structures.');
-    notice(`New virtual size: ${virsize / MB} MB (${added} new chunks)`);
-  }
-  const mapSize = totalChunks * 8n;
-  verbose(`Total virtual chunks: ${totalChunks} (${chunk / MB} MB each), ${virsize / MB} MB total virtual size.`);
-  if (virsize < physical) notice(`WARNING: Virtual storage size < Physical available storage (${virsize} < ${physical})`);
+  if (partial === 0n) return { virsize, totalChunks };
+  const added = (secsize - partial) / 8n;
+  totalChunks += added;
+  const grown = totalChunks * chunk;
+  // FreeBSD keeps virsize in an off_t: a size pushed past 2^63 - 1 by this rounding would wrap there.
+  if (grown > OFF_T_MAX) refuse(`virtual size ${grown} does not fit FreeBSD's off_t (at most ${OFF_T_MAX} bytes)`, 'use a smaller -s');
+  say.notice('Resizing virtual size to fit virstor structures.');
+  say.notice(`New virtual size: ${grown / MB} MB (${added} new chunks)`);
+  return { virsize: grown, totalChunks };
+}
 
+/** Where the map goes, once every component is known to hold 4 chunks and the map, and chunk_reserved to hold its chunks. */
+function mapGeometryFor(components: readonly LabelComponent[], virsize: bigint, chunk: bigint, sectorSize: number, mapSize: bigint): MapGeometry {
   const minimum = mapSize > 4n * chunk ? mapSize : 4n * chunk;
-  for (const c of input.components) {
+  for (const c of components) {
     if (BigInt(c.size) < minimum) {
       refuse(`Device ${c.path} is too small`, `every component must hold at least ${minimum} bytes (4 chunks, and the ${mapSize}-byte map)`);
     }
@@ -195,7 +232,11 @@ export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
       'use a larger chunk size (-m) or a smaller virtual size (-s)',
     );
   }
+  return geometry;
+}
 
+/** Every component's metadata, and gvirstor's "Storing metadata on" list of them. */
+function componentMetadata(input: VirstorLabelInput, virsize: bigint, chunk: bigint, secsize: bigint, mapReserved: number): { metadata: VirstorMetadata[]; stored: string[] } {
   const metadata: VirstorMetadata[] = [];
   const stored: string[] = [];
   input.components.forEach((c, i) => {
@@ -206,7 +247,7 @@ export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
     // The last chunk must not cover the metadata sector (64-bit: FreeBSD's 32-bit product misses this).
     const chunkCount = whole * chunk > provsize - secsize ? whole - 1n : whole;
     const first = i === 0;
-    const reserved = first ? geometry.reserved : 0;
+    const reserved = first ? mapReserved : 0;
     if (first) {
       stored.push(`(${reserved} reserved)`);
       if (chunkCount <= BigInt(reserved)) {
@@ -230,14 +271,7 @@ export function planVirstorLabel(input: VirstorLabelInput): VirstorLabelResult {
       }),
     );
   });
-  verbose(`Clearing metadata on ${input.components.map((c) => c.path).join(' ')}.`);
-  verbose(`Writing allocation table to ${input.components[0]!.path}... (${mapSize / MB} MB, ${geometry.mapChunks} chunks) `);
-  verbose(`Storing metadata on ${stored.join(' ')} `);
-
-  return {
-    plan: { name: input.name, id: input.id, chunkSize: Number(chunk), virsize, sectorSize, geometry, components: input.components, metadata },
-    messages,
-  };
+  return { metadata, stored };
 }
 
 /** Map bytes zeroed per engine write: bounds memory whatever the map's size. */
