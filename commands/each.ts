@@ -5,13 +5,13 @@
 import { GeomError, PartialFailure } from '../src/errors.js';
 import type { Context } from './framework.js';
 
-/** Runs `fn` on each image; a GeomError for one image is kept and the rest still run. */
-export function forEachImage<T>(paths: string[], fn: (path: string) => T): { results: { path: string; value: T }[]; failures: GeomError[] } {
-  const results: { path: string; value: T }[] = [];
+/** Runs `fn` on each item (an image, a device); a GeomError for one is kept and the rest still run. */
+export function forEachItem<I, T>(items: readonly I[], fn: (item: I) => T): { results: { item: I; value: T }[]; failures: GeomError[] } {
+  const results: { item: I; value: T }[] = [];
   const failures: GeomError[] = [];
-  for (const path of paths) {
+  for (const item of items) {
     try {
-      results.push({ path, value: fn(path) });
+      results.push({ item, value: fn(item) });
     } catch (err) {
       if (!(err instanceof GeomError)) throw err;
       failures.push(err);
@@ -30,8 +30,8 @@ export type ImageDump = { text: string; json: Record<string, unknown> };
 
 /** The dump verbs: each image's text as FreeBSD prints it, or one JSON document listing them. */
 export function dumpImages(ctx: Context, command: string, paths: string[], dump: (path: string) => ImageDump): void {
-  const { results, failures } = forEachImage(paths, dump);
-  if (ctx.out.json) ctx.out.document(command, { images: results.map((r) => ({ path: r.path, ...r.value.json })) });
+  const { results, failures } = forEachItem(paths, dump);
+  if (ctx.out.json) ctx.out.document(command, { images: results.map((r) => ({ path: r.item, ...r.value.json })) });
   else if (results.length) ctx.out.raw(Buffer.from(results.map((r) => r.value.text).join('')));
   finish(failures);
 }

@@ -16,7 +16,7 @@ import {
 } from '../src/journal/metadata.js';
 import { journalGeomName } from '../src/journal/listing.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type Context, type OptionSpec } from './framework.js';
-import { dumpImages, finish, keepTasteFailure } from './each.js';
+import { dumpImages, finish, forEachItem, keepTasteFailure } from './each.js';
 import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
 import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
@@ -454,18 +454,9 @@ function syncAll(ctx: Context, force: boolean): void {
   const tasted = tastedJournals(ctx, [], { lockedFails: true });
   const found = discoverJournals(tasted.paths, [], tasted.untasted, (p) => ctx.stacks.probe(p));
   for (const w of found.warnings) ctx.out.warn(w);
-  const failures = [...tasted.failures];
-  const devices: Record<string, unknown>[] = [];
-  for (const g of found.groups) {
-    try {
-      withDevice(ctx, { data: g.data, jimg: g.journal }, { write: true }, (dev) => devices.push(syncDevice(ctx, dev, force, true)));
-    } catch (err) {
-      if (!(err instanceof GeomError)) throw err;
-      failures.push(err);
-    }
-  }
-  ctx.out.document('journal sync', { devices });
-  finish(failures);
+  const synced = forEachItem(found.groups, (g) => withDevice(ctx, { data: g.data, jimg: g.journal }, { write: true }, (dev) => syncDevice(ctx, dev, force, true)));
+  ctx.out.document('journal sync', { devices: synced.results.map((r) => r.value) });
+  finish([...tasted.failures, ...synced.failures]);
 }
 
 const syncCommand = defineCommand({

@@ -12,7 +12,7 @@ import { decodeVirstorMetadata, dumpVirstorMetadata, virstorMetadataJson, type V
 import { clearVirstor, readVirstorMetadata, virstorTasteVerdict } from '../src/virstor/image.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context } from './framework.js';
 import type { Progress } from './output.js';
-import { dumpImages, finish } from './each.js';
+import { dumpImages, finish, forEachItem } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
 import { checkOffset, checkVirtualRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
@@ -140,25 +140,17 @@ const clearCommand = defineCommand({
   options: [],
   examples: ['geomctl virstor clear c0.img c1.img'],
   run(ctx, args, opts) {
-    const failures: GeomError[] = [];
-    const cleared: string[] = [];
-    for (const path of args) {
+    // One image per session: a failure on one leaves the others to be cleared, as FreeBSD does.
+    const { results, failures } = forEachItem(args, (path) => {
+      const session = ctx.openSession([path], { write: true });
       try {
-        // One image per session: a failure on one leaves the others to be cleared, as FreeBSD does.
-        const session = ctx.openSession([path], { write: true });
-        try {
-          clearVirstor(session.engine, 0, path);
-        } finally {
-          session.close();
-        }
-        cleared.push(path);
-        if (verboseOf(ctx, opts)) ctx.out.text(`Metadata cleared on ${path}.`);
-      } catch (err) {
-        if (!(err instanceof GeomError)) throw err;
-        failures.push(err);
+        clearVirstor(session.engine, 0, path);
+      } finally {
+        session.close();
       }
-    }
-    ctx.out.document('virstor clear', { cleared });
+      if (verboseOf(ctx, opts)) ctx.out.text(`Metadata cleared on ${path}.`);
+    });
+    ctx.out.document('virstor clear', { cleared: results.map((r) => r.item) });
     finish(failures);
   },
 });

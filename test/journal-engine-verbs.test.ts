@@ -10,7 +10,7 @@ import { exportJournaled, streamJournaled } from '../src/journal/export.js';
 import { minJournalSize } from '../src/journal/format.js';
 import { writeFromFd } from '../src/journal/input.js';
 import { journalImages } from '../src/journal/resolve.js';
-import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
+import { journalSummary, renderScan, scanJournal, scanJson, type ScanReport } from '../src/journal/scan.js';
 import { JournalDevice } from '../src/journal/device.js';
 import { openImage } from '../src/provider/file.js';
 import { KernelJournal, kLabel, kRandom, kReadMetadata } from './model/journal-kernel.js';
@@ -85,7 +85,25 @@ describe('scan', () => {
       [M, 1],
       [128 * K, 0],
     ]);
-    expect(renderScan(r)).toMatch(/maxphys 1024k detected/);
+    expect(renderScan(r)).toMatch(/maxphys 1024k detected: its walk finishes more journals\./);
+  });
+
+  it('says why detection chose its walk: more journals, damage reached, or the same replay', () => {
+    const walk = (maxphys: number, finished: number, reason: 'end' | 'checksum'): ScanReport['walks'][number] => ({
+      maxphys,
+      finished,
+      journals: [],
+      end: { offset: 0, reason, detail: '' },
+      replay: { ranges: finished, bytes: finished * 512 },
+    });
+    const report = (walks: ScanReport['walks']): ScanReport => ({
+      data: 'd.img', journal: 'd.img', sectorSize: 512, jstart: 0, jend: 0, state: 'DIRTY', checksum: false, joffset: 0, jid: 1, walks, maxphysGiven: false, disagree: false,
+    });
+    const last = (r: ScanReport): string => renderScan(r).trimEnd().split('\n').pop()!;
+    expect(last(report([walk(M, 2, 'end'), walk(128 * K, 1, 'end')]))).toBe('maxphys 1024k detected: its walk finishes more journals.');
+    expect(last(report([walk(128 * K, 1, 'checksum'), walk(M, 1, 'end')]))).toBe('maxphys 128k detected: its walk reaches damage the other stops short of.');
+    expect(last(report([walk(M, 0, 'end'), walk(128 * K, 0, 'end')]))).toBe('Both walks replay the same: maxphys 1024k used.');
+    expect(last({ ...report([walk(M, 1, 'end'), walk(128 * K, 1, 'end')]), disagree: true })).toBe('The two walks disagree on what to replay: give --maxphys.');
   });
 });
 

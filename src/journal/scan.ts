@@ -175,6 +175,20 @@ function renderWalk(w: ScanWalk, used: boolean, style: TextStyle): string[] {
   return lines;
 }
 
+/**
+ * Why detection took the first walk (walk.ts chooseWalk): it finishes more
+ * journals, or on a tie it ends at damage the other does not reach, or both
+ * replay the same and the choice does not matter.
+ */
+function detectedLine(r: ScanReport): string {
+  const [used, other] = r.walks;
+  if (r.disagree) return 'The two walks disagree on what to replay: give --maxphys.';
+  const maxphys = kib(used?.maxphys ?? 0);
+  if (used && other && used.finished > other.finished) return `maxphys ${maxphys} detected: its walk finishes more journals.`;
+  if (used?.end.reason === 'checksum' && other?.end.reason !== 'checksum') return `maxphys ${maxphys} detected: its walk reaches damage the other stops short of.`;
+  return `Both walks replay the same: maxphys ${maxphys} used.`;
+}
+
 /** The text form; `style` marks up headings, the state and finished and unfinished journals. */
 export function renderScan(r: ScanReport, style: TextStyle = PLAIN): string {
   const lines = [
@@ -191,7 +205,7 @@ export function renderScan(r: ScanReport, style: TextStyle = PLAIN): string {
         : `maxphys ${maxphysText(used.maxphys)} given.`,
     );
   } else if (r.walks.length > 1) {
-    lines.push(r.disagree ? 'The two walks disagree on what to replay: give --maxphys.' : `maxphys ${kib(r.walks[0]?.maxphys ?? 0)} detected: its walk finishes more journals.`);
+    lines.push(detectedLine(r));
   } else if (!r.maxphysGiven) {
     lines.push('Nothing on the way depends on maxphys: both walks are the same.');
   }
