@@ -14,7 +14,8 @@ import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, ty
 import type { Progress } from './output.js';
 import { dumpImages, finish } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
-import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
+import { openVirstor, type OpenVirstorOptions, type VirstorDevice } from '../src/virstor/device.js';
+import type { VirstorHost } from '../src/virstor/host.js';
 import { checkOffset, checkVirtualRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { OutputFile, refuseOutput } from '../src/output-file.js';

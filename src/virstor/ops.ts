@@ -6,7 +6,10 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import { refuseRelabel } from '../geom-owner.js';
-import { duplicateClaim, openVirstor, tasteDevice, virstorNames, type IgnoredImage, type Member, type VirstorComponent, type VirstorDevice, type VirstorHost } from './device.js';
+import { openVirstor, type VirstorComponent, type VirstorDevice } from './device.js';
+import type { VirstorHost } from './host.js';
+import { nonZeroEntries } from './map-scan.js';
+import { duplicateClaim, tasteDevice, tasteMembers, type IgnoredImage, type Member } from './taste.js';
 import { OutputFile, refuseImageAsOutput } from '../output-file.js';
 import type { VirstorListingDevice } from './listing.js';
 import { MAP_ENTRY, MAP_ENTRY_SWAPPED, VIRSTOR_MAP_ALLOCATED } from './map.js';
@@ -226,7 +229,7 @@ export function analyzeMap(dev: VirstorDevice, onProgress?: MapProgress): MapRep
   const reserved: string[] = [];
   const overlap: string[] = [];
   const { flags, providerNo, providerChunk } = MAP_ENTRY.get;
-  for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
+  for (const [block, p, v] of nonZeroEntries(dev, onProgress)) {
     if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
     const no = providerNo(block, p);
     const chunk = providerChunk(block, p);
@@ -280,7 +283,7 @@ export interface CheckReport extends MapReport {
 function swappedMakesSense(dev: VirstorDevice): boolean {
   let entries = 0;
   const { flags, providerNo, providerChunk } = MAP_ENTRY_SWAPPED.get;
-  for (const [block, p] of dev.nonZeroEntries()) {
+  for (const [block, p] of nonZeroEntries(dev)) {
     const c = dev.components[providerNo(block, p)];
     if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0 || !c || providerChunk(block, p) >= c.md.chunkCount) return false;
     entries++;
@@ -362,7 +365,7 @@ export function* mapExtents(dev: VirstorDevice, onProgress?: MapProgress): Gener
     return { virtualChunk: v, chunks: 1, component: no, path: c.path, physicalChunk: chunk, offset: v * cs, length: cs, physicalOffset: chunk * cs };
   };
   const { flags, providerNo, providerChunk } = MAP_ENTRY.get;
-  for (const [block, p, v] of dev.nonZeroEntries(onProgress)) {
+  for (const [block, p, v] of nonZeroEntries(dev, onProgress)) {
     if ((flags(block, p) & VIRSTOR_MAP_ALLOCATED) === 0) continue;
     const no = providerNo(block, p);
     const chunk = providerChunk(block, p);
@@ -496,6 +499,14 @@ export interface ListResult {
   warnings: string[];
   /** Devices that could not be listed (named but absent, ambiguous sets, unfinished transactions). */
   failures: ListFailure[];
+}
+
+/**
+ * The names of the virstor devices among the candidates, in the order first
+ * found; the images the kernel would ignore (any name) are added to `ignored`.
+ */
+export function virstorNames(host: VirstorHost, ignored: IgnoredImage[] = []): string[] {
+  return [...new Set(tasteMembers(host, undefined, ignored, ignored).map((m) => m.md.name))];
 }
 
 /**
