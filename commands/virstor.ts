@@ -23,21 +23,12 @@ import { refuseRelabel } from '../src/geom-owner.js';
 import { checkDeviceName } from '../src/device-name.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
-import {
-  addComponents,
-  checkDevice,
-  exportVirstor,
-  formatExtent,
-  listVirstor,
-  MAP_HEADER,
-  mapExtents,
-  removeComponents,
-  stopDevice,
-  type ExportResult,
-  type CheckReport,
-  type ListResult,
-  type MapProgress,
-} from '../src/virstor/ops.js';
+import { checkDevice, stopDevice, type CheckReport } from '../src/virstor/check.js';
+import { addComponents, removeComponents } from '../src/virstor/components.js';
+import { listVirstor, type ListResult } from '../src/virstor/discover.js';
+import { exportVirstor, type ExportResult } from '../src/virstor/export.js';
+import { formatExtent, MAP_HEADER, mapExtents } from '../src/virstor/extents.js';
+import type { MapProgress } from '../src/virstor/map-scan.js';
 import { formatStatus, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
 import { checkSectorSizeFits } from '../src/label-options.js';

@@ -19,7 +19,8 @@ import { openVirstor, type VirstorDevice } from '../src/virstor/device.js';
 import type { VirstorHost } from '../src/virstor/host.js';
 import { nonZeroEntries } from '../src/virstor/map-scan.js';
 import { bufferSource, writeVirstor } from '../src/virstor/io.js';
-import { analyzeMap, checkDevice, mapExtents } from '../src/virstor/ops.js';
+import { analyzeMap, checkDevice } from '../src/virstor/check.js';
+import { mapExtents } from '../src/virstor/extents.js';
 import { scratch } from './helpers/cli.js';
 
 const K = 1024;

@@ -18,7 +18,7 @@ import { ChunkAllocator, type AllocComponent } from './allocator.js';
 import type { VirstorHost, VirstorSession } from './host.js';
 import { MapView } from './mapview.js';
 import { mapGeometry, VIRSTOR_MAP_ENTRY_SIZE, type MapEntry, type MapGeometry } from './map.js';
-import { scanMap, type MapProblem } from './map-scan.js';
+import { scanMap, type MapProblem, type MapProgress } from './map-scan.js';
 import { encodeVirstorMetadata, VIRSTOR_METADATA_SIZE, type VirstorMetadata } from './metadata.js';
 import { checkExtras, tasteForOpen, type Member } from './taste.js';
 
@@ -34,7 +34,7 @@ export interface OpenVirstorOptions {
    */
   lenient?: boolean;
   /** The scan's progress: map bytes passed (read or skipped as holes) and the map's size. */
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: MapProgress;
 }
 
 export interface VirstorComponent extends AllocComponent {

@@ -29,6 +29,9 @@ export interface MapProblem {
   virtualChunk: number;
   message: string;
 }
+/** Progress of a pass over the map: bytes done out of total (open's scan, virstor check and map show it). */
+export type MapProgress = (done: number, total: number) => void;
+
 /** What a map stream reads: the device's engine (image 0 holds the map), its geometry and its map view. */
 export interface MapSource {
   readonly engine: Engine;
@@ -50,7 +53,7 @@ export interface MapSource {
  * the verbs stream the map. A map changed since then is read whole through
  * the engine, whose dirty buffers win over the disk.
  */
-export function* mapBlocks(dev: MapSource, onProgress?: (done: number, total: number) => void): Generator<[number, Buffer]> {
+export function* mapBlocks(dev: MapSource, onProgress?: MapProgress): Generator<[number, Buffer]> {
   const { mapSize } = dev.geometry;
   const regions: Iterable<readonly [number, number]> = dev.map.uncommitted
     ? [[0, mapSize]]
@@ -74,7 +77,7 @@ export function* mapBlocks(dev: MapSource, onProgress?: (done: number, total: nu
  * virtual chunk], skipping zero runs with a native compare (a thin device's
  * map is mostly zeros). The block is reused: decode before the next one.
  */
-export function* nonZeroEntries(dev: MapSource, onProgress?: (done: number, total: number) => void): Generator<[Buffer, number, number]> {
+export function* nonZeroEntries(dev: MapSource, onProgress?: MapProgress): Generator<[Buffer, number, number]> {
   for (const [firstChunk, block] of mapBlocks(dev, onProgress)) {
     for (let off = 0; off < block.length; off += ZERO_STRIDE) {
       const end = Math.min(off + ZERO_STRIDE, block.length);
@@ -93,7 +96,7 @@ export function* nonZeroEntries(dev: MapSource, onProgress?: (done: number, tota
  * and ALLOCATED recomputed (virstor.md, "open"). An entry out of range
  * throws, or with `lenient` is returned as a problem.
  */
-export function scanMap(dev: VirstorDevice, lenient: boolean, onProgress: ((done: number, total: number) => void) | undefined): MapProblem[] {
+export function scanMap(dev: VirstorDevice, lenient: boolean, onProgress: MapProgress | undefined): MapProblem[] {
   const problems: MapProblem[] = [];
   const comps = dev.components;
   const { flags: flagsOf, providerNo, providerChunk } = MAP_ENTRY.get;
