@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import nodePath from 'node:path';
-import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-log.js';
+import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-store.js';
 import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
