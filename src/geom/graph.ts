@@ -12,6 +12,7 @@
 // its data provider (a journal not yet copied is replayed when the geom is
 // opened, as the kernel replays before it announces the provider).
 
+import { journaledProviderName, virstorProviderName } from '../device-name.js';
 import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import { tasteProvider } from '../taste.js';
@@ -22,9 +23,6 @@ import { identityKey } from '../util/identity.js';
 
 /** Stacks deeper than this are not assembled (providers.md). */
 export const MAX_STACK_DEPTH = 8;
-
-export const JOURNAL_SUFFIX = '.journal';
-export const VIRSTOR_PREFIX = 'virstor/';
 
 /** A provider of the graph: an image, or a geom's provider. */
 export interface GraphProvider {
@@ -93,7 +91,7 @@ function journalProvider(d: Tasted, tasted: readonly Tasted[]): GraphProvider | 
   }
   const data = d.p;
   return {
-    name: `${data.name}${JOURNAL_SUFFIX}`,
+    name: journaledProviderName(data.name),
     kind: 'journal',
     consumers,
     depth: Math.max(...consumers.map((c) => tasted.find((t) => t.p.name === c)?.p.depth ?? 0)) + 1,
@@ -136,7 +134,7 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
       else comp.read(e.providerChunk * cs + inChunk, target.length).copy(target);
     };
     out.push({
-      name: `${VIRSTOR_PREFIX}${md.name}`,
+      name: virstorProviderName(md.name),
       kind: 'virstor',
       consumers: comps.map((c) => c.name),
       depth: Math.max(...comps.map((c) => c.depth)) + 1,

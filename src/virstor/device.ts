@@ -11,6 +11,7 @@
 //    them in memory;
 //  - hold the session for the verb: map entries, metadata updates, commit.
 
+import { virstorProviderName } from '../device-name.js';
 import { GeomError, CorruptError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { ProviderIdentity } from '../provider/provider.js';
@@ -67,7 +68,7 @@ export function openVirstor(host: VirstorHost, name: string, opts: OpenVirstorOp
     if (members.length === 0) throw outcome.refusal as GeomError;
     const extra = opts.extraPaths ?? [];
     checkExtras(host, name, members, extra);
-    const session = host.openSession([...members.map((m) => m.path), ...extra], { write: opts.write, above: `virstor/${name}` });
+    const session = host.openSession([...members.map((m) => m.path), ...extra], { write: opts.write, above: virstorProviderName(name) });
     let keep = false;
     try {
       // A rolled-back transaction, or another process between taste and lock, changed the images.

@@ -10,6 +10,7 @@ import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import { alignedDataRegions } from '../provider/holes.js';
 import { alignedBuffer } from '../aligned.js';
+import { isZero } from '../util/zero.js';
 import type { VirstorComponent, VirstorDevice } from './device.js';
 import type { MapView } from './mapview.js';
 import { MAP_ENTRY, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE, type MapGeometry } from './map.js';
@@ -19,9 +20,8 @@ import { VIRSTOR_PROVIDER_ALLOCATED, VIRSTOR_PROVIDER_CURRENT } from './metadata
 const SCAN_BLOCK = 1 << 20;
 /** The map's data regions are widened to this: fewer, larger reads; an isolated 4 KiB of entries costs one. */
 const REGION_ALIGN = 64 * 1024;
-/** Zero runs are skipped this many bytes at a time (a native compare). */
+/** Zero runs are skipped this many bytes at a time (isZero: a native compare). */
 const ZERO_STRIDE = 64 * 1024;
-const ZERO_BLOCK = Buffer.alloc(ZERO_STRIDE);
 
 
 /** A problem found in the map while opening leniently. */
@@ -81,7 +81,7 @@ export function* nonZeroEntries(dev: MapSource, onProgress?: MapProgress): Gener
   for (const [firstChunk, block] of mapBlocks(dev, onProgress)) {
     for (let off = 0; off < block.length; off += ZERO_STRIDE) {
       const end = Math.min(off + ZERO_STRIDE, block.length);
-      if (block.subarray(off, end).equals(ZERO_BLOCK.subarray(0, end - off))) continue;
+      if (isZero(block.subarray(off, end))) continue;
       for (let p = off; p < end; p += VIRSTOR_MAP_ENTRY_SIZE) {
         if (block.readUInt32LE(p) === 0 && block.readUInt32LE(p + 4) === 0) continue;
         yield [block, p, firstChunk + p / VIRSTOR_MAP_ENTRY_SIZE];
