@@ -112,9 +112,10 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
   const out: GraphProvider[] = [];
   for (const set of sets.values()) {
     const md = (set[0] as Tasted).virstor as VirstorMetadata;
-    const byNo: Tasted[] = [];
+    const byNo: (Tasted | undefined)[] = Array.from({ length: md.count }, () => undefined);
     for (const t of set) byNo[(t.virstor as VirstorMetadata).no] = t;
-    if (byNo.length !== md.count || byNo.some((t) => t === undefined) || set.length !== md.count) continue;
+    // Every index once: as many images as md_count may still hold one index twice and another not at all.
+    if (byNo.length !== md.count || byNo.includes(undefined) || set.length !== md.count) continue;
     const ss = (set[0] as Tasted).sectorSize;
     let geo;
     try {
@@ -125,7 +126,7 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
     const cs = md.chunkSize;
     // geomctl's providers end below 2^53 bytes (provider/provider.ts): a larger virstor is listed, not stacked on.
     if (!Number.isSafeInteger(geo.virtualChunks * cs)) continue;
-    const comps = byNo.map((t) => t.p);
+    const comps = (byNo as Tasted[]).map((t) => t.p);
     const c0 = comps[0] as GraphProvider;
     const readPiece = (v: number, inChunk: number, target: Buffer): void => {
       const e = decodeMapEntry(c0.read(v * VIRSTOR_MAP_ENTRY_SIZE, VIRSTOR_MAP_ENTRY_SIZE));
