@@ -1,6 +1,7 @@
 // The virstor class's discovery policy (issue 10: `discover(tasted) → geoms`,
 // one per class in src/<class>/; journal's is src/journal/discover.ts): the
-// devices among the tasted candidates, as list and status show them —
+// devices among the candidates, each judged (taste.ts judgeDevice) from one
+// taste of them all, as list and status show them —
 // complete ones opened read-only with their map scanned, so the counters are
 // the kernel's in-memory ones; incomplete ones as their present components'
 // metadata describe them — and what the kernel would log and pass over;
@@ -11,7 +12,7 @@ import { GeomError } from '../errors.js';
 import { openVirstor, type VirstorDevice } from './device.js';
 import type { VirstorHost } from './host.js';
 import { virstorStatusRow, type VirstorListingDevice } from './listing.js';
-import { duplicateClaim, tasteDevice, tasteMembers, type IgnoredImage, type Member } from './taste.js';
+import { duplicateClaim, judgeDevice, tasteCandidates, type IgnoredImage, type Member } from './taste.js';
 
 /** A complete device as list/status show it: the kernel's in-memory counters (chunk_next recomputed). */
 export function listingOf(dev: VirstorDevice): VirstorListingDevice {
@@ -75,14 +76,6 @@ export interface VirstorDiscovery {
 }
 
 /**
- * The names of the virstor devices among the candidates, in the order first
- * found; the images the kernel would ignore (any name) are added to `ignored`.
- */
-export function virstorNames(host: VirstorHost, ignored: IgnoredImage[] = []): string[] {
-  return [...new Set(tasteMembers(host, undefined, ignored, ignored).map((m) => m.md.name))];
-}
-
-/**
  * The discovery step: every virstor device among the candidates (or the
  * named ones). Complete devices are opened read-only and their map scanned,
  * so the counters are the kernel's; incomplete ones show their present
@@ -90,12 +83,15 @@ export function virstorNames(host: VirstorHost, ignored: IgnoredImage[] = []): s
  */
 export function discoverVirstor(host: VirstorHost, names: readonly string[]): VirstorDiscovery {
   const result: VirstorDiscovery = { devices: [], ignored: [], warnings: [], failures: [] };
+  // One taste of every candidate; each device is judged from it.
+  const tasting = tasteCandidates(host);
   // Images the kernel would ignore are reported even when no device is left.
-  const ignored: IgnoredImage[] = [];
-  for (const name of names.length ? names : virstorNames(host, ignored)) {
+  const ignored: IgnoredImage[] = names.length ? [] : [...tasting.passedOver];
+  // The devices in the order first found.
+  for (const name of names.length ? names : new Set(tasting.members.map((m) => m.md.name))) {
     let images: string[] = [];
     try {
-      const outcome = tasteDevice(host, name);
+      const outcome = judgeDevice(tasting, name);
       images = outcome.all.map((m) => m.path);
       ignored.push(...outcome.ignored);
       result.warnings.push(...outcome.warnings);

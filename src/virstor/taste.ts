@@ -41,6 +41,14 @@ export interface Member {
 export interface IgnoredImage {
   path: string;
   error: GeomError;
+  /** The device name its metadata carries; none when the metadata does not decode. */
+  device?: string;
+}
+
+/** One pass over the candidates: the virstor images found, and those the kernel passes over, in the order met. */
+export interface Tasting {
+  members: Member[];
+  passedOver: IgnoredImage[];
 }
 
 export interface TasteOutcome {
@@ -60,8 +68,9 @@ export interface TasteOutcome {
  * Tastes every candidate and keeps those carrying the device's name (every
  * virstor image when `name` is undefined), applying the kernel's ignore rules.
  */
-export function tasteMembers(host: TasteHost, name: string | undefined, ignored: IgnoredImage[], undecodable: IgnoredImage[]): Member[] {
+export function tasteCandidates(host: TasteHost, name?: string): Tasting {
   const members: Member[] = [];
+  const passedOver: IgnoredImage[] = [];
   const seen = new Set<string>();
   for (const path of host.candidates) {
     let provider: Provider;
@@ -80,13 +89,13 @@ export function tasteMembers(host: TasteHost, name: string | undefined, ignored:
       try {
         md = decodeVirstorMetadata(tasted.sector, path);
       } catch (err) {
-        if (err instanceof GeomError) undecodable.push({ path, error: err });
+        if (err instanceof GeomError) passedOver.push({ path, error: err });
         continue;
       }
       if (name !== undefined && md.name !== name) continue;
       const reason = ignoreReason(md, provider, host.ignoreHardcoded);
       if (reason !== undefined) {
-        ignored.push({ path, error: new GeomError('MISMATCH', `${path}: ignored: ${reason}`) });
+        passedOver.push({ path, error: new GeomError('MISMATCH', `${path}: ignored: ${reason}`), device: md.name });
         continue;
       }
       members.push({ path, name: provider.name, identity: provider.identity, size: provider.size, sectorSize: tasted.sectorSize, sector: tasted.sector, md });
@@ -94,7 +103,7 @@ export function tasteMembers(host: TasteHost, name: string | undefined, ignored:
       provider.close();
     }
   }
-  return members;
+  return { members, passedOver };
 }
 
 /** Why a set of members with one id is not a complete device, or undefined when it is. */
@@ -148,9 +157,14 @@ function describeSet(set: Member[]): string {
 
 /** Taste for one device: its images, the set to use, or why none can be used. Opens no session. */
 export function tasteDevice(host: TasteHost, name: string): TasteOutcome {
-  const ignored: IgnoredImage[] = [];
-  const undecodable: IgnoredImage[] = [];
-  const all = tasteMembers(host, name, ignored, undecodable);
+  return judgeDevice(tasteCandidates(host, name), name);
+}
+
+/** The device `name` among what a taste found: its images, the set to use, or why none can be used. */
+export function judgeDevice(tasting: Tasting, name: string): TasteOutcome {
+  const all = tasting.members.filter((m) => m.md.name === name);
+  const ignored = tasting.passedOver.filter((i) => i.device === name);
+  const undecodable = tasting.passedOver.filter((i) => i.device === undefined);
   const warnings: string[] = [];
   // An image ignored, or whose metadata does not decode, may be the missing component: say so.
   const notes = [...ignored.map((i) => i.error.message), ...undecodable.map((u) => `unreadable metadata: ${u.error.message}`)];
