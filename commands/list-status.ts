@@ -19,16 +19,6 @@ export const STATUS_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 /**
- * The geoms list and status show: with names given, the geoms named
- * (whatever they offer); otherwise those with a provider, and with -a every
- * geom — an incomplete virstor device has no provider until its last
- * component is found, and geom(8) passes over it unless asked.
- */
-export function shownGeoms<T>(geoms: readonly T[], hasProvider: (g: T) => boolean, named: readonly string[], all: boolean): T[] {
-  return named.length > 0 || all ? [...geoms] : geoms.filter(hasProvider);
-}
-
-/**
  * geom(8)'s status table: printf("%*s  %*s  %s"), Name and Status
  * right-aligned to the widest value. Each row is a provider (its geom's name
  * with -g; a geom without a provider, shown with -a, under its own name).

@@ -14,7 +14,8 @@ import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, ty
 import type { Progress } from './output.js';
 import { dumpImages, finish, forEachItem } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
-import { openVirstor, type OpenVirstorOptions, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
+import { openVirstor, type OpenVirstorOptions, type VirstorDevice } from '../src/virstor/device.js';
+import type { VirstorHost } from '../src/virstor/host.js';
 import { checkOffset, checkVirtualRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { OutputFile, refuseOutput } from '../src/output-file.js';
@@ -22,22 +23,13 @@ import { refuseRelabel } from '../src/geom-owner.js';
 import { checkDeviceName } from '../src/device-name.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
-import {
-  addComponents,
-  checkDevice,
-  exportVirstor,
-  formatExtent,
-  listVirstor,
-  MAP_HEADER,
-  mapExtents,
-  removeComponents,
-  stopDevice,
-  type ExportResult,
-  type CheckReport,
-  type ListResult,
-  type MapProgress,
-} from '../src/virstor/ops.js';
-import { formatStatus, LIST_OPTIONS, shownGeoms, STATUS_OPTIONS } from './list-status.js';
+import { checkDevice, stopDevice, type CheckReport } from '../src/virstor/check.js';
+import { addComponents, removeComponents } from '../src/virstor/components.js';
+import { devicesAmongImages, discoverVirstor, shownDevices } from '../src/virstor/discover.js';
+import { exportVirstor, type ExportResult } from '../src/virstor/export.js';
+import { formatExtent, MAP_HEADER, mapExtents } from '../src/virstor/extents.js';
+import type { MapProgress } from '../src/virstor/map-scan.js';
+import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import { virstorDeviceName } from '../src/naming.js';
 import { checkSectorSizeFits } from '../src/label-options.js';
 import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
@@ -274,15 +266,14 @@ const removeCommand = defineCommand({
 
 /**
  * The devices of list and status (by name, "virstor/thin" or "thin"), their
- * warnings reported (ignored images first); with no name given, only the
- * complete ones unless `all` (-a): an incomplete device has no provider yet.
+ * warnings reported (ignored images first), and the failures to finish with.
  */
-function listed(ctx: Context, args: string[], all: boolean): ListResult {
+function listed(ctx: Context, args: string[], all: boolean): { devices: VirstorListingDevice[]; failures: GeomError[] } {
   const names = args.map(virstorDeviceName);
-  const r = listVirstor(hostOf(ctx), names);
-  warnAll(ctx, r.ignored.map((i) => i.error.message));
-  warnAll(ctx, r.warnings);
-  return { ...r, devices: shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, names, all) };
+  const found = discoverVirstor(hostOf(ctx), names);
+  warnAll(ctx, found.ignored.map((i) => i.error.message));
+  warnAll(ctx, found.warnings);
+  return { devices: shownDevices(found.devices, names, all), failures: found.failures.map((f) => f.error) };
 }
 
 const listCommand = defineCommand({
@@ -294,7 +285,7 @@ const listCommand = defineCommand({
   run(ctx, args, opts) {
     const r = listed(ctx, args, opts.all);
     ctx.out.result('virstor list', { geoms: r.devices.map(virstorListingJson) }, () => renderVirstorList(r.devices, ctx.out.style).replace(/\n$/, ''));
-    finish(r.failures.map((f) => f.error));
+    finish(r.failures);
   },
 });
 
@@ -308,7 +299,7 @@ const statusCommand = defineCommand({
     const r = listed(ctx, args, opts.all);
     const rows = r.devices.map(virstorStatusRow);
     ctx.out.result('virstor status', { geoms: r.devices.map(virstorListingJson) }, () => (rows.length ? formatStatus(rows, opts, ctx.out.style) : ''));
-    finish(r.failures.map((f) => f.error));
+    finish(r.failures);
   },
 });
 
@@ -518,30 +509,10 @@ const exportCommand = defineCommand({
 });
 
 
-/**
- * The virstor devices among tasted images (those with a component in `named`,
- * when given), for the top-level list and status. What the kernel would log
- * and ignore (an image it passes over, a device that does not open) is a
- * failure when it concerns a named image — the user asked for it — and,
- * when no image is named, a warning, as the kernel's log line is; images not
- * named are not asked about (journal.ts does the same).
- */
+/** The virstor devices among tasted images, for the top-level list and status (src/virstor/discover.ts says which). */
 function devicesAmong(ctx: Context, paths: string[], named: string[], all: boolean): { devices: VirstorListingDevice[]; failures: GeomError[] } {
-  const r = listVirstor(hostOf(ctx, [], paths), []);
-  const wanted = new Set(named);
-  const failures: GeomError[] = [];
-  const report = (error: GeomError, images: string[]): void => {
-    if (images.some((p) => wanted.has(p))) failures.push(error);
-    else if (named.length === 0) ctx.out.warn(error.line);
-  };
-  for (const i of r.ignored) report(i.error, [i.path]);
-  warnAll(ctx, r.warnings);
-  const devices = named.length === 0 ? shownGeoms(r.devices, (d) => virstorStatusRow(d).hasProvider, named, all) : r.devices.filter((d) => d.components.some((c) => wanted.has(c.path)));
-  for (const f of r.failures) {
-    // A device listed as not usable fails the listing wherever it is shown.
-    if (f.listed && f.images.some((p) => devices.some((d) => d.components.some((c) => c.path === p)))) failures.push(f.error);
-    else report(f.error, f.images);
-  }
+  const { devices, failures, warnings } = devicesAmongImages(discoverVirstor(hostOf(ctx, [], paths), []), named, all);
+  warnAll(ctx, warnings);
   return { devices, failures };
 }
 

@@ -10,7 +10,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { identityKey } from './util/identity.js';
-import { UNDO_SUFFIX } from './engine/undo-log.js';
+import { UNDO_SUFFIX } from './engine/undo-store.js';
 
 
 /**

@@ -14,7 +14,7 @@ import { tasteProvider } from './taste.js';
 import { candidateImages } from './candidates.js';
 import { openImage } from './provider/file.js';
 import type { Provider } from './provider/provider.js';
-import type { TasteHost } from './virstor/device.js';
+import type { TasteHost } from './virstor/host.js';
 import { describeVirstorImage } from './virstor/owner.js';
 import { describeJournalImage } from './journal/owner.js';
 

@@ -8,6 +8,7 @@
 
 import { statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { DEV_PREFIX, JOURNAL_SUFFIX, VIRSTOR_PREFIX, withoutDev } from './device-name.js';
 import { GeomError } from './errors.js';
 import { candidateImages, dirsWithNamed } from './candidates.js';
 import { openImage } from './provider/file.js';
@@ -16,9 +17,6 @@ import type { Provider } from './provider/provider.js';
 import { decodeJournalMetadata, GJ_TYPE_DATA } from './journal/metadata.js';
 import { decodeVirstorMetadata } from './virstor/metadata.js';
 
-const DEV = '/dev/';
-const JOURNAL_SUFFIX = '.journal';
-const VIRSTOR_PREFIX = 'virstor/';
 
 /** A provider name as written, with /dev/ dropped, and what it names. */
 type ProviderSyntax =
@@ -33,14 +31,14 @@ type ProviderSyntax =
  * user of image files types.
  */
 function providerSyntax(arg: string): ProviderSyntax | undefined {
-  const name = arg.startsWith(DEV) ? arg.slice(DEV.length) : arg;
+  const name = withoutDev(arg);
   if (name.startsWith(VIRSTOR_PREFIX)) {
     const device = name.slice(VIRSTOR_PREFIX.length);
     return device && !device.includes('/') ? { kind: 'virstor', name, device } : undefined;
   }
   if (name.endsWith(JOURNAL_SUFFIX) && basename(name).length > JOURNAL_SUFFIX.length) {
     const data = name.slice(0, -JOURNAL_SUFFIX.length);
-    const dir = arg.startsWith(DEV) || dirname(data) === '.' ? undefined : dirname(data);
+    const dir = arg.startsWith(DEV_PREFIX) || dirname(data) === '.' ? undefined : dirname(data);
     return { kind: 'journal', name: basename(name), dataName: basename(data), dir };
   }
   return undefined;

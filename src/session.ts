@@ -26,7 +26,8 @@ import type { Provider } from './provider/provider.js';
 import type { Engine } from './engine/types.js';
 import { createEngine, type FlushEngine } from './engine/engine.js';
 import { findLogs, headerOf, recoverImages, type ImageRef, type RecoveryProgress } from './engine/recovery.js';
-import { fileLogStore, type LogStore, type UndoImage } from './engine/undo-log.js';
+import type { UndoImage } from './engine/undo-format.js';
+import { fileLogStore, type LogStore } from './engine/undo-store.js';
 import { fileRegistry, registryDir, type UndoRegistry } from './engine/undo-registry.js';
 import { sameFile } from './util/identity.js';
 

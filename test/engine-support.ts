@@ -5,7 +5,7 @@
 import { createEngine, type FlushEngine } from '../src/engine/engine.js';
 import { CrashWorld, MemoryLogStore, type WorldState } from './sim/memory-log.js';
 import { recoverImages } from '../src/engine/recovery.js';
-import type { LogStore } from '../src/engine/undo-log.js';
+import type { LogStore } from '../src/engine/undo-store.js';
 import { withFaults, withLogFaults, type FaultCounter } from '../src/provider/fault.js';
 import type { Provider } from '../src/provider/provider.js';
 import type { BufferType } from '../src/engine/types.js';

@@ -236,6 +236,33 @@ describe('a copied component: every listing says the device cannot be used (item
   });
 });
 
+describe('a component carrying the other one\'s index: as many images as md_count, component 0 missing', () => {
+  const s = scratch('geomctl-truth6b-');
+  const run = (args: string[]) => geomctl(args, { cwd: s.dir });
+
+  beforeAll(() => {
+    sparseImage(s.path('c0.img'), 64 * M);
+    sparseImage(s.path('c1.img'), 64 * M);
+    expect(run(['virstor', 'label', '-s', '256M', 'thin', 'c0.img', 'c1.img']).status).toBe(0);
+    // c0.img's `no` (u16 at offset 70 of its metadata sector) made 1: both images claim component 1.
+    const fd = openSync(s.path('c0.img'), 'r+');
+    writeSync(fd, Buffer.from([1, 0]), 0, 2, 64 * M - 512 + 70);
+    closeSync(fd);
+  });
+  afterAll(() => s.cleanup());
+
+  it.each([
+    ['virstor read', ['virstor', 'read', '-l', '4k', 'thin']],
+    ['virstor list', ['virstor', 'list']],
+    ['list c0.img', ['list', 'c0.img']],
+  ])('%s names both images (tasting does not assemble the device), exits 1', (_name, args) => {
+    const r = run(args);
+    expect(r.status).toBe(1);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.stderr).toMatch(/virstor thin: (c0\.img and c1\.img|c1\.img and c0\.img) both claim component 1/);
+  });
+});
+
 describe('what is atomic, as README and the manual now say (item 7)', () => {
   const s = scratch('geomctl-truth7-');
   const run = (args: string[], env?: Record<string, string>) => geomctl(args, { cwd: s.dir, ...(env ? { env } : {}) });

@@ -14,7 +14,8 @@ import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
 import { openVirstor } from '../src/virstor/device.js';
 import { bufferSource, writeVirstor } from '../src/virstor/io.js';
-import { addComponents, checkDevice, removeComponents, stopDevice } from '../src/virstor/ops.js';
+import { checkDevice, stopDevice } from '../src/virstor/check.js';
+import { addComponents, removeComponents } from '../src/virstor/components.js';
 import { ImageLogStore, MemHost, gWrite, pattern } from './virstor-engine-host.js';
 import { ModelKernel, modelImage, modelLabel, type ModelImage } from './model/virstor-kernel.js';
 

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { GeomError } from '../src/errors.js';
 import { openVirstor } from '../src/virstor/device.js';
 import { bufferSource, readVirstorRange, writeVirstor } from '../src/virstor/io.js';
-import { addComponents, checkDevice, mapExtents, removeComponents, stopDevice } from '../src/virstor/ops.js';
+import { checkDevice, stopDevice } from '../src/virstor/check.js';
+import { addComponents, removeComponents } from '../src/virstor/components.js';
+import { mapExtents } from '../src/virstor/extents.js';
 import { MemHost, hashImages as hash } from './virstor-engine-host.js';
 import { ModelKernel, modelImage, modelLabel, type ModelImage } from './model/virstor-kernel.js';
 

@@ -7,11 +7,12 @@
 
 import { createHash } from 'node:crypto';
 import nodePath from 'node:path';
-import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-log.js';
+import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-store.js';
 import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
-import { openVirstor, type VirstorHost, type VirstorSession } from '../src/virstor/device.js';
+import { openVirstor } from '../src/virstor/device.js';
+import type { VirstorHost, VirstorSession } from '../src/virstor/host.js';
 import { bufferSource, readVirstorRange, writeVirstor, type WriteResult } from '../src/virstor/io.js';
 import type { ModelImage } from './model/virstor-kernel.js';
 

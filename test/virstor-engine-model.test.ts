@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { GeomError } from '../src/errors.js';
 import { openVirstor, type VirstorDevice } from '../src/virstor/device.js';
 import { VIRSTOR_PROVIDER_ALLOCATED, VIRSTOR_PROVIDER_CURRENT, decodeVirstorMetadata } from '../src/virstor/metadata.js';
-import { checkDevice } from '../src/virstor/ops.js';
+import { checkDevice } from '../src/virstor/check.js';
 import { MemHost, gRead, gWrite, hashImages as hash, pattern } from './virstor-engine-host.js';
 import {
   ModelKernel,

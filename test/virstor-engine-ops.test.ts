@@ -9,15 +9,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openVirstor } from '../src/virstor/device.js';
 import { bufferSource, readVirstorRange, writeVirstor } from '../src/virstor/io.js';
 import { VIRSTOR_PROVIDER_ALLOCATED, VIRSTOR_PROVIDER_CURRENT } from '../src/virstor/metadata.js';
-import {
-  addComponents,
-  checkDevice,
-  exportVirstor,
-  formatExtent,
-  mapExtents,
-  removeComponents,
-  stopDevice,
-} from '../src/virstor/ops.js';
+import { checkDevice, stopDevice } from '../src/virstor/check.js';
+import { addComponents, removeComponents } from '../src/virstor/components.js';
+import { exportVirstor } from '../src/virstor/export.js';
+import { formatExtent, mapExtents } from '../src/virstor/extents.js';
 import { MemHost, gWrite, hashImages as hash, pattern } from './virstor-engine-host.js';
 import { ModelKernel, modelImage, modelLabel, modelReadMetadata, type ModelImage } from './model/virstor-kernel.js';
 

@@ -24,6 +24,23 @@ describe('taste of a virstor image the kernel would ignore', () => {
     expect(run(['-H', 'taste', 'renamed.img']).stdout).toBe('renamed.img: VIRSTOR (sector size 512), hv\n');
   });
 
+  it('a hardcoded name with /dev/ before it is the image (g_compare_names): taste and open both take it', () => {
+    sparseImage(s.path('d0.img'), 4 << 20);
+    expect(run(['virstor', 'label', '-h', '-m', '64k', '-s', '16M', 'dv', 'd0.img']).status).toBe(0);
+    // md_provider (16 bytes at offset 54 of the last sector) rewritten as FreeBSD would record it: /dev/d0.img.
+    const fd = openSync(s.path('d0.img'), 'r+');
+    const field = Buffer.alloc(16);
+    field.write('/dev/d0.img');
+    writeSync(fd, field, 0, 16, (4 << 20) - 512 + 54);
+    closeSync(fd);
+    expect(run(['dump', 'd0.img']).stdout).toContain('/dev/d0.img');
+    expect(run(['taste', 'd0.img']).stdout).toBe('d0.img: VIRSTOR (sector size 512), dv\n');
+    const list = run(['-d', '.', 'virstor', 'list', '-a', 'dv']);
+    expect(list.stderr).toBe('');
+    expect(list.status).toBe(0);
+    expect(list.stdout).toContain('d0.img');
+  });
+
   it('a provsize that is not the image size', () => {
     sparseImage(s.path('p0.img'), 4 << 20);
     expect(run(['virstor', 'label', '-m', '64k', '-s', '16M', 'pv', 'p0.img']).status).toBe(0);

@@ -15,9 +15,12 @@ import type { Lockable } from '../src/lock.js';
 import { FaultCounter, withFaults } from '../src/provider/fault.js';
 import { alignedDataRegions, SEEK_DATA, SEEK_HOLE, seekDataRegions, type Seek } from '../src/provider/holes.js';
 import { labelVirstor, planVirstorLabel } from '../src/virstor/label.js';
-import { openVirstor, type VirstorDevice, type VirstorHost } from '../src/virstor/device.js';
+import { openVirstor, type VirstorDevice } from '../src/virstor/device.js';
+import type { VirstorHost } from '../src/virstor/host.js';
+import { nonZeroEntries } from '../src/virstor/map-scan.js';
 import { bufferSource, writeVirstor } from '../src/virstor/io.js';
-import { analyzeMap, checkDevice, mapExtents } from '../src/virstor/ops.js';
+import { analyzeMap, checkDevice } from '../src/virstor/check.js';
+import { mapExtents } from '../src/virstor/extents.js';
 import { scratch } from './helpers/cli.js';
 
 const K = 1024;
@@ -284,7 +287,7 @@ describe('a 64 TiB device with a 512 MiB map and entries far apart', () => {
       // Entry 30,000,000 lies in a hole of the image; its new value waits in the engine's cache.
       dev.map.set(30_000_000, { flags: 1, providerNo: 1, providerChunk: 40 });
       dev.map.flush();
-      const seen = (): number[] => [...dev.nonZeroEntries()].map(([, , v]) => v);
+      const seen = (): number[] => [...nonZeroEntries(dev)].map(([, , v]) => v);
       expect(seen()).toContain(30_000_000);
       dev.engine.abort();
     } finally {
@@ -292,7 +295,7 @@ describe('a 64 TiB device with a 512 MiB map and entries far apart', () => {
     }
     const after = openVirstor(fileHost(paths, true), 'big', { write: true, scan: true });
     try {
-      const seen = (): number[] => [...after.nonZeroEntries()].map(([, , v]) => v);
+      const seen = (): number[] => [...nonZeroEntries(after)].map(([, , v]) => v);
       expect(seen()).not.toContain(30_000_000);
       // Committed, the image holds it again (its data regions include the page cache's unflushed writes).
       after.map.set(30_000_001, { flags: 1, providerNo: 1, providerChunk: 4 });

@@ -16,7 +16,7 @@
 import { GeomError, IoError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import type { BufferType, Engine, EngineOptions, EngineStats } from './types.js';
-import { fileLogStore, undoLogPathFor, type LogStore } from './undo-log.js';
+import { fileLogStore, undoLogPathFor, type LogStore } from './undo-store.js';
 import type { UndoRegistry } from './undo-registry.js';
 import { BlockCache, DATA, META, TYPE_CODE, VOLUME, blockAt, imageState, type Block, type ImageState } from './cache.js';
 import { ImageIo } from './image-io.js';

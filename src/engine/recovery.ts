@@ -19,7 +19,8 @@ import { statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { GeomError } from '../errors.js';
 import type { Provider, ProviderIdentity } from '../provider/provider.js';
-import { UNDO_SUFFIX, decodeHeader, readerRange, realPath, scanRecords, type LogReader, type LogStore, type UndoHeader, type UndoImage } from './undo-log.js';
+import { decodeHeader, readerRange, scanRecords, type UndoHeader, type UndoImage } from './undo-format.js';
+import { UNDO_SUFFIX, realPath, type LogReader, type LogStore } from './undo-store.js';
 import type { UndoRegistry } from './undo-registry.js';
 import { sameFile } from '../util/identity.js';
 

@@ -7,7 +7,9 @@
 import nodePath from 'node:path';
 import type { EngineStats } from './types.js';
 import { IntervalSet } from './sorted.js';
-import { RECORD_HEADER, UndoLogWriter, encodeRecord, realPath, type LogStore, type UndoImage } from './undo-log.js';
+import { RECORD_HEADER, encodeRecord, type UndoImage } from './undo-format.js';
+import { realPath, type LogStore } from './undo-store.js';
+import { UndoLogWriter } from './undo-writer.js';
 import { RegistryError, type UndoRegistry } from './undo-registry.js';
 import type { ImageState } from './cache.js';
 import type { ImageIo } from './image-io.js';

@@ -12,6 +12,7 @@
 // its data provider (a journal not yet copied is replayed when the geom is
 // opened, as the kernel replays before it announces the provider).
 
+import { journaledProviderName, virstorProviderName } from '../device-name.js';
 import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import { tasteProvider } from '../taste.js';
@@ -22,9 +23,6 @@ import { identityKey } from '../util/identity.js';
 
 /** Stacks deeper than this are not assembled (providers.md). */
 export const MAX_STACK_DEPTH = 8;
-
-export const JOURNAL_SUFFIX = '.journal';
-export const VIRSTOR_PREFIX = 'virstor/';
 
 /** A provider of the graph: an image, or a geom's provider. */
 export interface GraphProvider {
@@ -93,7 +91,7 @@ function journalProvider(d: Tasted, tasted: readonly Tasted[]): GraphProvider | 
   }
   const data = d.p;
   return {
-    name: `${data.name}${JOURNAL_SUFFIX}`,
+    name: journaledProviderName(data.name),
     kind: 'journal',
     consumers,
     depth: Math.max(...consumers.map((c) => tasted.find((t) => t.p.name === c)?.p.depth ?? 0)) + 1,
@@ -114,9 +112,10 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
   const out: GraphProvider[] = [];
   for (const set of sets.values()) {
     const md = (set[0] as Tasted).virstor as VirstorMetadata;
-    const byNo: Tasted[] = [];
+    const byNo: (Tasted | undefined)[] = Array.from({ length: md.count }, () => undefined);
     for (const t of set) byNo[(t.virstor as VirstorMetadata).no] = t;
-    if (byNo.length !== md.count || byNo.some((t) => t === undefined) || set.length !== md.count) continue;
+    // Every index once: as many images as md_count may still hold one index twice and another not at all.
+    if (byNo.length !== md.count || byNo.includes(undefined) || set.length !== md.count) continue;
     const ss = (set[0] as Tasted).sectorSize;
     let geo;
     try {
@@ -127,7 +126,7 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
     const cs = md.chunkSize;
     // geomctl's providers end below 2^53 bytes (provider/provider.ts): a larger virstor is listed, not stacked on.
     if (!Number.isSafeInteger(geo.virtualChunks * cs)) continue;
-    const comps = byNo.map((t) => t.p);
+    const comps = (byNo as Tasted[]).map((t) => t.p);
     const c0 = comps[0] as GraphProvider;
     const readPiece = (v: number, inChunk: number, target: Buffer): void => {
       const e = decodeMapEntry(c0.read(v * VIRSTOR_MAP_ENTRY_SIZE, VIRSTOR_MAP_ENTRY_SIZE));
@@ -136,7 +135,7 @@ function virstorProviders(tasted: readonly Tasted[]): GraphProvider[] {
       else comp.read(e.providerChunk * cs + inChunk, target.length).copy(target);
     };
     out.push({
-      name: `${VIRSTOR_PREFIX}${md.name}`,
+      name: virstorProviderName(md.name),
       kind: 'virstor',
       consumers: comps.map((c) => c.name),
       depth: Math.max(...comps.map((c) => c.depth)) + 1,

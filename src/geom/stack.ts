@@ -9,6 +9,7 @@
 //
 // Unstacked commands (every name a file) get the plain session, unchanged.
 
+import { journaledProviderName, JOURNAL_SUFFIX, VIRSTOR_PREFIX, withoutDev } from '../device-name.js';
 import { GeomError } from '../errors.js';
 import { candidateImages } from '../candidates.js';
 import type { Session } from '../session.js';
@@ -16,9 +17,10 @@ import { providerView, type Provider } from '../provider/provider.js';
 import type { Engine } from '../engine/types.js';
 import { JournalDevice } from '../journal/device.js';
 import { journalLayer } from '../journal/layer.js';
-import { openVirstor, type VirstorHost, type VirstorSession } from '../virstor/device.js';
+import { openVirstor } from '../virstor/device.js';
+import type { VirstorHost, VirstorSession } from '../virstor/host.js';
 import { virstorLayer } from '../virstor/layer.js';
-import { JOURNAL_SUFFIX, MAX_STACK_DEPTH, tasteGraph, VIRSTOR_PREFIX, type GraphProvider, type StackGraph } from './graph.js';
+import { MAX_STACK_DEPTH, tasteGraph, type GraphProvider, type StackGraph } from './graph.js';
 import { StackEngine, type Layer } from './stack-engine.js';
 import { isFile } from '../naming.js';
 
@@ -37,13 +39,6 @@ export interface StackOptions {
 
 /** A name resolved down to the images: a bottom image, or a geom's provider over what it consumes. */
 type Resolved = { image: string } | { provider: GraphProvider; below: Resolved[] };
-
-const DEV = '/dev/';
-
-/** `arg` without /dev/, as the graph names providers. */
-function plain(arg: string): string {
-  return arg.startsWith(DEV) ? arg.slice(DEV.length) : arg;
-}
 
 export class Stacks {
   private tasted: StackGraph | undefined;
@@ -69,7 +64,7 @@ export class Stacks {
   /** The geom's provider `arg` names, if it is one (and not a file). */
   providerOf(arg: string): GraphProvider | undefined {
     if (isFile(arg)) return undefined;
-    const name = plain(arg);
+    const name = withoutDev(arg);
     if (!name.startsWith(VIRSTOR_PREFIX) && !name.endsWith(JOURNAL_SUFFIX)) return undefined;
     const g = this.graph();
     const exact = g.get(name);
@@ -168,7 +163,7 @@ class StackBuilder {
 
   private journal(p: GraphProvider, engine: StackEngine): Layer {
     // GEOM names it after its data provider: data.img.journal, virstor/thin.journal.
-    const name = `${(engine.providers[0] as Provider).name}${JOURNAL_SUFFIX}`;
+    const name = journaledProviderName((engine.providers[0] as Provider).name);
     const dev = JournalDevice.open(engine, { cacheLimit: this.o.cacheLimit, maxphys: this.o.maxphys, ignoreHardcoded: this.o.ignoreHardcoded });
     for (const w of dev.warnings) this.o.warn(w);
     // A journal's provider is announced after its replay (the kernel's g_journal_sync at start).

@@ -6,7 +6,8 @@
 // would log and pass over (metadata that does not decode, a half without its
 // other half, a device that does not open) fails the command when it
 // concerns an image the user named, and is a warning otherwise, as the
-// kernel's log line is. The virstor class's counterpart is ops.ts listVirstor.
+// kernel's log line is. The virstor class's counterpart is
+// src/virstor/discover.ts.
 
 import { statSync } from 'node:fs';
 import type { GeomError } from '../errors.js';

@@ -6,13 +6,13 @@
 // engine computes and hands in, and UFS (the file system on the journaled
 // provider and its gjournal flag, tunefs -J).
 
+import { journaledProviderName } from '../device-name.js';
 import { OFFLINE_MODE, renderGeom, type ConfigLine, type GeomNode, type GeomProviderNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
 import { PLAIN, type Tone, type TextStyle } from '../style.js';
 
-export type { JournalState } from './device.js';
 import type { JournalState } from './device.js';
 
 /** What each state means to the user: nothing to do, journals waiting to be copied, a journal to repair. */
@@ -67,7 +67,7 @@ export function journalGeomName(id: number): string {
 
 /** The journaled provider: "<data provider>.journal". */
 export function journalProviderName(dev: Pick<JournalListingDevice, 'data'>): string {
-  return `${dev.data.name}.journal`;
+  return journaledProviderName(dev.data.name);
 }
 
 /** sc_mediasize: the data area — up to jstart on one image, all but the last sector of a separate data image. */

@@ -12,6 +12,7 @@
 // (and so is far below 2^53). The u32/u8 fields are numbers.
 
 import { createHash } from 'node:crypto';
+import { sameProviderName } from '../device-name.js';
 import { CorruptError, GeomError } from '../errors.js';
 import { defineStruct, type ValueOf } from '../geom/struct.js';
 import type { Provider } from '../provider/provider.js';
@@ -158,12 +159,6 @@ export interface ValidateOptions {
 
 function field(cName: string, image: JournalImage, what: string, hint?: string): CorruptError {
   return new CorruptError(`journal metadata on ${image.path}: ${cName} ${what}`, hint);
-}
-
-/** The kernel's g_compare_names: equal, ignoring a leading "/dev/" on either side. */
-function sameProviderName(a: string, b: string): boolean {
-  const strip = (s: string): string => (s.startsWith('/dev/') ? s.slice(5) : s);
-  return strip(a) === strip(b);
 }
 
 /**

@@ -11,7 +11,7 @@ import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import { tasteProvider, type Tasted } from '../taste.js';
 import type { GeomOwner } from '../geom-owner.js';
-import type { TasteHost } from '../virstor/device.js';
+import type { TasteHost } from '../virstor/host.js';
 import { decodeJournalMetadata, GJ_TYPE_COMPLETE, GJ_TYPE_DATA, isClean, type JournalMetadata } from './metadata.js';
 import { sameFile } from '../util/identity.js';
 

@@ -11,6 +11,7 @@
 // A label -J writes it into the data area of the device it is creating, in
 // the label's own undo transaction: both or neither.
 
+import { journaledProviderName } from '../device-name.js';
 import { GeomError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import { magicOf, MAGICS } from '../taste.js';
@@ -139,7 +140,7 @@ function change(sb: UfsSuperblock, provider: string, enable: boolean, changed: b
  * before the journal is repaired.
  */
 export function tuneGjournal(dev: JournalDevice, enable: boolean, force: boolean): { change: GjournalFlagChange; recovery?: RecoverResult } {
-  const provider = `${dev.dataPath}.journal`;
+  const provider = journaledProviderName(dev.dataPath);
   if (dev.state === 'BROKEN' || dev.damaged) {
     throw refused(
       `journal on ${dev.dataPath} is ${dev.damaged ? 'damaged' : 'broken'}: the file system on ${provider} cannot be read as FreeBSD would read it`,
@@ -172,7 +173,7 @@ export function labelGjournalWrite(
 ): { change: GjournalFlagChange; write?: { offset: number; data: Buffer } } {
   const p = engine.providers[0];
   if (!p) throw new Error('labelGjournalWrite without a data image');
-  const provider = `${p.path}.journal`;
+  const provider = journaledProviderName(p.path);
   const read: ReadFn = (o, l) => engine.read(0, o, l);
   const sb = checkedSuperblock(read, dataSize, ss, provider, true, force);
   const bytes = ufsByteSize(sb);

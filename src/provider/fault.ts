@@ -7,7 +7,7 @@
 // count walks every write the process makes.
 
 import { IoError, UsageError } from '../errors.js';
-import type { LogStore } from '../engine/undo-log.js';
+import type { LogStore } from '../engine/undo-store.js';
 import type { Provider } from './provider.js';
 
 export type FaultAction = 'kill' | 'eio' | 'enospc';

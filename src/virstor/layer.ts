@@ -6,6 +6,7 @@
 // metadata stays under the one undo log; an ordered write's allocation is
 // durable before it returns (virstor/io.ts, WriteOptions.as).
 
+import { virstorProviderName } from '../device-name.js';
 import type { BufferType } from '../engine/types.js';
 import { layerProvider, type Layer } from '../geom/stack-engine.js';
 import { mergeRanges } from '../util/ranges.js';
@@ -14,7 +15,7 @@ import { bufferSource, readVirstorInto, writeVirstor } from './io.js';
 import { isAllocated } from './map.js';
 
 export function virstorLayer(dev: VirstorDevice, onWarning: (w: string) => void = () => {}): Layer {
-  const name = `virstor/${dev.name}`;
+  const name = virstorProviderName(dev.name);
   const write = (offset: number, data: Buffer, as: BufferType | 'ORDERED'): void => {
     const r = writeVirstor(dev, bufferSource(data), { offset, sparse: false, commit: false, as });
     for (const w of r.warnings) onWarning(w);

@@ -4,6 +4,7 @@
 // device does not have yet and computes percentages in u_int; geomctl guards
 // the divisions and clamps the percentages to 0..100.
 
+import { virstorProviderName } from '../device-name.js';
 import { OFFLINE_MODE, renderGeom, type GeomNode } from '../geomlist.js';
 import { u64Json } from '../json.js';
 import { PLAIN, type Tone, type TextStyle } from '../style.js';
@@ -157,7 +158,7 @@ function geomNode(dev: VirstorListingDevice): GeomNode {
 }
 
 function providerName(dev: Pick<VirstorListingDevice, 'name'>): string {
-  return `virstor/${dev.name}`;
+  return virstorProviderName(dev.name);
 }
 
 /** geom(8) list text for the devices, in the order given (each block ends with a blank line). */

@@ -5,6 +5,7 @@
 // not commit (serve.md, "Consistency"), and a write is durable once a flush
 // after it was answered.
 
+import { virstorProviderName } from '../device-name.js';
 import type { BlockProvider, ExtentRun } from '../provider/block.js';
 import type { VirstorDevice } from './device.js';
 import { bufferSource, readVirstorInto, readVirstorIntoAsync, writeVirstor } from './io.js';
@@ -22,7 +23,7 @@ export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) 
     for (const w of r.warnings) onWarning(w);
   };
   return {
-    name: `virstor/${dev.name}`,
+    name: virstorProviderName(dev.name),
     mediaSize: size,
     sectorSize: dev.sectorSize,
     writable: dev.writable,

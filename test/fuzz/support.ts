@@ -51,7 +51,7 @@ import {
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { encodeHeader, encodeRecord } from '../../src/engine/undo-log.js';
+import { encodeHeader, encodeRecord } from '../../src/engine/undo-format.js';
 import { BIN, binFor } from '../helpers/cli.js';
 
 /** Cases per property: small in `npm test`, 2000 in `npm run fuzz`. */

@@ -12,8 +12,8 @@
 import nodePath from 'node:path';
 import { IoError } from '../../src/errors.js';
 import { CrashSimulator, seededRng, type CrashEvent } from './crash.js';
-import type { LogReader, LogStore, LogWriter } from '../../src/engine/undo-log.js';
-import { UNDO_SUFFIX } from '../../src/engine/undo-log.js';
+import type { LogReader, LogStore, LogWriter } from '../../src/engine/undo-store.js';
+import { UNDO_SUFFIX } from '../../src/engine/undo-store.js';
 
 export type LogOp =
   | { kind: 'create'; path: string }

@@ -10,18 +10,14 @@
 // Record (RECORD, then `length` old bytes unless the ZERO flag says
 //   they were all zero): the CRC32C covers the record's first 28 bytes, its
 //   payload and the header's nonce, so a record of an older log that happens
-//   to lie in the file's tail (or a torn one) is never trusted.
+//   to lie in the file's tail (or a torn one) is never trusted.//
+// Where logs live is undo-store.ts; the writer of one transaction's log,
+// undo-writer.ts.
 
-import nodePath from 'node:path';
-import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { IoError, errnoOf } from '../errors.js';
 import { crc32c } from '../crc32c.js';
-import type { ProviderIdentity } from '../provider/provider.js';
-import type { UndoRegistry } from './undo-registry.js';
 import { defineStruct } from '../geom/struct.js';
+import type { LogReader } from './undo-store.js';
 
-export const UNDO_SUFFIX = '.geomctl-undo';
 export const UNDO_VERSION = 1;
 const MAGIC = Buffer.from('GEOMUNDO', 'latin1');
 const RECORD_MAGIC = 0x52444e55; // "UNDR"
@@ -60,28 +56,6 @@ const RECORD = defineStruct('undo log record', 32, {
   crc: { kind: 'u32le', offset: 28 },
 });
 export const RECORD_HEADER = RECORD.size;
-
-/**
- * The path with every symlink, `.` and `..` resolved; undefined when it cannot
- * be resolved (no such file: a simulated image in tests).
- */
-export function realPath(path: string): string | undefined {
-  try {
-    return fs.realpathSync.native(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The undo log of a transaction whose first image is `image`: beside its real
- * path, so that a symlink, a relative path or `..` to the same file finds it
- * there (providers.md, "Crash safety across layers"); undo-registry.ts covers
- * the paths that do not resolve to it (hard links, bind mounts).
- */
-export function undoLogPathFor(image: string): string {
-  return `${realPath(image) ?? image}${UNDO_SUFFIX}`;
-}
 
 /** An image as the log's header names it. */
 export interface UndoImage {
@@ -213,209 +187,6 @@ export function scanRecords(log: LogReader, header: UndoHeader): UndoRecord[] {
     at = end;
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------
-// Where logs live. The engine and recovery reach the file system only through
-// a LogStore, so that the crash tests can simulate power loss on the log as
-// they do on the images (test/sim/memory-log.ts).
-
-export interface LogReader {
-  readonly size: number;
-  /** Exactly `length` bytes at `offset` (inside `size`). */
-  read(offset: number, length: number): Buffer;
-  close(): void;
-}
-
-export interface LogWriter {
-  /** Appends at the end of the file. */
-  append(data: Buffer): void;
-  /** fsync(2) of the file. */
-  sync(): void;
-  close(): void;
-}
-
-export interface LogStore {
-  /** The undo logs (names ending in UNDO_SUFFIX) directly inside `dir`; none when it cannot be read. */
-  list(dir: string): string[];
-  /** An existing log, for reading; undefined when there is none. */
-  open(path: string): LogReader | undefined;
-  /** Creates a new, empty log; fails when one exists. */
-  create(path: string): LogWriter;
-  /** Unlinks a log (a missing one is fine). */
-  remove(path: string): void;
-  /** fsync(2) of a directory: makes a creation or removal in it durable. */
-  syncDir(dir: string): void;
-}
-
-/** The production store: files next to the images. Errors are IoErrors naming the log. */
-export const fileLogStore: LogStore = {
-  list(dir) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      return [];
-    }
-    return names.filter((n) => n.endsWith(UNDO_SUFFIX)).map((n) => nodePath.join(dir, n));
-  },
-  open(path) {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'r');
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return undefined;
-      throw new IoError(path, 'open', undefined, errnoOf(err));
-    }
-    const size = fs.fstatSync(fd).size;
-    return {
-      size,
-      read(offset, length) {
-        const buf = Buffer.alloc(length);
-        let done = 0;
-        try {
-          while (done < length) {
-            const n = fs.readSync(fd, buf, done, length - done, offset + done);
-            if (n === 0) break;
-            done += n;
-          }
-        } catch (err) {
-          throw new IoError(path, 'read', offset + done, errnoOf(err));
-        }
-        return buf;
-      },
-      close() {
-        fs.closeSync(fd);
-      },
-    };
-  },
-  create(path) {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'wx', 0o644);
-    } catch (err) {
-      throw new IoError(path, 'create', undefined, errnoOf(err));
-    }
-    let end = 0;
-    return {
-      append(data) {
-        let done = 0;
-        try {
-          while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, end + done);
-        } catch (err) {
-          throw new IoError(path, 'write', end + done, errnoOf(err));
-        }
-        end += data.length;
-      },
-      sync() {
-        try {
-          fs.fsyncSync(fd);
-        } catch (err) {
-          throw new IoError(path, 'fsync', undefined, errnoOf(err));
-        }
-      },
-      close() {
-        fs.closeSync(fd);
-      },
-    };
-  },
-  remove(path) {
-    try {
-      fs.unlinkSync(path);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw new IoError(path, 'unlink', undefined, errnoOf(err));
-    }
-  },
-  syncDir(dir) {
-    let fd: number;
-    try {
-      fd = fs.openSync(dir, 'r');
-    } catch (err) {
-      throw new IoError(dir, 'open', undefined, errnoOf(err));
-    }
-    try {
-      fs.fsyncSync(fd);
-    } catch (err) {
-      // Some file systems cannot fsync a directory; the log's own fsync is all they offer.
-      const errno = errnoOf(err);
-      if (errno !== 'EINVAL' && errno !== 'EISDIR') throw new IoError(dir, 'fsync', undefined, errno);
-    } finally {
-      fs.closeSync(fd);
-    }
-  },
-};
-
-/**
- * One transaction's log, created on the first append (header first) and
- * deleted at the commit point. The first sync also syncs the directory, so
- * that the file's name is as durable as its contents before any image
- * metadata depends on it. With a registry, every image is pointed at the log
- * durably before the log is created, and the pointers go after it is deleted
- * (undo-registry.ts).
- */
-export class UndoLogWriter {
-  readonly nonce = randomBytes(8);
-  private file: LogWriter | undefined;
-  private onDisk = false;
-  private dirSynced = false;
-  private unsynced = false;
-
-  constructor(
-    private readonly store: LogStore,
-    readonly path: string,
-    private readonly images: readonly UndoImage[],
-    private readonly registry?: UndoRegistry,
-  ) {}
-
-  private get identities(): ProviderIdentity[] {
-    return this.images.map(({ dev, ino }) => ({ dev, ino }));
-  }
-
-  /** True once the file exists (it may then hold records of this transaction). */
-  get created(): boolean {
-    return this.onDisk;
-  }
-
-  /** Appends encoded records; creates the file with its header first. Returns the bytes written. */
-  append(records: Buffer): number {
-    let data = records;
-    if (!this.file) {
-      this.registry?.record(this.identities, nodePath.resolve(this.path));
-      this.file = this.store.create(this.path);
-      this.onDisk = true;
-      data = Buffer.concat([encodeHeader(this.nonce, this.images), records]);
-    }
-    this.file.append(data);
-    this.unsynced = true;
-    return data.length;
-  }
-
-  /** Makes everything appended durable; returns how many fsyncs that took. */
-  sync(): number {
-    if (!this.file || !this.unsynced) return 0;
-    this.file.sync();
-    this.unsynced = false;
-    if (this.dirSynced) return 1;
-    this.store.syncDir(nodePath.dirname(this.path));
-    this.dirSynced = true;
-    return 2;
-  }
-
-  /** The commit point: the log disappears, durably. */
-  remove(): void {
-    this.close();
-    if (!this.onDisk) return;
-    this.store.remove(this.path);
-    this.onDisk = false;
-    this.store.syncDir(nodePath.dirname(this.path));
-    this.registry?.forget(this.identities, nodePath.resolve(this.path));
-  }
-
-  close(): void {
-    const f = this.file;
-    this.file = undefined;
-    f?.close();
-  }
 }
 
 /** Reads a whole small range of a log, or undefined past its end (for decodeHeader). */
