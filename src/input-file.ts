@@ -2,11 +2,11 @@
 // length before they change anything (past the end is an error first, and a
 // virstor write counts its chunks), so input that cannot be read at positions
 // (a pipe, a FIFO, a terminal) is spooled to a temporary file first — one
-// unlinked as soon as it is created, so that nothing is left behind however
+// without a name (openSpoolFile), so that nothing is left behind however
 // the command ends, and never longer than what the device can take, so that
 // an endless pipe cannot fill the disk.
 
-import { closeSync, fstatSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,16 +87,41 @@ function tooLong(name: string, limit: number, device: string): GeomError {
   return new GeomError('REFUSED', `${name} is longer than the ${byteCount(limit)} ${device} can take from the offset given; nothing was written`, 'give a smaller input or offset');
 }
 
-/** Copies a stream into an unlinked temporary file, at most `limit` bytes. */
-function spool(from: number, name: string, limit: number, device: string): Input {
-  const path = join(tmpdir(), `geomctl-spool-${randomBytes(6).toString('hex')}`);
-  let out: number;
+/**
+ * Linux's O_TMPFILE (asm-generic's __O_TMPFILE | O_DIRECTORY): a file in a
+ * directory that has no name from the start. Node does not export it.
+ */
+const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
+
+/**
+ * A temporary file nobody else can reach and nothing leaves behind: nameless
+ * (O_TMPFILE) where the platform and file system allow, else created and
+ * unlinked at once — a kill between the two would leave the file, which
+ * O_TMPFILE rules out.
+ */
+function openSpoolFile(): number {
+  const dir = tmpdir();
+  if (process.platform === 'linux') {
+    try {
+      return openSync(dir, O_TMPFILE | constants.O_RDWR, 0o600);
+    } catch (err) {
+      // A file system without O_TMPFILE (EOPNOTSUPP, EISDIR on old kernels) takes the named way.
+      if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes(errnoOf(err))) throw new IoError(`a spool file in ${dir}`, 'create', undefined, errnoOf(err), 'set TMPDIR to a writable directory with room for the input');
+    }
+  }
+  const path = join(dir, `geomctl-spool-${randomBytes(6).toString('hex')}`);
   try {
-    out = openSync(path, 'wx+', 0o600);
+    const fd = openSync(path, 'wx+', 0o600);
     unlinkSync(path);
+    return fd;
   } catch (err) {
     throw new IoError(path, 'create', undefined, errnoOf(err), 'set TMPDIR to a writable directory with room for the input');
   }
+}
+
+/** Copies a stream into a nameless temporary file, at most `limit` bytes. */
+function spool(from: number, name: string, limit: number, device: string): Input {
+  const out = openSpoolFile();
   const buf = alignedBuffer(SPOOL_BLOCK);
   let size = 0;
   try {
