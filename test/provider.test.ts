@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GeomError, IoError } from '../src/errors.js';
 import { blockDeviceGeometry, openImage, splitDev } from '../src/provider/file.js';
 import { MemoryProvider } from './sim/memory.js';
+import { ImagePool } from '../src/provider/pool.js';
 
 let dir: string;
 beforeAll(() => {
@@ -118,6 +119,26 @@ describe('openImage on image files', () => {
     expect(geomErrorOf(() => prov.write(1024, Buffer.alloc(512))).message).toBe(`write of ${p} at offset 1024 failed: EBADF`);
     expect(geomErrorOf(() => prov.barrier()).message).toBe(`fsync of ${p} failed: EBADF`);
     expect(geomErrorOf(() => prov.close()).code).toBe('IO');
+  });
+});
+
+describe('the image pool lends what the file provider can do', () => {
+  // The pool's views are what sessions (and so serve) use: a view that drops
+  // the thread-pool reads puts every pread of serve back on the event loop.
+  it('a session view keeps the thread-pool reads, on the same descriptor', async () => {
+    const p = image('lent.img', 64 * 1024);
+    const pool = new ImagePool();
+    try {
+      const view = pool.session(p, true);
+      expect(view.readIntoAsync).toBeTypeOf('function');
+      view.write(4096, Buffer.alloc(8192, 0xa5));
+      const back = Buffer.alloc(8192);
+      await view.readIntoAsync?.(4096, back);
+      expect(back.equals(Buffer.alloc(8192, 0xa5))).toBe(true);
+      view.close();
+    } finally {
+      pool.closeAll();
+    }
   });
 });
 

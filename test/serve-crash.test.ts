@@ -34,8 +34,8 @@ function loadScript(uri: string): string {
   ].join('\n');
 }
 
-async function crashOnce(dir: string, provider: string, seed: number): Promise<number[]> {
-  const served = await startServe(dir, [provider], provider);
+async function crashOnce(dir: string, provider: string, seed: number, options: string[] = []): Promise<number[]> {
+  const served = await startServe(dir, [...options, provider], provider);
   spawnSync('rm', ['-f', `${dir}/done.log`]);
   // The flushed writes and a 16 MiB stream into its own region, at once.
   const load = `(\n${loadScript(served.uri)}\n) & qemu-io -f raw -c "write -s stream.bin ${STREAM_AT} ${16 * MiB}" '${served.uri}' >/dev/null 2>&1; wait`;
@@ -65,14 +65,19 @@ function judgeSlots(device: Buffer, done: number[]): void {
 }
 
 describe.skipIf(!clients)('kill -9 of geomctl serve under load', () => {
-  it(`journal provider: ${ROUNDS} random kills`, async () => {
+  // With --force-switch 5 a journal is finished and copied to the data area every 5 MiB:
+  // the kills land amid switches and copies, not only amid records.
+  it.each([
+    ['', []],
+    [', switching and copying every 5 MiB', ['--force-switch', '5']],
+  ])(`journal provider%s: ${ROUNDS} random kills`, async (_name, options) => {
     const s = scratch('geomctl-serve-crash-');
     try {
       writeFileSync(s.path('stream.bin'), randomBytes(16 * MiB));
       sparseImage(s.path('d.img'), 192 * MiB);
       expect(geomctl(['journal', 'label', '-s', '100M', 'd.img'], { cwd: s.dir }).status).toBe(0);
       for (let round = 0; round < ROUNDS; round++) {
-        const done = await crashOnce(s.dir, 'd.img.journal', round + 1);
+        const done = await crashOnce(s.dir, 'd.img.journal', round + 1, options as string[]);
         const image = readFileSync(s.path('d.img'));
         const kernel = kJournaledContents({ d: image, j: image, sectorSize: 512 }, { maxphys: 1024 * 1024 });
         judgeSlots(kernel, done);

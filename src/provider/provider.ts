@@ -50,7 +50,7 @@ export interface Provider {
  * whose close() gives back the loan instead of closing `p`.
  */
 export function providerView(p: Provider, over: Pick<Provider, 'close'> & Partial<Pick<Provider, 'path' | 'name'>>): Provider {
-  const dataRegions = p.dataRegions;
+  const { dataRegions, readIntoAsync } = p;
   return {
     path: over.path ?? p.path,
     name: over.name ?? p.name,
@@ -62,6 +62,8 @@ export function providerView(p: Provider, over: Pick<Provider, 'close'> & Partia
     readInto: (offset, target) => p.readInto(offset, target),
     write: (offset, data) => p.write(offset, data),
     ...(dataRegions ? { dataRegions: (offset: number, length: number) => dataRegions.call(p, offset, length) } : {}),
+    // The thread-pool reads too: without them serve's preads ran on the event loop again.
+    ...(readIntoAsync ? { readIntoAsync: (offset: number, target: Buffer) => readIntoAsync.call(p, offset, target) } : {}),
     barrier: () => p.barrier(),
     close: over.close,
   };
