@@ -426,14 +426,20 @@ const readCommand = defineCommand({
   },
 });
 
-/** The replay of sync and stop, with a spinner for the bytes it copies (cli.md, "Progress"). */
+/**
+ * The replay of sync and stop, with a spinner for the bytes it copies (cli.md,
+ * "Progress"); its own counters go to --stats after the engine's.
+ */
 function replayWithProgress(ctx: Context, dev: JournalDevice, force: boolean): RecoverResult {
   const progress = ctx.out.progress('replaying the journal', dev.replayBytes);
+  let rec: RecoverResult;
   try {
-    return dev.recover(force, (copied) => progress.update(copied));
+    rec = dev.recover(force, (copied) => progress.update(copied));
   } finally {
     progress.stop();
   }
+  ctx.addStats({ copiedBytes: rec.bytes, copiesCombined: rec.combined });
+  return rec;
 }
 
 /** sync of one device: replays, says what it did, and returns its JSON form. */

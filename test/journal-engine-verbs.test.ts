@@ -244,7 +244,7 @@ describe('copyToData', () => {
             bytes.copy(want, r.start);
           }
           const engine = new DirectEngine([new MemoryProvider('data.img', d), new MemoryProvider('journal.img', j)]);
-          const n = copyToData(engine, set, 0, journalSource(engine, 1), batch);
+          const n = copyToData(engine, set, 0, journalSource(engine, 1), batch).bytes;
           expect(n).toBe(set.bytes);
           expect(d.equals(want)).toBe(true);
         },
