@@ -24,7 +24,8 @@ import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { journalBlockProvider, type JournalSwitchPolicy } from '../src/journal/provider.js';
 import type { BlockProvider } from '../src/provider/block.js';
 import { exportOut, readOut } from './data-out.js';
-import { checkWriteRange, writeJournal, type JournalWriteResult } from '../src/journal/input.js';
+import { checkWriteRange } from '../src/journal/input.js';
+import { writeFromFile } from '../src/io/transfer.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { journalImages } from '../src/journal/resolve.js';
@@ -378,14 +379,20 @@ const writeCommand = defineCommand({
         checkWriteRange(dev, offset, input.size);
         const rec = dev.recover(opts.force);
         recoveryNote(ctx, dev, rec);
+        // The session is withDevice's to close: the provider's end only syncs (--sync) or not.
+        const provider = journalBlockProvider(dev, () => {});
         const progress = ctx.out.progress('write', input.size);
-        let w: JournalWriteResult;
+        let bytes: number;
         try {
-          w = writeJournal(dev, input.fd, input.name, offset, { sync: opts.sync, onProgress: (done) => progress.update(done) });
+          bytes = writeFromFile(provider, input.fd, input.name, offset, (done) => progress.update(done));
         } finally {
           progress.stop();
         }
-        const { bytes, maxphys, counters } = w;
+        // Ordering 1: the journal finished. Without --sync it stays un-copied (DIRTY), as
+        // FreeBSD finds it after a crash; with it, copied and marked CLEAN, as sync does.
+        provider.flush();
+        provider.close({ clean: opts.sync });
+        const { maxphys, counters } = dev.writer();
         ctx.addStats(counters);
         const switches = counters.switches;
         if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${maxphys}).`);

@@ -6,10 +6,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, trunc
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkJournal } from '../src/journal/check.js';
-import { exportToFile, readRange } from '../src/io/transfer.js';
+import { exportToFile, readRange, writeFromFile } from '../src/io/transfer.js';
 import { journalBlockProvider } from '../src/journal/provider.js';
 import { minJournalSize } from '../src/journal/format.js';
-import { writeFromFd } from '../src/journal/input.js';
 import { journalImages } from '../src/journal/resolve.js';
 import { journalSummary, renderScan, scanJournal, scanJson, type ScanReport } from '../src/journal/scan.js';
 import { JournalDevice } from '../src/journal/device.js';
@@ -175,7 +174,7 @@ describe('write input', () => {
     const path = join(dir, 'in.bin');
     writeFileSync(path, input);
     const fd = openSync(path, 'r');
-    const n = writeFromFd(dev, fd, path, 8192);
+    const n = writeFromFile(journalBlockProvider(dev, () => {}), fd, path, 8192);
     closeSync(fd);
     expect(n).toBe(input.length);
     dev.writer().finish();
@@ -192,8 +191,8 @@ describe('write input', () => {
     writeFileSync(path, Buffer.alloc(0));
     truncateSync(path, M);
     const fd = openSync(path, 'r');
-    expect(() => writeFromFd(dev, fd, path, 512)).toThrow(/passes the end/);
-    expect(() => writeFromFd(dev, fd, path, 100)).toThrow(/not a multiple of the 512-byte sectors/);
+    expect(() => writeFromFile(journalBlockProvider(dev, () => {}), fd, path, 512)).toThrow(/passes the end/);
+    expect(() => writeFromFile(journalBlockProvider(dev, () => {}), fd, path, 100)).toThrow(/not a multiple of the 512-byte sectors/);
     closeSync(fd);
     expect(engine.log).toEqual([]);
   });

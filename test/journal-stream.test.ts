@@ -2,7 +2,7 @@
 // "Performance") must give exactly the bytes of the slow ones:
 // - JournalDevice.readInto and readRange over its provider (one reused page-aligned
 //   buffer, a one-range fast path) against read() and a byte model;
-// - lent buffers (JournalWriter.write(…, true), writeFromFd's arena reused
+// - lent buffers (JournalWriter.write(…, true), writeFromFile's arena reused
 //   request after request) that the caller refills once flushed;
 // - the flush engine's direct read when nothing of an image is cached;
 // - OutputFile.discard (a failed `journal read -O` leaves no half file);
@@ -16,11 +16,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
 import { MemoryLogStore } from './sim/memory-log.js';
 import { JournalDevice } from '../src/journal/device.js';
-import { readRange } from '../src/io/transfer.js';
+import { readRange, writeFromFile } from '../src/io/transfer.js';
 import type { BlockProvider } from '../src/provider/block.js';
 import { PIPE_PIECE } from '../src/output-file.js';
 import { minJournalSize } from '../src/journal/format.js';
-import { writeFromFd } from '../src/journal/input.js';
+import { journalBlockProvider } from '../src/journal/provider.js';
 import { FILE_PIECE, OutputFile } from '../src/output-file.js';
 import { openImage } from '../src/provider/file.js';
 import { MemoryProvider } from './sim/memory.js';
@@ -152,7 +152,7 @@ describe('reading the journaled provider', { timeout: 120_000 }, () => {
   });
 });
 
-describe('writeFromFd: one arena, lent request by request', () => {
+describe('writeFromFile into the journal provider: one arena, lent request by request', () => {
   it('writes an input many arenas long, with a partial last sector, exactly', () => {
     const maxphys = 16 * K; // arena: 20 requests of 16 KiB
     const disk = labeled({ two: false, dataSize: 2 * M, jsize: minJournalSize(512, maxphys) + 256 * K }, 7);
@@ -168,7 +168,7 @@ describe('writeFromFd: one arena, lent request by request', () => {
     dev.recover(false);
     const fd = openSync(inputPath, 'r');
     try {
-      expect(writeFromFd(dev, fd, inputPath, offset)).toBe(input.length);
+      expect(writeFromFile(journalBlockProvider(dev, () => {}), fd, inputPath, offset)).toBe(input.length);
     } finally {
       closeSync(fd);
     }

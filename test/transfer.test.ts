@@ -1,33 +1,45 @@
 // src/io/transfer.ts over an in-memory BlockProvider: read hands every byte
 // of any range (partial sectors at either end) in order, in pieces aligned
 // to the piece size; export keeps the provider's holes and zero sectors as
-// holes, reads no hole, reports progress, and leaves no file when it fails.
+// holes, reads no hole, reports progress, and leaves no file when it fails;
+// write puts a file at an offset in requests, completes a last partial
+// sector with the provider's bytes, and refills a lent buffer only after
+// the provider settled it.
 
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlockProvider, ExtentRun } from '../src/provider/block.js';
-import { exportToFile, readRange, readToFile, type Sink } from '../src/io/transfer.js';
+import type { BlockProvider, ExtentRun, Lending, WriteOpts } from '../src/provider/block.js';
+import { exportToFile, readRange, readToFile, writeFromFile, type Sink } from '../src/io/transfer.js';
 
 const SS = 512;
 
+type TestProvider = BlockProvider & { reads: [number, number][]; writes: [number, number, WriteOpts][]; failAt?: number };
+
 /** A provider over a buffer; `holes` are ranges it reports as holes (and that must read as zeros). */
-function memoryProvider(bytes: Buffer, holes: [number, number][] = []): BlockProvider & { reads: [number, number][]; failAt?: number } {
+function memoryProvider(bytes: Buffer, holes: [number, number][] = [], lending?: Lending): TestProvider {
   const reads: [number, number][] = [];
-  const p: BlockProvider & { reads: [number, number][]; failAt?: number } = {
+  const writes: [number, number, WriteOpts][] = [];
+  const p: TestProvider = {
     name: 'mem',
     mediaSize: bytes.length,
     sectorSize: SS,
-    writable: false,
+    writable: true,
     reads,
+    writes,
+    ...(lending ? { lending } : {}),
     read(offset, target) {
       if (offset % SS !== 0 || target.length % SS !== 0) throw new Error(`unaligned read of ${target.length} at ${offset}`);
       if (p.failAt !== undefined && offset <= p.failAt && p.failAt < offset + target.length) throw new Error('EIO from the provider');
       reads.push([offset, target.length]);
       bytes.copy(target, 0, offset, offset + target.length);
     },
-    write: () => {},
+    write(offset, data, opts = {}) {
+      if (offset % SS !== 0 || data.length % SS !== 0) throw new Error(`unaligned write of ${data.length} at ${offset}`);
+      writes.push([offset, data.length, opts]);
+      data.copy(bytes, offset);
+    },
     zero: () => {},
     flush: () => {},
     extents(offset, length) {
@@ -179,5 +191,62 @@ describe('files', () => {
     p.failAt = 4 * SS;
     expect(() => exportToFile(p, out)).toThrow(/EIO/);
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('writeFromFile', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'geomctl-transfer-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs writeFromFile with `input` as the file. */
+  function write(p: BlockProvider, input: Buffer, offset: number, onProgress?: (done: number) => void): number {
+    const path = join(dir, 'in.bin');
+    writeFileSync(path, input);
+    const fd = openSync(path, 'r');
+    try {
+      return writeFromFile(p, fd, path, offset, onProgress);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('writes the input at the offset, completing a last partial sector with the provider\'s bytes', () => {
+    const bytes = pattern(64 * SS);
+    const want = Buffer.from(bytes);
+    const p = memoryProvider(bytes);
+    const input = Buffer.alloc(5 * SS + 100, 0xab);
+    input.copy(want, 4 * SS);
+    const seen: number[] = [];
+    expect(write(p, input, 4 * SS, (d) => seen.push(d))).toBe(input.length);
+    expect(bytes.equals(want)).toBe(true);
+    expect(p.writes.map(([o, l]) => [o, l])).toEqual([[4 * SS, 6 * SS]]);
+    expect(seen).toEqual([input.length]);
+  });
+
+  it('lends requests of the provider\'s size from an arena it refills only after settle()', () => {
+    const bytes = Buffer.alloc(64 * SS);
+    const events: string[] = [];
+    const lending: Lending = { request: 2 * SS, bytes: 6 * SS, settle: () => events.push('settle') };
+    const p = memoryProvider(bytes, [], lending);
+    const input = pattern(13 * SS);
+    const origWrite = p.write.bind(p);
+    p.write = (offset, data, opts) => {
+      events.push(`write ${offset / SS}+${data.length / SS}${opts?.lent ? ' lent' : ''}`);
+      origWrite(offset, data, opts);
+    };
+    write(p, input, 0);
+    expect(bytes.subarray(0, input.length).equals(input)).toBe(true);
+    // Three requests fill the arena; the fourth waits for settle(); the end settles too.
+    expect(events).toEqual(['write 0+2 lent', 'write 2+2 lent', 'write 4+2 lent', 'settle', 'write 6+2 lent', 'write 8+2 lent', 'write 10+2 lent', 'settle', 'write 12+1 lent', 'settle']);
+  });
+
+  it('refuses an offset that is not a sector multiple, and an input past the end, before writing it', () => {
+    const p = memoryProvider(Buffer.alloc(8 * SS));
+    expect(() => write(p, Buffer.alloc(SS), 100)).toThrow(/not a multiple of the 512-byte sectors/);
+    expect(() => write(p, Buffer.alloc(5 * SS), 4 * SS)).toThrow(/writing 2560 bytes at 2048 passes the end of mem \(4096 bytes\)/);
+    expect(p.writes).toEqual([]);
   });
 });

@@ -1,11 +1,15 @@
 // The data-moving passes of the class verbs, written once over the one
 // provider interface (providers.md, "One interface"): `read` streams a range
 // of any provider — an image, <data>.journal, virstor/<name>, a stack — to a
-// sink, and `export` copies a whole provider into a sparse file. A class
-// supplies the provider; what it holds underneath is not this module's
-// business, as a GEOM consumer knows nothing of the class below it.
+// sink, `export` copies a whole provider into a sparse file, and `write`
+// puts a file at an offset. A class supplies the provider; what it holds
+// underneath is not this module's business, as a GEOM consumer knows
+// nothing of the class below it.
 
-import { GeomError, IoError } from '../errors.js';
+import { fstatSync } from 'node:fs';
+import { GeomError, IoError, UsageError } from '../errors.js';
+import { byteCount } from '../size.js';
+import { readFully } from '../util/read-fully.js';
 import { alignedBuffer } from '../aligned.js';
 import { OutputFile } from '../output-file.js';
 import { readBytes, type BlockProvider } from '../provider/block.js';
@@ -13,6 +17,8 @@ import { isZero } from '../util/zero.js';
 
 /** Export reads this much at a time: an eighth of the system calls of 128 KiB pieces. */
 const EXPORT_PIECE = 1024 * 1024;
+/** Write requests to a provider that does not borrow buffers: the engine copies or writes each at once. */
+const WRITE_PIECE = 1024 * 1024;
 /** extents() is asked about this much of the provider at once, so that its answer stays small. */
 const EXTENT_WINDOW = 1024 * 1024 * 1024;
 
@@ -148,4 +154,48 @@ function exportRun(p: BlockProvider, offset: number, length: number, buf: Buffer
     }
     onProgress?.(at + data.length);
   }
+}
+
+/**
+ * Writes the file `fd` (read from where it stands, to its end) at `offset`
+ * of `p`, in requests as GEOM hands them to a class: whole sectors, the
+ * last partial one completed with the provider's current bytes. A provider
+ * that lends (BlockProvider.lending) gets requests of its size from one
+ * page-aligned arena, refilled after each settle(); any other gets one
+ * buffer, refilled after each write. A regular file too long for the
+ * provider is refused before anything is written. Returns the bytes of
+ * input written; what makes them durable (flush, close) is the caller's.
+ */
+export function writeFromFile(p: BlockProvider, fd: number, name: string, offset: number, onProgress?: (done: number) => void): number {
+  const ss = p.sectorSize;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) throw new UsageError(`-o ${offset} is not a multiple of the ${ss}-byte sectors of ${p.name}`, `use a multiple of ${ss}`);
+  const st = fstatSync(fd);
+  if (st.isFile() && offset + st.size > p.mediaSize) {
+    throw new GeomError('REFUSED', `writing ${byteCount(st.size)} at ${offset} passes the end of ${p.name} (${p.mediaSize} bytes)`, 'give a smaller input or offset');
+  }
+  const lending = p.lending;
+  const request = lending ? Math.max(ss, Math.floor(lending.request / ss) * ss) : WRITE_PIECE;
+  const arena = alignedBuffer(lending ? Math.max(request, Math.floor(lending.bytes / request) * request) : request);
+  let used = 0;
+  let done = 0;
+  for (;;) {
+    if (used + request > arena.length) {
+      lending?.settle();
+      used = 0;
+    }
+    const buf = arena.subarray(used, used + request);
+    const n = readFully(fd, buf, null, name);
+    if (n === 0) break;
+    const at = offset + done;
+    const whole = Math.ceil(n / ss) * ss;
+    if (at + whole > p.mediaSize) throw new GeomError('REFUSED', `the input passes the end of ${p.name} (${p.mediaSize} bytes) at ${at + n}`, 'what was written before stays written; give a smaller input or offset');
+    if (whole > n) readBytes(p, at + n, buf.subarray(n, whole));
+    p.write(at, buf.subarray(0, whole), lending ? { lent: true } : {});
+    used += whole;
+    done += n;
+    onProgress?.(done);
+    if (n < request) break;
+  }
+  lending?.settle();
+  return done;
 }

@@ -16,6 +16,7 @@ import type { BlockProvider } from '../provider/block.js';
 import { regionsToRuns } from '../provider/image-block.js';
 import type { JournalDevice } from './device.js';
 import type { JournalWriter } from './writer.js';
+import { GJ_RECORD_MAX_ENTRIES } from './format.js';
 
 /** Zeros are journaled this many bytes at a time. */
 const ZERO_PIECE = 1024 * 1024;
@@ -55,8 +56,8 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     pendingBytes = 0;
     lastSwitch = now();
   };
-  const journaled = (offset: number, data: Buffer): void => {
-    writer().write(offset, data);
+  const journaled = (offset: number, data: Buffer, lent = false): void => {
+    writer().write(offset, data, lent);
     pendingBytes += data.length;
     if (policy && pendingBytes * 100 >= space * policy.forceSwitch) switchNow();
   };
@@ -74,12 +75,14 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
       // The writer keeps what it is given until the journal is copied: the client's bytes
       // when they are given up (the server reads each payload into a page-aligned buffer of
       // its own), else a page-aligned copy, as it is written from as it is (src/aligned.ts).
+      // A lent buffer is read as it is until settle(): the records are written from it, and the
+      // copy to the data area reads them back from the journal.
       let kept = data;
-      if (!opts.owned) {
+      if (!opts.owned && !opts.lent) {
         kept = alignedBuffer(data.length);
         data.copy(kept);
       }
-      journaled(offset, kept);
+      journaled(offset, kept, opts.lent);
       durable(opts.fua);
     },
     zero(offset, length, opts = {}) {
@@ -94,8 +97,10 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     tick() {
       if (policy && pendingBytes > 0 && now() - lastSwitch >= policy.switchTime) switchNow();
     },
-    close() {
-      if (writable) writer().sync();
+    // A record's worth of maxphys requests between settles: writing the queued records frees them.
+    ...(writable ? { lending: { request: dev.writeMaxphys, bytes: dev.writeMaxphys * GJ_RECORD_MAX_ENTRIES, settle: () => writer().flush() } } : {}),
+    close(opts = {}) {
+      if (writable && opts.clean !== false) writer().sync();
       close();
     },
   };
