@@ -230,7 +230,7 @@ export const GLOBAL_OPTIONS = [
   { short: 'd', long: 'dir', value: 'dir', kind: 'list', description: 'taste the images in DIR too, besides the current directory and those of the images named (repeatable; GEOMCTL_PATH adds more)' },
   { long: 'maxphys', value: 'size', kind: 'size', check: checkMaxphys, description: "the FreeBSD kernel's maxphys: 1M (FreeBSD 13+) or 128k", defaultText: '1M; detected on replay' },
   { short: 'H', long: 'ignore-hardcoded', kind: 'flag', description: 'accept components whose hardcoded provider name differs from the image name' },
-  { long: 'stats', kind: 'flag', description: "print the flush engine's counters to stderr after the command" },
+  { long: 'stats', kind: 'flag', description: "print the flush engine's counters, then the journal writer's or replay's, to stderr after the command" },
   { long: 'cache-limit', value: 'size', kind: 'size', default: DEFAULT_CACHE_LIMIT, description: 'memory limit of the flush engine and journal cache', defaultText: '256M' },
   { long: 'wait', value: 'seconds', kind: 'count', default: 0, description: "wait this long for another geomctl process's lock", defaultText: '0' },
 ] as const satisfies readonly OptionSpec[];

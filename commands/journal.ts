@@ -1,7 +1,7 @@
 // The journal class (gjournal(8)): its verbs declared as data. Logic lives in
 // src/journal/; handlers here only parse, call, and print.
 
-import { CorruptError, GeomError, IoError, UsageError } from '../src/errors.js';
+import { CorruptError, GeomError, UsageError } from '../src/errors.js';
 import { u64Json } from '../src/json.js';
 import { byteCount } from '../src/size.js';
 import type { Tasted } from '../src/taste.js';
@@ -17,12 +17,15 @@ import {
 import { journalGeomName } from '../src/journal/listing.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type Context, type OptionSpec } from './framework.js';
 import { dumpImages, finish, forEachItem, keepTasteFailure } from './each.js';
-import { OutputFile, pieceSizeFor, refuseOutput } from '../src/output-file.js';
+import { refuseOutput } from '../src/output-file.js';
 import { fileLookup } from '../src/geom-owner.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
-import { exportJournaled, streamJournaled } from '../src/journal/export.js';
-import { checkWriteRange, writeJournal, type JournalWriteResult } from '../src/journal/input.js';
+import { journalBlockProvider, type JournalSwitchPolicy } from '../src/journal/provider.js';
+import type { BlockProvider } from '../src/provider/block.js';
+import { exportOut, readOut } from './data-out.js';
+import { checkWriteRange } from '../src/journal/input.js';
+import { writeFromFile } from '../src/io/transfer.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { journalImages } from '../src/journal/resolve.js';
@@ -304,6 +307,33 @@ export function openJournalDevice(ctx: Context, images: DeviceArgs, o: { write: 
   }
 }
 
+/**
+ * The journal provider of the device of `images` (src/journal/provider.ts),
+ * whose close() ends the session: for writing, recovered first (a journal
+ * must be CLEAN to take writes) and its writer's counters added to --stats
+ * when it closes; read-only, the journal as it is, with what a read of it
+ * should tell the user.
+ */
+export function openJournalProvider(ctx: Context, images: DeviceArgs, o: { write: boolean; policy?: JournalSwitchPolicy }): { dev: JournalDevice; provider: BlockProvider } {
+  const { dev, session } = openJournalDevice(ctx, images, { write: o.write });
+  try {
+    if (o.write) {
+      recoveryNote(ctx, dev, dev.recover(false));
+      // The writer now: a journal space too small for maxphys is refused before anything is written.
+      dev.writer();
+    } else for (const w of dev.readWarnings()) ctx.out.warn(w);
+    const closed = (): void => {
+      // Closing syncs the journal: the writer's counters are then complete, for --stats.
+      if (o.write) ctx.addStats(dev.writer().counters);
+      session.close();
+    };
+    return { dev, provider: journalBlockProvider(dev, closed, o.policy) };
+  } catch (err) {
+    session.close();
+    throw err;
+  }
+}
+
 /** What recover() did, for the user. */
 export function recoveryNote(ctx: Context, dev: JournalDevice, r: RecoverResult): void {
   if (r.action === 'replay') ctx.out.note(`${dev.dataPath}: replayed ${r.journals} journal${r.journals === 1 ? '' : 's'} (${r.bytes} bytes, maxphys ${r.maxphys})`);
@@ -349,14 +379,20 @@ const writeCommand = defineCommand({
         checkWriteRange(dev, offset, input.size);
         const rec = dev.recover(opts.force);
         recoveryNote(ctx, dev, rec);
+        // The session is withDevice's to close: the provider's end only syncs (--sync) or not.
+        const provider = journalBlockProvider(dev, () => {});
         const progress = ctx.out.progress('write', input.size);
-        let w: JournalWriteResult;
+        let bytes: number;
         try {
-          w = writeJournal(dev, input.fd, input.name, offset, { sync: opts.sync, onProgress: (done) => progress.update(done) });
+          bytes = writeFromFile(provider, input.fd, input.name, offset, (done) => progress.update(done));
         } finally {
           progress.stop();
         }
-        const { bytes, maxphys, counters } = w;
+        // Ordering 1: the journal finished. Without --sync it stays un-copied (DIRTY), as
+        // FreeBSD finds it after a crash; with it, copied and marked CLEAN, as sync does.
+        provider.flush();
+        provider.close({ clean: opts.sync });
+        const { maxphys, counters } = dev.writer();
         ctx.addStats(counters);
         const switches = counters.switches;
         if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} at ${offset} of ${dev.dataPath}.journal (${switches} journal${switches === 1 ? '' : 's'} finished, maxphys ${maxphys}).`);
@@ -382,52 +418,35 @@ const readCommand = defineCommand({
   run(ctx, args, opts) {
     const { output, offset, length: given } = opts;
     if (ctx.out.json && output === undefined) throw new UsageError('read --json needs -O file: the data itself would go to stdout', 'add -O FILE, or drop --json');
-    withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
-      for (const w of dev.readWarnings()) ctx.out.warn(w);
+    const { dev, provider } = openJournalProvider(ctx, journalArgs(ctx, args), { write: false });
+    try {
       // A well-formed offset or length outside this device is about the image, not usage (exit 1).
       if (given === undefined && offset > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} is past the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use an offset of at most ${dev.dataSize}`);
       const length = given ?? dev.dataSize - offset;
       if (offset + length > dev.dataSize) throw new GeomError('REFUSED', `-o ${offset} -l ${length} passes the end of ${dev.dataPath}.journal (${dev.dataSize} bytes)`, `use -o and -l within ${dev.dataSize} bytes`);
-      let file: OutputFile | undefined;
-      if (output !== undefined) {
-        checkOutputTarget(ctx, dev, output, opts.force);
-        file = new OutputFile(output);
-      }
-      const progress = ctx.out.progress('read', length);
-      try {
-        streamJournaled(dev, offset, length, (buf, at) => {
-          if (file === undefined) ctx.out.raw(buf);
-          else {
-            try {
-              file.write(buf, at - offset);
-            } catch (err) {
-              throw err instanceof IoError ? new IoError(output ?? '-O', 'write', at - offset, err.errno, 'check the -O path and the room on its file system') : err;
-            }
-          }
-          progress.update(at + buf.length - offset);
-        }, file?.pieceSize() ?? pieceSizeFor(1));
-      } catch (err) {
-        // No half file that looks like a whole one.
-        file?.discard();
-        file = undefined;
-        throw err;
-      } finally {
-        progress.stop();
-        file?.close();
-      }
+      if (output !== undefined) checkOutputTarget(ctx, dev, output, opts.force);
+      readOut(ctx, provider, { offset, length }, output, 'read');
       ctx.out.document('journal read', { data: dev.dataPath, journal: dev.journalPath, offset, length, output });
-    });
+    } finally {
+      provider.close();
+    }
   },
 });
 
-/** The replay of sync and stop, with a spinner for the bytes it copies (cli.md, "Progress"). */
+/**
+ * The replay of sync and stop, with a spinner for the bytes it copies (cli.md,
+ * "Progress"); its own counters go to --stats after the engine's.
+ */
 function replayWithProgress(ctx: Context, dev: JournalDevice, force: boolean): RecoverResult {
   const progress = ctx.out.progress('replaying the journal', dev.replayBytes);
+  let rec: RecoverResult;
   try {
-    return dev.recover(force, (copied) => progress.update(copied));
+    rec = dev.recover(force, (copied) => progress.update(copied));
   } finally {
     progress.stop();
   }
+  ctx.addStats({ copiedBytes: rec.bytes, copiesCombined: rec.combined });
+  return rec;
 }
 
 /** sync of one device: replays, says what it did, and returns its JSON form. */
@@ -587,19 +606,15 @@ const exportCommand = defineCommand({
   run(ctx, args, opts) {
     const { output } = opts;
     if (output === undefined) throw new UsageError('journal export needs -O file', 'add -O FILE: the file to write the journaled provider to');
-    withDevice(ctx, journalArgs(ctx, args), { write: false }, (dev) => {
-      for (const w of dev.readWarnings()) ctx.out.warn(w);
+    const { dev, provider } = openJournalProvider(ctx, journalArgs(ctx, args), { write: false });
+    try {
       checkOutputTarget(ctx, dev, output, opts.force);
-      const progress = ctx.out.progress('export', dev.dataSize);
-      let r: ReturnType<typeof exportJournaled>;
-      try {
-        r = exportJournaled(dev, output, (done) => progress.update(done));
-      } finally {
-        progress.stop();
-      }
+      const r = exportOut(ctx, provider, output, 'export');
       if (verboseOf(ctx, opts)) ctx.out.text(`Exported ${r.bytes} bytes of ${dev.dataPath}.journal to ${output} (${r.written} written, the rest holes).`);
       ctx.out.document('journal export', { data: dev.dataPath, journal: dev.journalPath, output, bytes: r.bytes, written: r.written });
-    });
+    } finally {
+      provider.close();
+    }
   },
 });
 

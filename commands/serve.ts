@@ -11,53 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, UsageError } from '../src/errors.js';
 import { checkDeviceName } from '../src/device-name.js';
-import type { BlockProvider } from '../src/provider/block.js';
-import { imageBlockProvider } from '../src/provider/image-block.js';
-import { journalBlockProvider } from '../src/journal/provider.js';
-import { virstorBlockProvider } from '../src/virstor/provider.js';
-import { openVirstor } from '../src/virstor/device.js';
-import { isFile, providerKind, virstorDeviceName } from '../src/naming.js';
 import { NbdServer, exportInfo, type Listen } from '../src/nbd/server.js';
 import { humanize } from '../src/size.js';
-import { defineCommand, type Context } from './framework.js';
-import { journalArgs, openJournalDevice, recoveryNote } from './journal.js';
-import { hostOf } from './virstor.js';
+import { defineCommand } from './framework.js';
+import { openProvider } from './providers.js';
 
 /** kern.geom.journal's defaults (g_journal.c: g_journal_switch_time, g_journal_force_switch). */
 const DEFAULT_SWITCH_TIME = 10;
 const DEFAULT_FORCE_SWITCH = 70;
-
-/** Opens the provider `name` names, locked for writing (or shared with -r). */
-export function openProvider(ctx: Context, name: string, o: { write: boolean; switchTime: number; forceSwitch: number }): BlockProvider {
-  if (isFile(name)) {
-    const session = ctx.openSession([name], { write: o.write });
-    return imageBlockProvider(session.engine, () => session.close());
-  }
-  // The tasting graph knows stacked providers (virstor/thin.journal); the name's form tells the rest.
-  const kind = ctx.stacks.providerOf(name)?.kind ?? providerKind(name);
-  if (kind === 'virstor') {
-    const dev = openVirstor(hostOf(ctx), virstorDeviceName(name), { write: o.write, scan: o.write });
-    for (const w of dev.warnings) ctx.out.warn(w);
-    return virstorBlockProvider(dev, (w) => ctx.out.warn(w));
-  }
-  if (kind === 'journal') {
-    if (!o.write) throw new UsageError(`serve -r of ${name}: a journal provider is served read-write only`, 'serve it without -r (reads never change it), or serve its data image read-only');
-    const { dev, session } = openJournalDevice(ctx, journalArgs(ctx, [name]), { write: true });
-    try {
-      recoveryNote(ctx, dev, dev.recover(false));
-      // Closing syncs the journal: the writer's counters are then complete, for --stats.
-      const closed = (): void => {
-        ctx.addStats(dev.writer().counters);
-        session.close();
-      };
-      return journalBlockProvider(dev, closed, { switchTime: o.switchTime, forceSwitch: o.forceSwitch });
-    } catch (err) {
-      session.close();
-      throw err;
-    }
-  }
-  throw new GeomError('NOT_FOUND', `${name}: no such image or provider`, "name an image file, 'virstor/NAME' or 'IMAGE.journal'");
-}
 
 function checkPort(port: number): void {
   if (port > 65535) throw new UsageError(`-p ${port} is not a TCP port`, 'use 0..65535 (10809 is NBD\'s)');

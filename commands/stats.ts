@@ -1,5 +1,7 @@
 // --stats: the flush engine's counters (flush-engine.md, "Counters"), one
-// "name: value" line each on stderr, in HAMMER's spirit.
+// "name: value" line each on stderr, in HAMMER's spirit; then the counters of
+// the classes' own objects (a journal writer's, a replay's), which the
+// commands hand to Context.addStats.
 
 import type { EngineStats } from '../src/engine/types.js';
 
@@ -16,7 +18,6 @@ export function formatStats(stats: EngineStats): string[] {
     `stats: cache hits: ${stats.cacheHits}, misses: ${stats.cacheMisses}, evictions: ${stats.evictions}`,
     `stats: buffers combined: ${stats.combined}`,
   );
-  lines.push(...formatCounters(stats.extra));
   return lines;
 }
 

@@ -16,9 +16,12 @@ import { dumpImages, finish, forEachItem } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice } from '../src/virstor/device.js';
 import type { VirstorHost } from '../src/virstor/host.js';
-import { checkOffset, checkVirtualRange, fileSource, readVirstor, writeVirstor } from '../src/virstor/io.js';
+import { checkOffset, checkVirtualRange, fileSource, writeVirstor } from '../src/virstor/io.js';
+import { virstorBlockProvider } from '../src/virstor/provider.js';
+import type { BlockProvider } from '../src/provider/block.js';
+import { exportOut, readOut } from './data-out.js';
 import { checkInputPath, openInput } from '../src/input-file.js';
-import { OutputFile, refuseOutput } from '../src/output-file.js';
+import { refuseOutput } from '../src/output-file.js';
 import { refuseRelabel } from '../src/geom-owner.js';
 import { checkDeviceName } from '../src/device-name.js';
 import { sayWhenReadingTerminal } from './stdin.js';
@@ -26,7 +29,6 @@ import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorLi
 import { checkDevice, stopDevice, type CheckReport } from '../src/virstor/check.js';
 import { addComponents, removeComponents } from '../src/virstor/components.js';
 import { devicesAmongImages, discoverVirstor, shownDevices } from '../src/virstor/discover.js';
-import { exportVirstor, type ExportResult } from '../src/virstor/export.js';
 import { formatExtent, MAP_HEADER, mapExtents } from '../src/virstor/extents.js';
 import type { MapProgress } from '../src/virstor/map-scan.js';
 import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
@@ -182,6 +184,16 @@ function needName(args: string[], verb: string): string {
   const name = args[0];
   if (name === undefined || args.length !== 1) throw new UsageError(`virstor ${verb} needs exactly one device name`);
   return virstorDeviceName(name);
+}
+
+/**
+ * The provider of device `name` (src/virstor/provider.ts), whose close()
+ * commits what was written and closes the device; opened for writing, the
+ * map is scanned for the allocator.
+ */
+export function openVirstorProvider(ctx: Context, name: string, o: { write: boolean }): { dev: VirstorDevice; provider: BlockProvider } {
+  const dev = openDevice(ctx, name, { write: o.write, scan: o.write });
+  return { dev, provider: virstorBlockProvider(dev, (w) => ctx.out.warn(w)) };
 }
 
 /** Opens the device for a verb, reporting open's warnings; the caller closes it. */
@@ -345,26 +357,6 @@ function checkOutputTarget(ctx: Context, dev: VirstorDevice, output: string, for
   refuseOutput(output, dev.engine.providers, `virstor ${dev.name}`, { force, lookup: hostOf(ctx, [output]) });
 }
 
-/**
- * Where read output goes: a file (-O), or stdout — written with blocking
- * writes of the reused read buffer, so that a slow pipe neither corrupts nor
- * piles up the data (a Node stream would queue it). discard() instead of
- * close() after a failure removes the -O file: no partial result is left.
- */
-function outputSink(path: string | undefined): { sink: (piece: Buffer) => void; pieceSize: number; close(): void; discard(): void } {
-  const file = new OutputFile(path ?? { fd: 1, name: 'stdout' });
-  let at = 0;
-  return {
-    pieceSize: file.pieceSize(),
-    sink(piece) {
-      file.write(piece, path === undefined ? null : at);
-      at += piece.length;
-    },
-    close: () => file.close(),
-    discard: () => file.discard(),
-  };
-}
-
 const readCommand = defineCommand({
   name: 'read',
   summary: 'read data from a virstor device (unallocated chunks read as zeros)',
@@ -378,7 +370,7 @@ const readCommand = defineCommand({
   examples: ['geomctl virstor read -o 1M -l 4k mydata | hexdump -C'],
   run(ctx, args, opts) {
     const name = needName(args, 'read');
-    const dev = openDevice(ctx, name, { write: false, scan: false });
+    const { dev, provider } = openVirstorProvider(ctx, name, { write: false });
     try {
       const { offset, length: given, output } = opts;
       if (given === undefined) checkOffset(dev, offset);
@@ -387,20 +379,10 @@ const readCommand = defineCommand({
       // Refused before the -O file is touched: an existing one keeps its bytes.
       checkVirtualRange(dev, offset, length, 'read');
       if (output !== undefined) checkOutputTarget(ctx, dev, output, opts.force);
-      const out = outputSink(output);
-      const progress = ctx.out.progress(`reading ${name}`, length);
-      let complete = false;
-      try {
-        readVirstor(dev, offset, length, out.sink, (done) => progress.update(done), out.pieceSize);
-        complete = true;
-      } finally {
-        progress.stop();
-        if (complete) out.close();
-        else out.discard();
-      }
+      readOut(ctx, provider, { offset, length }, output, `reading ${name}`);
       ctx.out.document('virstor read', { name, offset, bytes: length });
     } finally {
-      dev.close();
+      provider.close();
     }
   },
 });
@@ -491,19 +473,14 @@ const exportCommand = defineCommand({
     const name = needName(args, 'export');
     const path = opts.output;
     if (path === undefined) throw new UsageError('virstor export needs -O FILE', 'add -O FILE, the flat file to create');
-    const dev = openDevice(ctx, name, { write: false, scan: false });
+    const { dev, provider } = openVirstorProvider(ctx, name, { write: false });
     try {
       checkOutputTarget(ctx, dev, path, opts.force);
-      const progress = ctx.out.progress(`exporting ${name}`, dev.size);
-      let r: ExportResult;
-      try {
-        r = exportVirstor(dev, path, (done) => progress.update(done));
-      } finally {
-        progress.stop();
-      }
-      ctx.out.document('virstor export', { name, output: path, bytes: r.bytes, allocatedChunks: r.allocatedChunks });
+      const r = exportOut(ctx, provider, path, `exporting ${name}`);
+      // virsize is whole chunks (virstor label rounds it down), so data bytes are whole chunks too.
+      ctx.out.document('virstor export', { name, output: path, bytes: r.bytes, allocatedChunks: r.allocated / dev.chunkSize });
     } finally {
-      dev.close();
+      provider.close();
     }
   },
 });

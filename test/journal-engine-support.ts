@@ -18,7 +18,7 @@ export const M = 1024 * 1024;
 
 export function emptyStats(): EngineStats {
   const z = (): Record<BufferType | 'UNDO' | 'ORDERED', number> => ({ VOLUME: 0, META: 0, DATA: 0, UNDO: 0, ORDERED: 0 });
-  return { reads: 0, readBytes: 0, writes: z(), writeBytes: z(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0, extra: {} };
+  return { reads: 0, readBytes: 0, writes: z(), writeBytes: z(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0 };
 }
 
 /** The Engine contract over providers, without an undo log. */

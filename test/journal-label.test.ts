@@ -57,7 +57,7 @@ class SparseProvider implements Provider {
 
 function stats(): EngineStats {
   const z = () => ({ VOLUME: 0, META: 0, DATA: 0, UNDO: 0, ORDERED: 0 });
-  return { reads: 0, readBytes: 0, writes: z(), writeBytes: z(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0, extra: {} };
+  return { reads: 0, readBytes: 0, writes: z(), writeBytes: z(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0 };
 }
 
 /** Records writes; applies them to the providers only at commit(). */

@@ -1,8 +1,8 @@
 // The journal's fast paths for large reads and writes (quality.md,
 // "Performance") must give exactly the bytes of the slow ones:
-// - JournalDevice.readInto and streamJournaled (one reused page-aligned
+// - JournalDevice.readInto and readRange over its provider (one reused page-aligned
 //   buffer, a one-range fast path) against read() and a byte model;
-// - lent buffers (JournalWriter.write(…, true), writeFromFd's arena reused
+// - lent buffers (JournalWriter.write(…, true), writeFromFile's arena reused
 //   request after request) that the caller refills once flushed;
 // - the flush engine's direct read when nothing of an image is cached;
 // - OutputFile.discard (a failed `journal read -O` leaves no half file);
@@ -16,9 +16,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
 import { MemoryLogStore } from './sim/memory-log.js';
 import { JournalDevice } from '../src/journal/device.js';
-import { STREAM_CHUNK, streamJournaled } from '../src/journal/export.js';
+import { readRange, writeFromFile } from '../src/io/transfer.js';
+import type { BlockProvider } from '../src/provider/block.js';
+import { PIPE_PIECE } from '../src/output-file.js';
 import { minJournalSize } from '../src/journal/format.js';
-import { writeFromFd } from '../src/journal/input.js';
+import { journalBlockProvider } from '../src/journal/provider.js';
 import { FILE_PIECE, OutputFile } from '../src/output-file.js';
 import { openImage } from '../src/provider/file.js';
 import { MemoryProvider } from './sim/memory.js';
@@ -36,14 +38,26 @@ function openOn(disk: KDisk, maxphys: number, cacheLimit = 64 * M, seed = 1): Jo
   return JournalDevice.open(engine, { maxphys, cacheLimit, random: kRandom(seed) });
 }
 
-function streamed(dev: JournalDevice, offset: number, length: number, chunkSize = STREAM_CHUNK): Buffer {
+/** What the journal provider reads with (src/journal/provider.ts): the device's readInto, nothing else. */
+function readerOf(dev: JournalDevice): BlockProvider {
+  const no = (): never => {
+    throw new Error('only read');
+  };
+  return { name: 'data.img.journal', mediaSize: dev.dataSize, sectorSize: dev.sectorSize, writable: false, read: (o, t) => dev.readInto(o, t), write: no, zero: no, flush: no, extents: no, close: no };
+}
+
+/** The bytes `journal read` streams: readRange over the device's reads. */
+function streamed(dev: JournalDevice, offset: number, length: number, pieceSize = PIPE_PIECE): Buffer {
   const parts: Buffer[] = [];
   let at = offset;
-  streamJournaled(dev, offset, length, (chunk, o) => {
-    expect(o).toBe(at);
-    parts.push(Buffer.from(chunk)); // the buffer is reused: keep a copy
-    at += chunk.length;
-  }, chunkSize);
+  readRange(readerOf(dev), offset, length, {
+    pieceSize,
+    write(chunk, o) {
+      expect(offset + o).toBe(at);
+      parts.push(Buffer.from(chunk)); // the buffer is reused: keep a copy
+      at += chunk.length;
+    },
+  });
   expect(at).toBe(offset + length);
   return Buffer.concat(parts);
 }
@@ -66,7 +80,7 @@ function checkReads(dev: JournalDevice, model: Buffer, offset: number, length: n
 }
 
 describe('reading the journaled provider', { timeout: 120_000 }, () => {
-  it('read, readInto and streamJournaled agree with a byte model, through every layer (owned and lent writes)', () => {
+  it('read, readInto and readRange agree with a byte model, through every layer (owned and lent writes)', () => {
     fc.assert(
       fc.property(
         fc.record({
@@ -90,7 +104,7 @@ describe('reading the journaled provider', { timeout: 120_000 }, () => {
           const w = dev.writer();
           const lent: Buffer[] = [];
           const randomRead = (): void => {
-            const len = rnd() % 3 === 0 ? (1 + (rnd() % 3)) * STREAM_CHUNK + (rnd() % 3) * ss : 1 + (rnd() % (64 * K));
+            const len = rnd() % 3 === 0 ? (1 + (rnd() % 3)) * PIPE_PIECE + (rnd() % 3) * ss : 1 + (rnd() % (64 * K));
             const off = rnd() % 2 === 0 ? (rnd() % Math.floor((dataSize - len) / ss)) * ss : rnd() % (dataSize - len);
             checkReads(dev, model, off, len);
           };
@@ -122,7 +136,7 @@ describe('reading the journaled provider', { timeout: 120_000 }, () => {
           expect((kReadMetadata(disk.d, ss).flags & GJ_FLAG_CLEAN) !== 0).toBe(p.end === 'sync');
           const again = openOn(disk, p.maxphys);
           checkReads(again, model, 0, dataSize);
-          checkReads(again, model, STREAM_CHUNK - ss, STREAM_CHUNK + 3 * ss);
+          checkReads(again, model, PIPE_PIECE - ss, PIPE_PIECE + 3 * ss);
         },
       ),
       { numRuns: 30 },
@@ -138,7 +152,7 @@ describe('reading the journaled provider', { timeout: 120_000 }, () => {
   });
 });
 
-describe('writeFromFd: one arena, lent request by request', () => {
+describe('writeFromFile into the journal provider: one arena, lent request by request', () => {
   it('writes an input many arenas long, with a partial last sector, exactly', () => {
     const maxphys = 16 * K; // arena: 20 requests of 16 KiB
     const disk = labeled({ two: false, dataSize: 2 * M, jsize: minJournalSize(512, maxphys) + 256 * K }, 7);
@@ -154,7 +168,7 @@ describe('writeFromFd: one arena, lent request by request', () => {
     dev.recover(false);
     const fd = openSync(inputPath, 'r');
     try {
-      expect(writeFromFd(dev, fd, inputPath, offset)).toBe(input.length);
+      expect(writeFromFile(journalBlockProvider(dev, () => {}), fd, inputPath, offset)).toBe(input.length);
     } finally {
       closeSync(fd);
     }

@@ -7,11 +7,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GeomError } from '../src/errors.js';
 import { openVirstor } from '../src/virstor/device.js';
-import { bufferSource, readVirstorRange, writeVirstor } from '../src/virstor/io.js';
+import { bufferSource, writeVirstor } from '../src/virstor/io.js';
 import { checkDevice, stopDevice } from '../src/virstor/check.js';
 import { addComponents, removeComponents } from '../src/virstor/components.js';
 import { mapExtents } from '../src/virstor/extents.js';
-import { MemHost, hashImages as hash } from './virstor-engine-host.js';
+import { MemHost, readRangeOf, hashImages as hash } from './virstor-engine-host.js';
 import { ModelKernel, modelImage, modelLabel, type ModelImage } from './model/virstor-kernel.js';
 
 const RUNS = Number(process.env.GEOMCTL_FUZZ_RUNS ?? 150);
@@ -65,7 +65,7 @@ describe('virstor engine on corrupted devices', () => {
         tolerated(() => {
           const dev = openVirstor(host, 'vs', { write: false, scan: false });
           try {
-            readVirstorRange(dev, Math.max(0, sector) * 512, 4096);
+            readRangeOf(dev, Math.max(0, sector) * 512, 4096);
             for (const e of mapExtents(dev)) expect(e.chunks).toBeGreaterThan(0);
           } finally {
             dev.close();

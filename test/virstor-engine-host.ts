@@ -11,9 +11,11 @@ import type { LogReader, LogStore, LogWriter } from '../src/engine/undo-store.js
 import { MemoryProvider } from './sim/memory.js';
 import type { Provider } from '../src/provider/provider.js';
 import { openSession } from '../src/session.js';
-import { openVirstor } from '../src/virstor/device.js';
+import { openVirstor, type VirstorDevice } from '../src/virstor/device.js';
 import type { VirstorHost, VirstorSession } from '../src/virstor/host.js';
-import { bufferSource, readVirstorRange, writeVirstor, type WriteResult } from '../src/virstor/io.js';
+import { bufferSource, writeVirstor, type WriteResult } from '../src/virstor/io.js';
+import { virstorBlockProvider } from '../src/virstor/provider.js';
+import { readBytes } from '../src/provider/block.js';
 import type { ModelImage } from './model/virstor-kernel.js';
 
 const UNDO_SUFFIX = '.geomctl-undo';
@@ -196,10 +198,17 @@ export function gWrite(images: ModelImage[], offset: number, data: Buffer, spars
 }
 
 /** geomctl's read of device 'vs' (all of it by default). */
+/** [offset, offset + length) of an open device, any bytes, through its provider: what `virstor read` hands out. */
+export function readRangeOf(dev: VirstorDevice, offset: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  readBytes(virstorBlockProvider(dev), offset, out);
+  return out;
+}
+
 export function gRead(images: ModelImage[], offset = 0, length?: number): Buffer {
   const dev = openVirstor(new MemHost(images), 'vs', { write: false, scan: false });
   try {
-    return readVirstorRange(dev, offset, length ?? dev.size - offset);
+    return readRangeOf(dev, offset, length ?? dev.size - offset);
   } finally {
     dev.close();
   }

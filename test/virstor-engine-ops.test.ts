@@ -7,13 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openVirstor } from '../src/virstor/device.js';
-import { bufferSource, readVirstorRange, writeVirstor } from '../src/virstor/io.js';
+import { bufferSource, writeVirstor } from '../src/virstor/io.js';
 import { VIRSTOR_PROVIDER_ALLOCATED, VIRSTOR_PROVIDER_CURRENT } from '../src/virstor/metadata.js';
 import { checkDevice, stopDevice } from '../src/virstor/check.js';
 import { addComponents, removeComponents } from '../src/virstor/components.js';
-import { exportVirstor } from '../src/virstor/export.js';
 import { formatExtent, mapExtents } from '../src/virstor/extents.js';
-import { MemHost, gWrite, hashImages as hash, pattern } from './virstor-engine-host.js';
+import { exportToFile } from '../src/io/transfer.js';
+import { virstorBlockProvider } from '../src/virstor/provider.js';
+import { MemHost, readRangeOf, gWrite, hashImages as hash, pattern } from './virstor-engine-host.js';
 import { ModelKernel, modelImage, modelLabel, modelReadMetadata, type ModelImage } from './model/virstor-kernel.js';
 
 const K = 1024;
@@ -32,7 +33,7 @@ function device(sizes = [15 * CHUNK, 6 * CHUNK, 9 * CHUNK]): ModelImage[] {
 function gReadAll(images: ModelImage[]): Buffer {
   const dev = openVirstor(new MemHost(images), 'vs', { write: false, scan: false });
   try {
-    return readVirstorRange(dev, 0, dev.size);
+    return readRangeOf(dev, 0, dev.size);
   } finally {
     dev.close();
   }
@@ -183,9 +184,9 @@ describe('map and export', () => {
     const out = join(dir, 'export.raw');
     writeFileSync(out, 'old contents');
     const dev = openVirstor(new MemHost(images), 'vs', { write: false, scan: false });
-    const r = exportVirstor(dev, out);
+    const r = exportToFile(virstorBlockProvider(dev), out);
     dev.close();
-    expect(r).toEqual({ bytes: V, allocatedChunks: 3 });
+    expect(r).toMatchObject({ bytes: V, allocated: 3 * CHUNK });
     const data = readFileSync(out);
     expect(data.equals(ModelKernel.taste(images).readAll())).toBe(true);
     // Holes: far fewer blocks than the 8 MiB the file spans.

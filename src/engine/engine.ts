@@ -61,7 +61,7 @@ export interface FlushEngine extends Engine {
 
 export function emptyStats(): EngineStats {
   const zero = (): EngineStats['writes'] => ({ VOLUME: 0, META: 0, DATA: 0, UNDO: 0, ORDERED: 0 });
-  return { reads: 0, readBytes: 0, writes: zero(), writeBytes: zero(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0, extra: {} };
+  return { reads: 0, readBytes: 0, writes: zero(), writeBytes: zero(), barriers: 0, undoRecords: 0, undoBytes: 0, cacheHits: 0, cacheMisses: 0, evictions: 0, combined: 0 };
 }
 
 class BufferedEngine implements FlushEngine {
@@ -147,21 +147,39 @@ class BufferedEngine implements FlushEngine {
     return allSettled(reads);
   }
 
+  readUncached(image: number, offset: number, target: Buffer): void {
+    const st = this.image(image);
+    this.checkRequest(st, 'read', offset, target.length);
+    const dirty = this.dirtyIn(st, offset, target.length);
+    if (dirty.length > 0) throw new Error(`uncached read of ${target.length} bytes at ${offset} of ${st.provider.path}: changes not yet written lie at ${(dirty[0] as [number, number])[0]}`);
+    this.io.read(st, offset, target);
+  }
+
   dataRegions(image: number, offset: number, length: number): (readonly [number, number])[] {
     const st = this.image(image);
+    const ranges: [number, number][] = st.provider.dataRegions ? [...st.provider.dataRegions(offset, length)].map(([s, e]) => [s, e]) : [[offset, offset + length]];
+    // Dirty blocks are data the medium does not show yet.
+    return mergeRanges([...ranges, ...this.dirtyIn(st, offset, length)]);
+  }
+
+  /**
+   * The parts of [offset, offset + length) that cached blocks with unwritten
+   * changes cover. The cache holds at most cacheLimit of them: walk it, or
+   * the range's block keys, whichever is shorter.
+   */
+  private dirtyIn(st: ImageState, offset: number, length: number): [number, number][] {
     const end = offset + length;
-    const ranges: [number, number][] = st.provider.dataRegions ? [...st.provider.dataRegions(offset, length)].map(([s, e]) => [s, e]) : [[offset, end]];
-    // Dirty blocks are data the medium does not show yet. The cache holds at
-    // most cacheLimit of them: walk it, or the range's block keys, whichever is shorter.
-    const dirtyIn = (blk: Block | undefined): void => {
-      if (blk?.dirty && blk.start < end && blk.start + blk.bytes.length > offset) ranges.push([Math.max(offset, blk.start), Math.min(end, blk.start + blk.bytes.length)]);
+    const out: [number, number][] = [];
+    const visit = (blk: Block | undefined): void => {
+      if (blk?.dirty && blk.start < end && blk.start + blk.bytes.length > offset) out.push([Math.max(offset, blk.start), Math.min(end, blk.start + blk.bytes.length)]);
     };
-    if (st.blocks.size <= Math.ceil(length / st.blockSize) + 1) for (const blk of st.blocks.values()) dirtyIn(blk);
+    if (st.blocks.size === 0) return out;
+    if (st.blocks.size <= Math.ceil(length / st.blockSize) + 1) for (const blk of st.blocks.values()) visit(blk);
     else {
-      for (let b = Math.floor(offset / st.blockSize) * st.blockSize; b < Math.min(end, st.lastSector); b += st.blockSize) dirtyIn(st.blocks.get(b));
-      dirtyIn(st.blocks.get(st.lastSector));
+      for (let b = Math.floor(offset / st.blockSize) * st.blockSize; b < Math.min(end, st.lastSector); b += st.blockSize) visit(st.blocks.get(b));
+      visit(st.blocks.get(st.lastSector));
     }
-    return mergeRanges(ranges);
+    return out;
   }
 
   /** Whether [offset, end) is whole blocks (before the last sector's own block) with none of them cached. */

@@ -20,8 +20,6 @@ export interface EngineStats {
   cacheMisses: number;
   evictions: number;
   combined: number;
-  /** Class-specific counters (journal switches, skipped bytes, ...), added by the classes. */
-  extra: Record<string, number>;
 }
 
 export interface EngineOptions {
@@ -69,6 +67,15 @@ export interface Engine {
   dataRegions?(image: number, offset: number, length: number): (readonly [number, number])[];
   /** Reads into `target` (all of it) from `offset`, through the cache, without allocating. */
   readInto(image: number, offset: number, target: Buffer): void;
+  /**
+   * Reads into `target` straight from the image, past the block cache, and
+   * counts the read: for bytes only ordered writes change (a journal's
+   * space), which reach the image at once, read in sizes the cache would
+   * turn into extra reads and evictions. Refuses a range that a cached
+   * block with changes not yet written overlaps: the image would be older.
+   * Optional: an engine without a cache reads through readInto.
+   */
+  readUncached?(image: number, offset: number, target: Buffer): void;
   /**
    * readInto whose reads of the image run on libuv's thread pool: what the
    * cache holds is copied before it returns, the rest is read from the image

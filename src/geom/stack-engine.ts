@@ -75,6 +75,14 @@ export class StackEngine implements Engine {
     else r.layer.readInto(offset, target);
   }
 
+  /** A layer has no cache of this engine's to bypass: its reads go through the layer. */
+  readUncached(image: number, offset: number, target: Buffer): void {
+    const r = this.route(image);
+    if ('layer' in r) r.layer.readInto(offset, target);
+    else if (this.bottom.readUncached) this.bottom.readUncached(r.image, offset, target);
+    else this.bottom.readInto(r.image, offset, target);
+  }
+
   write(image: number, offset: number, data: Buffer, type: BufferType): void {
     const r = this.route(image);
     if ('image' in r) this.bottom.write(r.image, offset, data, type);

@@ -2,7 +2,9 @@
 // g_journal runs it: writes become records of the active journal; a switch
 // (time, fill, FLUSH) finishes it and copies the finished journals to the data
 // area; reads merge the data area with every journal not yet copied; the clean
-// stop leaves the journal CLEAN, as 'journal stop' does.
+// stop leaves the journal CLEAN, as 'journal stop' does. The writer is made
+// at the first write, and never over images opened read-only (journal read
+// and export): a DIRTY journal is read as it is, nothing copied or changed.
 //
 // FLUSH finishes the active journal (barrier, next journal's header, barrier):
 // everything written before it is then replayed after a kill, by geomctl or by
@@ -13,6 +15,8 @@ import { alignedBuffer } from '../aligned.js';
 import type { BlockProvider } from '../provider/block.js';
 import { regionsToRuns } from '../provider/image-block.js';
 import type { JournalDevice } from './device.js';
+import type { JournalWriter } from './writer.js';
+import { GJ_RECORD_MAX_ENTRIES } from './format.js';
 
 /** Zeros are journaled this many bytes at a time. */
 const ZERO_PIECE = 1024 * 1024;
@@ -28,59 +32,75 @@ export interface JournalSwitchPolicy {
   now?: () => number;
 }
 
-export function journalBlockProvider(dev: JournalDevice, close: () => void, policy: JournalSwitchPolicy): BlockProvider {
-  const writer = dev.writer();
-  const now = policy.now ?? (() => Date.now() / 1000);
+/**
+ * The provider of `dev`; `close` ends what opened it. Without `policy` the
+ * journal switches only when the writer must (a full journal space, the
+ * cache limit), as one command's writes do; serve gives the kernel's policy.
+ */
+export function journalBlockProvider(dev: JournalDevice, close: () => void, policy?: JournalSwitchPolicy): BlockProvider {
+  const writable = dev.engine.providers[dev.data]?.writable ?? false;
+  // Made at the first write (dev.writer() keeps it): reads alone need none.
+  const writer = (): JournalWriter => {
+    if (!writable) throw new Error(`${dev.dataPath}.journal is open read-only`);
+    return dev.writer();
+  };
+  const now = policy?.now ?? (() => Date.now() / 1000);
   const space = dev.geo.jend - dev.geo.jstart;
   let pendingBytes = 0;
   let lastSwitch = now();
 
   /** g_journal_switch: finish the active journal, copy the finished ones, as the worker does. */
   const switchNow = (): void => {
-    writer.finish();
-    writer.copyFinished();
+    writer().finish();
+    writer().copyFinished();
     pendingBytes = 0;
     lastSwitch = now();
   };
-  const journaled = (offset: number, data: Buffer): void => {
-    writer.write(offset, data);
+  const journaled = (offset: number, data: Buffer, lent = false): void => {
+    writer().write(offset, data, lent);
     pendingBytes += data.length;
-    if (pendingBytes * 100 >= space * policy.forceSwitch) switchNow();
+    if (policy && pendingBytes * 100 >= space * policy.forceSwitch) switchNow();
   };
   const durable = (fua: boolean | undefined): void => {
-    if (fua) writer.finish();
+    if (fua) writer().finish();
   };
 
   return {
     name: `${dev.engine.providers[dev.data]?.name ?? dev.dataPath}.journal`,
     mediaSize: dev.dataSize,
     sectorSize: dev.sectorSize,
-    writable: true,
+    writable,
     read: (offset, target) => dev.readInto(offset, target),
     write(offset, data, opts = {}) {
       // The writer keeps what it is given until the journal is copied: the client's bytes
       // when they are given up (the server reads each payload into a page-aligned buffer of
       // its own), else a page-aligned copy, as it is written from as it is (src/aligned.ts).
+      // A lent buffer is read as it is until settle(): the records are written from it, and the
+      // copy to the data area reads them back from the journal.
       let kept = data;
-      if (!opts.owned) {
+      if (!opts.owned && !opts.lent) {
         kept = alignedBuffer(data.length);
         data.copy(kept);
       }
-      journaled(offset, kept);
+      journaled(offset, kept, opts.lent);
       durable(opts.fua);
     },
     zero(offset, length, opts = {}) {
       for (let at = offset; at < offset + length; at += ZERO_PIECE) journaled(at, ZEROS.subarray(0, Math.min(ZERO_PIECE, offset + length - at)));
       durable(opts.fua);
     },
-    flush: () => writer.finish(),
+    flush() {
+      if (writable) writer().finish();
+    },
     // The data image's holes that no journal not yet copied covers (providers.md).
     extents: (offset, length) => regionsToRuns(dev.dataRegions(offset, length), offset, length),
     tick() {
-      if (pendingBytes > 0 && now() - lastSwitch >= policy.switchTime) switchNow();
+      if (policy && pendingBytes > 0 && now() - lastSwitch >= policy.switchTime) switchNow();
     },
-    close() {
-      writer.sync();
+    // A record's worth of maxphys requests between settles: writing the queued records frees them.
+    ...(writable ? { lending: { request: dev.writeMaxphys, bytes: dev.writeMaxphys * GJ_RECORD_MAX_ENTRIES, settle: () => writer().flush() } } : {}),
+    close(opts = {}) {
+      if (writable && opts.clean !== false) writer().sync();
       close();
     },
   };

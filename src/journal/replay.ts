@@ -16,6 +16,7 @@ export interface JournalIO {
   readonly providers: readonly Provider[];
   read(image: number, offset: number, length: number): Buffer;
   readInto(image: number, offset: number, target: Buffer): void;
+  readUncached?(image: number, offset: number, target: Buffer): void;
   writeOrdered(image: number, offset: number, data: Buffer): void;
   barrier(images?: number[]): void;
   readonly stats: EngineStats;
@@ -30,10 +31,6 @@ const READ_WINDOW = 1024 * 1024;
 /** Copies to the data image fill gaps shorter than this (smaller than a file-system block). */
 const GAP_FILL = 4096;
 
-export function bump(stats: EngineStats, key: string, by = 1): void {
-  stats.extra[key] = (stats.extra[key] ?? 0) + by;
-}
-
 /** Reads of the journal image for copies and overlays. */
 export interface JournalSource {
   read(offset: number, length: number): Buffer;
@@ -42,10 +39,11 @@ export interface JournalSource {
 }
 
 /**
- * Bulk reads of journal bytes go to the image directly: the journal space is
- * only ever written by ordered writes, which reach the image at once, so the
- * engine's cache holds nothing newer there — and its block cache would turn
- * every unaligned 128 KiB read into three reads and two evictions.
+ * Bulk reads of journal bytes go past the engine's block cache
+ * (Engine.readUncached): the journal space is only ever written by ordered
+ * writes, which reach the image at once, so the cache holds nothing newer
+ * there — and it would turn every unaligned 128 KiB read into three reads
+ * and two evictions.
  */
 export function directJournalRead(io: JournalIO, journal: number): (offset: number, length: number) => Buffer {
   const into = directJournalReadInto(io, journal);
@@ -58,17 +56,19 @@ export function directJournalRead(io: JournalIO, journal: number): (offset: numb
 }
 
 function directJournalReadInto(io: JournalIO, journal: number): (offset: number, target: Buffer) => void {
-  const provider = io.providers[journal];
-  if (!provider) throw new RangeError(`no journal image ${journal}`);
+  const uncached = uncachedReadInto(io, journal);
   return (offset, target) => {
-    if (target.length < DIRECT_READ) {
-      io.read(journal, offset, target.length).copy(target);
-      return;
-    }
-    provider.readInto(offset, target);
-    io.stats.reads++;
-    io.stats.readBytes += target.length;
+    if (target.length < DIRECT_READ) io.read(journal, offset, target.length).copy(target);
+    else uncached(offset, target);
   };
+}
+
+/** The engine's uncached read of the journal image, or its readInto where it has no cache to bypass. */
+function uncachedReadInto(io: JournalIO, journal: number): (offset: number, target: Buffer) => void {
+  if (!io.providers[journal]) throw new RangeError(`no journal image ${journal}`);
+  const uncached = io.readUncached?.bind(io);
+  if (uncached) return (offset, target) => uncached(journal, offset, target);
+  return (offset, target) => io.readInto(journal, offset, target);
 }
 
 /**
@@ -78,13 +78,7 @@ function directJournalReadInto(io: JournalIO, journal: number): (offset: number,
  * (Sound for the reason directJournalRead gives.)
  */
 export function rawJournalRead(io: JournalIO, journal: number): { read: (offset: number, length: number) => Buffer; readInto: (offset: number, target: Buffer) => void } {
-  const provider = io.providers[journal];
-  if (!provider) throw new RangeError(`no journal image ${journal}`);
-  const readInto = (offset: number, target: Buffer): void => {
-    provider.readInto(offset, target);
-    io.stats.reads++;
-    io.stats.readBytes += target.length;
-  };
+  const readInto = uncachedReadInto(io, journal);
   return {
     read: (offset, length) => {
       const out = Buffer.allocUnsafe(length);
@@ -145,32 +139,41 @@ export function fillFromExtents(src: JournalSource, ranges: Iterable<Range<Exten
  * the data image is written in offset order, touching neighbours combined up
  * to COPY_CHUNK. A journal of a million scattered entries thus costs a few
  * sequential passes over the journal, not a million scattered reads.
- * No barrier: the caller's. Returns the bytes copied.
+ * No barrier: the caller's. Returns the copy's counters.
  */
-export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024, onProgress?: (copied: number) => void): number {
+export function copyToData(io: JournalIO, set: RangeSet<Extent>, data: number, src: JournalSource, batchBytes = 64 * 1024 * 1024, onProgress?: (copied: number) => void): CopyCounters {
   // The arena holds at least any one range that is batched (shorter than STREAM_RANGE).
   const batch = new CopyBatch(Math.min(Math.max(batchBytes, STREAM_RANGE), set.bytes + set.size * GAP_FILL), set.size);
-  let bytes = 0;
+  const counters: CopyCounters = { bytes: 0, combined: 0 };
+  const copyBatch = (): void => {
+    counters.bytes += batch.bytes;
+    counters.combined += batch.copy(io, data, src);
+  };
   set.forEach((start, end, value) => {
     if (end - start >= STREAM_RANGE) {
       // Large ranges go straight through, piece by piece, in offset order.
-      bytes += batch.bytes;
-      batch.copy(io, data, src);
+      copyBatch();
       streamRange(io, data, src, start, end, value);
-      bytes += end - start;
-      onProgress?.(bytes);
+      counters.bytes += end - start;
+      onProgress?.(counters.bytes);
       return;
     }
     if (batch.spanBytes > 0 && !batch.fits(end - start)) {
-      bytes += batch.bytes;
-      batch.copy(io, data, src);
-      onProgress?.(bytes);
+      copyBatch();
+      onProgress?.(counters.bytes);
     }
     batch.add(start, end, value);
   });
-  bytes += batch.bytes;
-  batch.copy(io, data, src);
-  return bytes;
+  copyBatch();
+  return counters;
+}
+
+/** What a copy did: the copier's own counters, which the command prints (not the engine's). */
+export interface CopyCounters {
+  /** Bytes copied to the data image. */
+  bytes: number;
+  /** Ranges written with a neighbour in one write of the data image. */
+  combined: number;
 }
 
 /** Ranges at least this long are copied on their own, COPY_CHUNK at a time. */
@@ -261,9 +264,11 @@ class CopyBatch {
     } else this.jofs[i] = e.blob.joffset + e.delta;
   }
 
-  copy(io: JournalIO, data: number, src: JournalSource): void {
+  /** Copies the batch; returns how many ranges went out with a neighbour (combined). */
+  copy(io: JournalIO, data: number, src: JournalSource): number {
     const n = this.n;
-    if (n === 0) return;
+    if (n === 0) return 0;
+    let combined = 0;
     const { starts, lens, jofs, at, arena } = this;
     // Spans in offset order, carved from the arena: [data offset, arena offset, bytes].
     const spans: [number, number, number][] = [];
@@ -281,7 +286,7 @@ class CopyBatch {
       const len = (starts[j - 1] as number) + (lens[j - 1] as number) - s0;
       if (gaps) io.readInto(data, s0, arena.subarray(used, used + len));
       spans.push([s0, used, len]);
-      if (j - i > 1) bump(io.stats, 'combined', j - i - 1);
+      combined += j - i - 1;
       for (let k = i; k < j; k++) at[k] = used + (starts[k] as number) - s0;
       used += len;
       i = j;
@@ -325,6 +330,7 @@ class CopyBatch {
     this.cached.clear();
     this.spanBytes = 0;
     this.bytes = 0;
+    return combined;
   }
 }
 

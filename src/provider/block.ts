@@ -14,6 +14,22 @@ export interface WriteOpts {
   fua?: boolean;
   /** The caller gives `data` up (never touches it again): a provider that keeps written bytes may keep it rather than copy it. */
   owned?: boolean;
+  /** The caller lends `data` (see BlockProvider.lending): unchanged until the provider's next settle(). */
+  lent?: boolean;
+}
+
+/**
+ * How a provider that keeps written bytes for a while (a journal, until its
+ * records are written) borrows a writer's buffers instead of copying them:
+ * fresh memory for every request costs a page fault per 4 KiB.
+ */
+export interface Lending {
+  /** Bytes per request: the largest the class takes whole (its maxphys). */
+  readonly request: number;
+  /** How many bytes may be lent between two settle() calls. */
+  readonly bytes: number;
+  /** Done with every lent buffer: the caller may refill them. */
+  settle(): void;
 }
 
 export interface BlockProvider {
@@ -41,8 +57,15 @@ export interface BlockProvider {
   extents(offset: number, length: number): ExtentRun[];
   /** Background work a live provider does by time (the journal's switch_time); optional. */
   tick?(): void;
-  /** The clean stop: everything current and durable, images unlocked. */
-  close(): void;
+  /** Writes may lend their buffers (WriteOpts.lent); without it, every write is done with `data` when it returns. */
+  readonly lending?: Lending;
+  /**
+   * The clean stop: everything current and durable, images unlocked. With
+   * `clean: false`, after a flush(), the class's own state stays as flush()
+   * left it — a journal keeps its finished journals un-copied, DIRTY, as
+   * FreeBSD finds them after a crash; other providers stop the same either way.
+   */
+  close(opts?: { clean?: boolean }): void;
 }
 
 /** Reads any byte range: whole sectors are read in place, partial ones through one sector of scratch. */

@@ -45,19 +45,6 @@ export function fileSource(fd: number, length: number, path: string): WriteSourc
 
 /** Bytes moved per engine call: small enough to keep memory flat, large enough to be fast. */
 const IO_BLOCK = 1 << 20;
-/** Reads are handed out in 128 KiB pieces unless the caller asks otherwise: the size at which Node's write loops to a pipe are fastest (quality.md). */
-const READ_BLOCK = 128 * 1024;
-const ZEROS = Buffer.alloc(IO_BLOCK);
-
-/** Reads `length` bytes at physical `offset` of a component, through the engine (sector-aligned underneath). */
-function readPhysical(dev: VirstorDevice, image: number, offset: number, length: number): Buffer {
-  const ss = dev.sectorSize;
-  const start = offset - (offset % ss);
-  const end = Math.ceil((offset + length) / ss) * ss;
-  const buf = dev.engine.read(image, start, end - start);
-  return start === offset && end === offset + length ? buf : buf.subarray(offset - start, offset - start + length);
-}
-
 /** Refuses a range outside the virtual device (read and write check it first; the read command before it opens -O). */
 export function checkVirtualRange(dev: VirstorDevice, offset: number, length: number, verb: string): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`invalid offset ${offset}`);
@@ -97,34 +84,6 @@ function forEachChunkPiece(dev: VirstorDevice, offset: number, length: number, f
 }
 
 /**
- * Reads [offset, offset+length) of the device and hands it to `sink` in
- * pieces, in order; unallocated chunks read as zeros. A piece is only valid
- * during the call (buffers are reused).
- */
-export function readVirstor(dev: VirstorDevice, offset: number, length: number, sink: (piece: Buffer) => void, onProgress?: (done: number) => void, pieceSize = READ_BLOCK): void {
-  checkVirtualRange(dev, offset, length, 'read');
-  // At most IO_BLOCK: unallocated pieces are views of ZEROS.
-  const size = Math.min(pieceSize, IO_BLOCK);
-  const buf = alignedBuffer(size);
-  const zeros = ZEROS.subarray(0, size);
-  forEachChunkPiece(dev, offset, length, (v, inChunk, len, pos) => {
-    const e = dev.entry(v);
-    for (let done = 0; done < len; done += size) {
-      const n = Math.min(size, len - done);
-      const at = e.providerChunk * dev.chunkSize + inChunk + done;
-      if (!isAllocated(e)) sink(n === size ? zeros : ZEROS.subarray(0, n));
-      else if (at % dev.sectorSize === 0 && n % dev.sectorSize === 0) {
-        // The whole buffer almost every time: no new view per piece on the hot path.
-        const piece = n === size ? buf : buf.subarray(0, n);
-        dev.engine.readInto(e.providerNo, at, piece);
-        sink(piece);
-      } else sink(readPhysical(dev, e.providerNo, at, n));
-      onProgress?.(pos + done + n);
-    }
-  });
-}
-
-/**
  * Reads whole sectors of the device straight into `target` (serve's hot
  * path): each allocated piece lands in place with one engine read, each
  * unallocated one is zero-filled; no intermediate buffer, no copy.
@@ -161,17 +120,6 @@ export function readVirstorIntoAsync(dev: VirstorDevice, offset: number, target:
     else piece.fill(0);
   });
   return allSettled(reads);
-}
-
-/** [offset, offset+length) of the device as one buffer (small ranges). */
-export function readVirstorRange(dev: VirstorDevice, offset: number, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  let at = 0;
-  readVirstor(dev, offset, length, (piece) => {
-    piece.copy(out, at);
-    at += piece.length;
-  });
-  return out;
 }
 
 export interface WriteOptions {
@@ -222,7 +170,9 @@ class CompletedInput {
     this.length = Math.ceil(src.length / ss) * ss;
     this.tailStart = this.length - ss;
     if (this.length !== src.length) {
-      const tail = readVirstorRange(dev, offset + this.tailStart, ss);
+      // offset is a sector multiple (checkWritable): the tail is one whole sector of the device.
+      const tail = Buffer.alloc(ss);
+      readVirstorInto(dev, offset + this.tailStart, tail);
       const have = src.length - this.tailStart;
       src.read(this.tailStart, tail.subarray(0, have));
       this.tail = tail;
