@@ -2,7 +2,7 @@
 // commander is CommonJS; bundling as ESM needs a real `require`, so the banner
 // gives the bundle one through createRequire. fs-ext is a native addon and stays
 // external: it is loaded from node_modules at run time, when it is installed
-// and loads in the running Node.js; geomctl falls back without it (src/fs-ext.ts).
+// and loads in the running Node.js; geomctl falls back without it (src/platform/fs-ext.ts).
 import { build } from 'esbuild';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

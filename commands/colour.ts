@@ -9,7 +9,7 @@
 // stream is coloured: scripts and pipes never pay for it at start-up.
 
 import { isatty } from 'node:tty';
-import { PLAIN, type TextStyle, type Tone } from '../src/style.js';
+import { PLAIN, type TextStyle, type Tone } from '../src/util/style.js';
 
 /** chalk's colour levels: 0 none, 1 the 16 basic colours, 2 256 colours, 3 truecolor. */
 export type ColourLevel = 0 | 1 | 2 | 3;

@@ -3,7 +3,7 @@
 // (src/io/transfer.ts), whatever class — or stack of classes — offers it.
 
 import type { BlockProvider } from '../src/provider/block.js';
-import { pieceSizeFor } from '../src/output-file.js';
+import { pieceSizeFor } from '../src/io/output-file.js';
 import { exportToFile, readRange, readToFile, type ExportResult } from '../src/io/transfer.js';
 import type { Context } from './framework.js';
 

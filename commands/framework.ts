@@ -2,17 +2,17 @@
 // (sbin/geom/core/geom.h): each verb is a CommandSpec — name, arguments,
 // options, one-line summary, example, handler — and this module registers
 // them with commander. --help, the man page SYNOPSIS and shell completion are
-// all derived from the same tables (test/manual.test.ts checks the manual and --help).
+// all derived from the same tables (test/project/manual.test.ts checks the manual and --help).
 
 import type { Command } from 'commander';
 import { UsageError, type GeomError } from '../src/errors.js';
-import { parseSize, parseSizeBig } from '../src/size.js';
+import { parseSize, parseSizeBig } from '../src/util/size.js';
 import { FREEBSD_MAXPHYS } from '../src/util/maxphys.js';
 import type { Output } from './output.js';
 import type { Stacks } from '../src/geom/stack.js';
-import type { Session } from '../src/session.js';
-import type { ClassName, Tasted } from '../src/taste.js';
-import type { Tone } from '../src/style.js';
+import type { Session } from '../src/engine/session.js';
+import type { ClassName, Tasted } from '../src/geom/taste.js';
+import type { Tone } from '../src/util/style.js';
 
 interface OptionBase {
   /** Short flag without dash ('s'), or undefined for long-only options. */

@@ -2,9 +2,9 @@
 // src/journal/; handlers here only parse, call, and print.
 
 import { CorruptError, GeomError, UsageError } from '../src/errors.js';
-import { u64Json } from '../src/json.js';
-import { byteCount } from '../src/size.js';
-import type { Tasted } from '../src/taste.js';
+import { u64Json } from '../src/util/json.js';
+import { byteCount } from '../src/util/size.js';
+import type { Tasted } from '../src/geom/taste.js';
 import { clearJournal, labelJournal } from '../src/journal/label.js';
 import {
   decodeJournalMetadata,
@@ -17,8 +17,8 @@ import {
 import { journalGeomName } from '../src/journal/listing.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type Context, type OptionSpec } from './framework.js';
 import { dumpImages, finish, forEachItem, keepTasteFailure } from './each.js';
-import { refuseOutput } from '../src/output-file.js';
-import { fileLookup } from '../src/geom-owner.js';
+import { refuseOutput } from '../src/io/output-file.js';
+import { fileLookup } from '../src/geom/owner.js';
 import { checkJournal } from '../src/journal/check.js';
 import { JournalDevice, type RecoverResult } from '../src/journal/device.js';
 import { journalBlockProvider, type JournalSwitchPolicy } from '../src/journal/provider.js';
@@ -26,16 +26,16 @@ import type { BlockProvider } from '../src/provider/block.js';
 import { exportOut, readOut } from './data-out.js';
 import { checkWriteRange } from '../src/journal/input.js';
 import { writeFromFile } from '../src/io/transfer.js';
-import { checkInputPath, openInput } from '../src/input-file.js';
+import { checkInputPath, openInput } from '../src/io/input-file.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { journalImages } from '../src/journal/resolve.js';
 import { discoverJournals } from '../src/journal/discover.js';
-import { journalImageOf } from '../src/naming.js';
+import { journalImageOf } from '../src/geom/naming.js';
 import { journalSummary, renderScan, scanJournal, scanJson } from '../src/journal/scan.js';
 import { journalListingJson, journalStatusRow, renderJournalList, type JournalListingDevice } from '../src/journal/listing.js';
-import { candidateImages } from '../src/candidates.js';
-import { rollBackCandidates, type Session } from '../src/session.js';
-import { tasteProvider } from '../src/taste.js';
+import { candidateImages } from '../src/geom/candidates.js';
+import { rollBackCandidates, type Session } from '../src/engine/session.js';
+import { tasteProvider } from '../src/geom/taste.js';
 import type { Provider } from '../src/provider/provider.js';
 import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
 import type { Progress } from './output.js';
@@ -194,7 +194,7 @@ export interface DeviceArgs {
 /**
  * dataimg [jimg]: the data image may be named by its journal provider
  * ("data.img.journal", "/dev/data.img.journal"), as gjournal(8) names it
- * (src/naming.ts).
+ * (src/geom/naming.ts).
  */
 export function journalArgs(ctx: Context, args: string[]): DeviceArgs {
   if (args.length < 1 || args.length > 2) throw new UsageError('Invalid number of arguments.', 'give the data image (or its provider, data.img.journal) and, for a two-image journal, the journal image');

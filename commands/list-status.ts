@@ -4,7 +4,7 @@
 // and how the status table is laid out.
 
 import type { ListingFlags, OptionSpec, StatusRow } from './framework.js';
-import { PLAIN, type TextStyle } from '../src/style.js';
+import { PLAIN, type TextStyle } from '../src/util/style.js';
 
 const ALL = { short: 'a', long: 'all', kind: 'flag', description: 'also geoms without a provider (incomplete virstor devices)' } as const satisfies OptionSpec;
 

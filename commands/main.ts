@@ -8,8 +8,8 @@ import { fstatSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { GeomError, IoError, PartialFailure } from '../src/errors.js';
-import { openSession, type Session } from '../src/session.js';
-import { tasteDirs } from '../src/candidates.js';
+import { openSession, type Session } from '../src/engine/session.js';
+import { tasteDirs } from '../src/geom/candidates.js';
 import { Stacks } from '../src/geom/stack.js';
 import { ImagePool } from '../src/provider/pool.js';
 import { GLOBAL_OPTIONS, addOption, optionValues, registerCommand, type ClassSpec, type Context, type GlobalOptions } from './framework.js';
@@ -19,8 +19,8 @@ import { formatCounters, formatStats } from './stats.js';
 import { journalClass } from './journal.js';
 import { virstorClass } from './virstor.js';
 import { topLevelCommands } from './toplevel.js';
-import { nativeStatus } from '../src/fs-ext.js';
-import { lockMethod } from '../src/lock.js';
+import { nativeStatus } from '../src/platform/fs-ext.js';
+import { lockMethod } from '../src/platform/lock.js';
 
 declare const GEOMCTL_VERSION: string;
 
@@ -204,7 +204,7 @@ export function reportError(err: unknown, out: Output): number {
 /**
  * `geomctl --version -v`: the version, the Node.js running it, and how this
  * run locks images and finds holes — which depends on whether the optional
- * native module fs-ext loads here (src/fs-ext.ts).
+ * native module fs-ext loads here (src/platform/fs-ext.ts).
  */
 function verboseVersion(): string {
   const native = nativeStatus();

@@ -6,10 +6,10 @@
 // themselves.
 
 import type { Ora } from 'ora';
-import { humanize } from '../src/size.js';
-import { writeFully } from '../src/output-file.js';
+import { humanize } from '../src/util/size.js';
+import { writeFully } from '../src/io/output-file.js';
 import { IoError, errnoOf } from '../src/errors.js';
-import { PLAIN, type TextStyle } from '../src/style.js';
+import { PLAIN, type TextStyle } from '../src/util/style.js';
 import type { StreamStyles } from './colour.js';
 
 export interface OutputOptions {

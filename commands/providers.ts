@@ -5,7 +5,7 @@
 import { GeomError, UsageError } from '../src/errors.js';
 import type { BlockProvider } from '../src/provider/block.js';
 import { imageBlockProvider } from '../src/provider/image-block.js';
-import { isFile, providerKind, virstorDeviceName } from '../src/naming.js';
+import { isFile, providerKind, virstorDeviceName } from '../src/geom/naming.js';
 import type { Context } from './framework.js';
 import { journalArgs, openJournalProvider } from './journal.js';
 import { openVirstorProvider } from './virstor.js';

@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeomError, UsageError } from '../src/errors.js';
-import { checkDeviceName } from '../src/device-name.js';
+import { checkDeviceName } from '../src/geom/device-name.js';
 import { NbdServer, exportInfo, type Listen } from '../src/nbd/server.js';
-import { humanize } from '../src/size.js';
+import { humanize } from '../src/util/size.js';
 import { defineCommand } from './framework.js';
 import { openProvider } from './providers.js';
 

@@ -2,7 +2,7 @@
 // and read alike: `--sectorsize 4k` is a size for journal and virstor label
 // both, and a bad --sectorsize or --id is the same usage error in each.
 
-import { checkIdOption, checkSectorSizeOption } from '../src/label-options.js';
+import { checkIdOption, checkSectorSizeOption } from '../src/geom/label-options.js';
 import type { OptionSpec } from './framework.js';
 
 export const SECTORSIZE_OPTION = {

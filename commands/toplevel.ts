@@ -4,10 +4,10 @@
 
 import { GeomError } from '../src/errors.js';
 import { dumpImages, finish, keepTasteFailure } from './each.js';
-import { tasteProvider, type ClassName, type Tasted } from '../src/taste.js';
+import { tasteProvider, type ClassName, type Tasted } from '../src/geom/taste.js';
 import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context, type StatusRow } from './framework.js';
 import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
-import { imagesOf } from '../src/naming.js';
+import { imagesOf } from '../src/geom/naming.js';
 import { demoCommand } from './demo.js';
 import { serveCommand } from './serve.js';
 import { completionCommand } from './completion.js';
@@ -112,7 +112,7 @@ function dumpCommand(classes: ClassSpec[]): CommandSpec {
 
 /**
  * The images list and status are asked about: each argument an image, or a
- * provider name standing for the images below it (src/naming.ts).
+ * provider name standing for the images below it (src/geom/naming.ts).
  */
 function namedImages(ctx: Context, args: string[]): string[] {
   return args.flatMap((arg) => {

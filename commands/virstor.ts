@@ -2,8 +2,8 @@
 // src/virstor/; handlers here only parse, call, and print.
 
 import { GeomError, UsageError } from '../src/errors.js';
-import { u64Json } from '../src/json.js';
-import { byteCount } from '../src/size.js';
+import { u64Json } from '../src/util/json.js';
+import { byteCount } from '../src/util/size.js';
 import type { Provider } from '../src/provider/provider.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_VIRSIZE, labelVirstor, planVirstorLabel, type LabelComponent } from '../src/virstor/label.js';
 import { DEFAULT_MAXPHYS } from '../src/util/maxphys.js';
@@ -13,17 +13,17 @@ import { clearVirstor, readVirstorMetadata, virstorTasteVerdict } from '../src/v
 import { defineCommand, type ClassSpec, type ClassTopLevel, type CommandSpec, type Context } from './framework.js';
 import type { Progress } from './output.js';
 import { dumpImages, finish, forEachItem } from './each.js';
-import { rollBackCandidates, unfinishedCovering } from '../src/session.js';
+import { rollBackCandidates, unfinishedCovering } from '../src/engine/session.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice } from '../src/virstor/device.js';
 import type { VirstorHost } from '../src/virstor/host.js';
 import { checkOffset, checkVirtualRange, fileSource, writeVirstor } from '../src/virstor/io.js';
 import { virstorBlockProvider } from '../src/virstor/provider.js';
 import type { BlockProvider } from '../src/provider/block.js';
 import { exportOut, readOut } from './data-out.js';
-import { checkInputPath, openInput } from '../src/input-file.js';
-import { refuseOutput } from '../src/output-file.js';
-import { refuseRelabel } from '../src/geom-owner.js';
-import { checkDeviceName } from '../src/device-name.js';
+import { checkInputPath, openInput } from '../src/io/input-file.js';
+import { refuseOutput } from '../src/io/output-file.js';
+import { refuseRelabel } from '../src/geom/owner.js';
+import { checkDeviceName } from '../src/geom/device-name.js';
 import { sayWhenReadingTerminal } from './stdin.js';
 import { renderVirstorList, virstorListingJson, virstorStatusRow, type VirstorListingDevice } from '../src/virstor/listing.js';
 import { checkDevice, stopDevice, type CheckReport } from '../src/virstor/check.js';
@@ -32,8 +32,8 @@ import { devicesAmongImages, discoverVirstor, shownDevices } from '../src/virsto
 import { formatExtent, MAP_HEADER, mapExtents } from '../src/virstor/extents.js';
 import type { MapProgress } from '../src/virstor/map-scan.js';
 import { formatStatus, LIST_OPTIONS, STATUS_OPTIONS } from './list-status.js';
-import { virstorDeviceName } from '../src/naming.js';
-import { checkSectorSizeFits } from '../src/label-options.js';
+import { virstorDeviceName } from '../src/geom/naming.js';
+import { checkSectorSizeFits } from '../src/geom/label-options.js';
 import { FORCE_OUTPUT_OPTION, HARDCODE_OPTION, ID_OPTION, SECTORSIZE_OPTION } from './shared-options.js';
 
 function verboseOf(ctx: Context, opts: { verbose: boolean }): boolean {

@@ -14,7 +14,7 @@
 // Where logs live is undo-store.ts; the writer of one transaction's log,
 // undo-writer.ts.
 
-import { crc32c } from '../crc32c.js';
+import { crc32c } from '../util/crc32c.js';
 import { defineStruct } from '../geom/struct.js';
 import type { LogReader } from './undo-store.js';
 

@@ -12,10 +12,10 @@
 // its data provider (a journal not yet copied is replayed when the geom is
 // opened, as the kernel replays before it announces the provider).
 
-import { journaledProviderName, virstorProviderName } from '../device-name.js';
+import { journaledProviderName, virstorProviderName } from './device-name.js';
 import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
-import { tasteProvider } from '../taste.js';
+import { tasteProvider } from './taste.js';
 import { decodeJournalMetadata, GJ_TYPE_COMPLETE, GJ_TYPE_DATA, GJ_TYPE_JOURNAL, type JournalMetadata } from '../journal/metadata.js';
 import { decodeVirstorMetadata, type VirstorMetadata } from '../virstor/metadata.js';
 import { decodeMapEntry, isAllocated, mapGeometry, VIRSTOR_MAP_ENTRY_SIZE } from '../virstor/map.js';

@@ -9,10 +9,10 @@
 //
 // Unstacked commands (every name a file) get the plain session, unchanged.
 
-import { journaledProviderName, JOURNAL_SUFFIX, VIRSTOR_PREFIX, withoutDev } from '../device-name.js';
+import { journaledProviderName, JOURNAL_SUFFIX, VIRSTOR_PREFIX, withoutDev } from './device-name.js';
 import { GeomError } from '../errors.js';
-import { candidateImages } from '../candidates.js';
-import type { Session } from '../session.js';
+import { candidateImages } from './candidates.js';
+import type { Session } from '../engine/session.js';
 import { providerView, type Provider } from '../provider/provider.js';
 import type { Engine } from '../engine/types.js';
 import { JournalDevice } from '../journal/device.js';
@@ -22,7 +22,7 @@ import type { VirstorHost, VirstorSession } from '../virstor/host.js';
 import { virstorLayer } from '../virstor/layer.js';
 import { MAX_STACK_DEPTH, tasteGraph, type GraphProvider, type StackGraph } from './graph.js';
 import { StackEngine, type Layer } from './stack-engine.js';
-import { isFile } from '../naming.js';
+import { isFile } from './naming.js';
 
 export interface StackOptions {
   /** The places tasted (cli.md, "Tasting"). */
@@ -30,7 +30,7 @@ export interface StackOptions {
   ignoreHardcoded: boolean;
   cacheLimit: number;
   maxphys: number | undefined;
-  /** The plain session over image files (src/session.ts openSession with the command's options). */
+  /** The plain session over image files (src/engine/session.ts openSession with the command's options). */
   openImages(paths: string[], write: boolean): Session;
   /** Opens an image read-only, unlocked, for tasting. */
   probeImage(path: string): Provider;

@@ -13,7 +13,7 @@
 // Definition-time checks: every field must lie inside the struct and no two
 // fields may overlap, so a mistyped offset fails at load, not on disk.
 
-import { u64Json } from '../json.js';
+import { u64Json } from '../util/json.js';
 
 type NumberKind = 'u8' | 'i8' | 'u16le' | 'u16be' | 'u32le' | 'u32be' | 'i32le' | 'i32be' | 'u53le' | 'u53be';
 type BigKind = 'u64le' | 'u64be' | 'i64le' | 'i64be';

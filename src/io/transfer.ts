@@ -8,10 +8,10 @@
 
 import { fstatSync } from 'node:fs';
 import { GeomError, IoError, UsageError } from '../errors.js';
-import { byteCount } from '../size.js';
+import { byteCount } from '../util/size.js';
 import { readFully } from '../util/read-fully.js';
-import { alignedBuffer } from '../aligned.js';
-import { OutputFile } from '../output-file.js';
+import { alignedBuffer } from '../util/aligned.js';
+import { OutputFile } from './output-file.js';
 import { readBytes, type BlockProvider } from '../provider/block.js';
 import { isZero } from '../util/zero.js';
 
@@ -41,7 +41,7 @@ function checkRange(p: BlockProvider, offset: number, length: number): void {
  * Hands [offset, offset + length) of `p` to `sink`, in order. Pieces end on
  * multiples of the piece size (a sector multiple), so that after a first
  * partial one every read is whole sectors into one page-aligned buffer
- * (src/aligned.ts): a fresh buffer per piece would cost a page fault per
+ * (src/util/aligned.ts): a fresh buffer per piece would cost a page fault per
  * 4 KiB. Only a partial sector at either end is read apart (readBytes).
  */
 export function readRange(p: BlockProvider, offset: number, length: number, sink: Sink, onProgress?: (done: number) => void): void {

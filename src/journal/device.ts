@@ -9,7 +9,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
-import { findUfsSuperblock, markUfsDirty } from '../ufs.js';
+import { findUfsSuperblock, markUfsDirty } from './ufs.js';
 import { COPY_CHUNK, copyToData, fillFromExtents, rawJournalRead, journalSource, type JournalIO, type JournalSource } from './replay.js';
 import { minJournalSize } from './format.js';
 import {

@@ -4,7 +4,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import type { JournalDevice } from './device.js';
-import { byteCount } from '../size.js';
+import { byteCount } from '../util/size.js';
 
 /**
  * Checks that `length` bytes at `offset` fit in the journaled provider and

@@ -7,13 +7,13 @@
 // superblock with FS_GJOURNAL set (tunefs.ts) to that transaction.
 
 import { GeomError, UsageError } from '../errors.js';
-import { checkIdOption, checkSectorSizeFits, checkSectorSizeOption } from '../label-options.js';
+import { checkIdOption, checkSectorSizeFits, checkSectorSizeOption } from '../geom/label-options.js';
 import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
-import { humanize } from '../size.js';
-import { tasteProvider } from '../taste.js';
-import { fileLookup, refuseRelabel, type GeomLookup } from '../geom-owner.js';
-import { findUfsSuperblock, ufsUsesLastSector } from '../ufs.js';
+import { humanize } from '../util/size.js';
+import { tasteProvider } from '../geom/taste.js';
+import { fileLookup, refuseRelabel, type GeomLookup } from '../geom/owner.js';
+import { findUfsSuperblock, ufsUsesLastSector } from './ufs.js';
 import { minJournalSize, recordMaxSize } from './format.js';
 import { labelGjournalWrite, type GjournalFlagChange } from './tunefs.js';
 import {

@@ -12,7 +12,7 @@
 // bottom commit the finished journals are copied and the journal marked
 // CLEAN, as 'journal write --sync' leaves it.
 
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import { layerProvider, type Layer } from '../geom/stack-engine.js';
 import type { JournalDevice } from './device.js';
 import type { JournalWriter } from './writer.js';

@@ -6,12 +6,12 @@
 // engine computes and hands in, and UFS (the file system on the journaled
 // provider and its gjournal flag, tunefs -J).
 
-import { journaledProviderName } from '../device-name.js';
-import { OFFLINE_MODE, renderGeom, type ConfigLine, type GeomNode, type GeomProviderNode } from '../geomlist.js';
-import { u64Json } from '../json.js';
+import { journaledProviderName } from '../geom/device-name.js';
+import { OFFLINE_MODE, renderGeom, type ConfigLine, type GeomNode, type GeomProviderNode } from '../geom/listing.js';
+import { u64Json } from '../util/json.js';
 import { hasChecksum, type JournalMetadata } from './metadata.js';
 import type { UfsSummary } from './tunefs.js';
-import { PLAIN, type Tone, type TextStyle } from '../style.js';
+import { PLAIN, type Tone, type TextStyle } from '../util/style.js';
 
 import type { JournalState } from './device.js';
 

@@ -12,11 +12,11 @@
 // (and so is far below 2^53). The u32/u8 fields are numbers.
 
 import { createHash } from 'node:crypto';
-import { sameProviderName } from '../device-name.js';
+import { sameProviderName } from '../geom/device-name.js';
 import { CorruptError, GeomError } from '../errors.js';
 import { defineStruct, type ValueOf } from '../geom/struct.js';
 import type { Provider } from '../provider/provider.js';
-import { tasteProvider } from '../taste.js';
+import { tasteProvider } from '../geom/taste.js';
 import { minJournalSize } from './format.js';
 
 export const G_JOURNAL_MAGIC = 'GEOM::JOURNAL';
@@ -205,7 +205,7 @@ export interface FoundJournalMetadata {
 /**
  * Reads the journal metadata of an image the way the kernel's taste does: the
  * last sector, at the first sector size (512 … 65536) where a GEOM magic sits
- * (src/taste.ts). Throws NO_METADATA when that is not GEOM::JOURNAL, and
+ * (src/geom/taste.ts). Throws NO_METADATA when that is not GEOM::JOURNAL, and
  * decodeJournalMetadata's CorruptErrors (e.g. "MD5 hash mismatch for X").
  */
 export function readJournalMetadata(provider: Provider): FoundJournalMetadata {

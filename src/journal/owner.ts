@@ -1,4 +1,4 @@
-// What a journal image holds, for the refusals of src/geom-owner.ts: the
+// What a journal image holds, for the refusals of src/geom/owner.ts: the
 // journaled provider it belongs to (FreeBSD's <data>.journal) and whether
 // that journal is DIRTY — journals terminated but not yet copied to the data
 // area, which `journal sync` keeps and a relabel would lose. Only the data
@@ -9,8 +9,8 @@
 
 import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
-import { tasteProvider, type Tasted } from '../taste.js';
-import type { GeomOwner } from '../geom-owner.js';
+import { tasteProvider, type Tasted } from '../geom/taste.js';
+import type { GeomOwner } from '../geom/owner.js';
 import type { TasteHost } from '../virstor/host.js';
 import { decodeJournalMetadata, GJ_TYPE_COMPLETE, GJ_TYPE_DATA, isClean, type JournalMetadata } from './metadata.js';
 import { sameFile } from '../util/identity.js';

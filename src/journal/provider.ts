@@ -11,7 +11,7 @@
 // FreeBSD. gjournal's own provider refuses BIO_FLUSH; this is serve.md's named
 // divergence, since NBD clients need a flush that makes their writes durable.
 
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import type { BlockProvider } from '../provider/block.js';
 import { regionsToRuns } from '../provider/image-block.js';
 import type { JournalDevice } from './device.js';
@@ -74,7 +74,7 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     write(offset, data, opts = {}) {
       // The writer keeps what it is given until the journal is copied: the client's bytes
       // when they are given up (the server reads each payload into a page-aligned buffer of
-      // its own), else a page-aligned copy, as it is written from as it is (src/aligned.ts).
+      // its own), else a page-aligned copy, as it is written from as it is (src/util/aligned.ts).
       // A lent buffer is read as it is until settle(): the records are written from it, and the
       // copy to the data area reads them back from the journal.
       let kept = data;

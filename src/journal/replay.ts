@@ -8,7 +8,7 @@ import type { EngineStats } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import type { Extent } from './extent.js';
 import { orderBy } from './order.js';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import type { Range, RangeSet } from './rangeset.js';
 
 /** What the journal needs of the flush engine. */
@@ -182,7 +182,7 @@ const STREAM_RANGE = 256 * 1024;
 /**
  * Journal bytes of large ranges pass through this one buffer: fresh ones
  * would cost a page fault per 4 KiB, more than the copy itself. Page-aligned,
- * so the kernel's copy into it runs at full speed (src/aligned.ts).
+ * so the kernel's copy into it runs at full speed (src/util/aligned.ts).
  */
 let streamBuffer: Buffer | undefined;
 

@@ -3,7 +3,7 @@
 // type JOURNAL)"), decided before the session opens and locks them.
 
 import { GeomError } from '../errors.js';
-import { candidateImages, dirsWithNamed } from '../candidates.js';
+import { candidateImages, dirsWithNamed } from '../geom/candidates.js';
 import { openImage } from '../provider/file.js';
 import type { Provider } from '../provider/provider.js';
 import { GJ_TYPE_DATA, GJ_TYPE_JOURNAL, readJournalMetadata, type JournalMetadata } from './metadata.js';

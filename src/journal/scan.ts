@@ -6,12 +6,12 @@
 // reads every sector of the journal space, for forensics.
 
 import { createHash } from 'node:crypto';
-import { humanize } from '../size.js';
+import { humanize } from '../util/size.js';
 import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recordSum } from './format.js';
 import type { JournalDevice, JournalState } from './device.js';
 import { isClean } from './metadata.js';
 import { JOURNAL_STATE_TONE } from './listing.js';
-import { PLAIN, type TextStyle } from '../style.js';
+import { PLAIN, type TextStyle } from '../util/style.js';
 import { maxphysText } from '../util/maxphys.js';
 import { chooseWalk, type Walk, type WalkChoice, type WalkJournal, type WalkProgress } from './walk.js';
 

@@ -11,10 +11,10 @@
 // A label -J writes it into the data area of the device it is creating, in
 // the label's own undo transaction: both or neither.
 
-import { journaledProviderName } from '../device-name.js';
+import { journaledProviderName } from '../geom/device-name.js';
 import { GeomError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
-import { magicOf, MAGICS } from '../taste.js';
+import { magicOf, MAGICS } from '../geom/taste.js';
 import {
   CK_SUPERBLOCK,
   effectiveUfsFlags,
@@ -30,7 +30,7 @@ import {
   ufsMagic,
   type ReadFn,
   type UfsSuperblock,
-} from '../ufs.js';
+} from './ufs.js';
 import type { JournalDevice, RecoverResult } from './device.js';
 import { isZero } from '../util/zero.js';
 

@@ -18,7 +18,7 @@ import { checkRecord, decodeJournalHeader, decodeRecordHeader, recordSize, recor
 import { journalExtent, sliceExtent, type Extent } from './extent.js';
 import { EntryLog, newestWins } from './newest.js';
 import { RangeSet } from './rangeset.js';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import { MAXPHYS_128K, MAXPHYS_1M } from '../util/maxphys.js';
 
 

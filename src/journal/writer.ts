@@ -26,7 +26,7 @@ import { RangeSet, type Range } from './rangeset.js';
 import { copyToData, fillFromExtents, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
 import { JournalSpace } from './space.js';
 import type { WalkGeometry } from './walk.js';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 
 /** What a metadata update says (g_journal_metadata_update: md_joffset, md_jid, GJ_FLAG_CLEAN). */
 export interface MetadataUpdate {

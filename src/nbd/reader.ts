@@ -5,7 +5,7 @@
 // request's payload (serve.md, "Memory").
 
 import type { Socket } from 'node:net';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 
 const HIGH_WATER = 4 * 1024 * 1024;
 

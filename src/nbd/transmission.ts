@@ -11,7 +11,7 @@
 // magic, after which the stream cannot be trusted, ends it.
 
 import type { Socket } from 'node:net';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import { GeomError } from '../errors.js';
 import { readBytes, writeBytes, zeroBytes, type BlockProvider } from '../provider/block.js';
 import type { ExportInfo, Negotiated } from './handshake.js';
@@ -66,7 +66,7 @@ class BufferPool {
 
   take(length: number): Buffer {
     const b = this.free.get(length)?.pop();
-    // Page-aligned: the kernel copies into it several times faster (src/aligned.ts).
+    // Page-aligned: the kernel copies into it several times faster (src/util/aligned.ts).
     if (!b) return alignedBuffer(length);
     this.kept -= length;
     return b;

@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import nodePath from 'node:path';
-import { fsExt } from '../fs-ext.js';
+import { fsExt } from '../platform/fs-ext.js';
 import { GeomError, IoError, errnoOf } from '../errors.js';
 import { checkBounds } from './bounds.js';
 import { readDataRegions, seekDataRegions } from './holes.js';

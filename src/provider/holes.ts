@@ -10,7 +10,7 @@
 // get the kernel's generic lseek, which reports the whole file as data, and
 // so do block devices.
 //
-// Without lseek (the native module fs-ext missing, src/fs-ext.ts) the holes
+// Without lseek (the native module fs-ext missing, src/platform/fs-ext.ts) the holes
 // are found by reading: blocks of zeros count as holes. Every caller treats a
 // hole as zeros it need not read or write, so zeros are as good as a hole —
 // only the whole range is read once to find them.

@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { openImage, type FileProvider } from './file.js';
 import { providerView, type Provider } from './provider.js';
-import { unlockImage, type Lockable } from '../lock.js';
+import { unlockImage, type Lockable } from '../platform/lock.js';
 import { identityKey } from '../util/identity.js';
 
 export class ImagePool {

@@ -4,7 +4,7 @@
 // renumbering), each one engine transaction.
 
 import { GeomError, UsageError } from '../errors.js';
-import { refuseRelabel } from '../geom-owner.js';
+import { refuseRelabel } from '../geom/owner.js';
 import { identityKey } from '../util/identity.js';
 import { openVirstor, type VirstorComponent, type VirstorDevice } from './device.js';
 import type { VirstorHost } from './host.js';

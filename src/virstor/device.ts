@@ -11,7 +11,7 @@
 //    them in memory;
 //  - hold the session for the verb: map entries, metadata updates, commit.
 
-import { virstorProviderName } from '../device-name.js';
+import { virstorProviderName } from '../geom/device-name.js';
 import { GeomError, CorruptError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { ProviderIdentity } from '../provider/provider.js';

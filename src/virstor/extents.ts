@@ -2,7 +2,7 @@
 // the virtual device, coalesced, and their lines in the form of `qemu-img map`.
 
 import { GeomError } from '../errors.js';
-import { PLAIN, type TextStyle } from '../style.js';
+import { PLAIN, type TextStyle } from '../util/style.js';
 import type { VirstorComponent, VirstorDevice } from './device.js';
 import { MAP_ENTRY, VIRSTOR_MAP_ALLOCATED } from './map.js';
 import { nonZeroEntries, type MapProgress } from './map-scan.js';

@@ -7,7 +7,7 @@
 import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 
-/** What openVirstor needs of a session (src/session.ts's Session has it). */
+/** What openVirstor needs of a session (src/engine/session.ts's Session has it). */
 export interface VirstorSession {
   readonly engine: Engine;
   readonly providers: readonly Provider[];
@@ -35,11 +35,11 @@ export interface VirstorHost extends TasteHost {
    */
   openSession(paths: string[], opts: { write: boolean; above?: string }): VirstorSession;
   /**
-   * Rolls back the crashed transactions that cover candidates (src/session.ts,
+   * Rolls back the crashed transactions that cover candidates (src/engine/session.ts,
    * rollBackCandidates); returns the undo logs rolled back. A host whose
    * sessions keep no undo logs beside the candidates needs none.
    */
   rollBackCandidates?(): readonly string[];
-  /** The crashed transactions covering candidates (src/session.ts, unfinishedCovering). */
+  /** The crashed transactions covering candidates (src/engine/session.ts, unfinishedCovering). */
   unfinished?(): readonly { log: string; paths: readonly string[] }[];
 }

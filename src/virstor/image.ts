@@ -5,9 +5,9 @@
 
 import type { Engine } from '../engine/types.js';
 import { GeomError } from '../errors.js';
-import { sameProviderName } from '../device-name.js';
+import { sameProviderName } from '../geom/device-name.js';
 import type { Provider } from '../provider/provider.js';
-import { tasteProvider, type Tasted } from '../taste.js';
+import { tasteProvider, type Tasted } from '../geom/taste.js';
 import { decodeVirstorMetadata, type VirstorMetadata } from './metadata.js';
 
 /** An image that holds no virstor metadata: what it holds instead, and where to look. */

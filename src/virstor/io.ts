@@ -7,8 +7,8 @@
 // (data overwritten in place in chunks allocated before is the carve-out).
 
 import { GeomError, UsageError, IoError } from '../errors.js';
-import { alignedBuffer } from '../aligned.js';
-import { byteCount } from '../size.js';
+import { alignedBuffer } from '../util/aligned.js';
+import { byteCount } from '../util/size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
 import { readFully } from '../util/read-fully.js';

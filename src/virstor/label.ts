@@ -7,7 +7,7 @@
 // and carrying on, and chunk_count (and 4 × chunk size) is computed in 64 bits.
 
 import { GeomError, UsageError } from '../errors.js';
-import { checkDeviceName } from '../device-name.js';
+import { checkDeviceName } from '../geom/device-name.js';
 import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import { alignedDataRegions } from '../provider/holes.js';

@@ -6,7 +6,7 @@
 // metadata stays under the one undo log; an ordered write's allocation is
 // durable before it returns (virstor/io.ts, WriteOptions.as).
 
-import { virstorProviderName } from '../device-name.js';
+import { virstorProviderName } from '../geom/device-name.js';
 import type { BufferType } from '../engine/types.js';
 import { layerProvider, type Layer } from '../geom/stack-engine.js';
 import { mergeRanges } from '../util/ranges.js';

@@ -4,10 +4,10 @@
 // device does not have yet and computes percentages in u_int; geomctl guards
 // the divisions and clamps the percentages to 0..100.
 
-import { virstorProviderName } from '../device-name.js';
-import { OFFLINE_MODE, renderGeom, type GeomNode } from '../geomlist.js';
-import { u64Json } from '../json.js';
-import { PLAIN, type Tone, type TextStyle } from '../style.js';
+import { virstorProviderName } from '../geom/device-name.js';
+import { OFFLINE_MODE, renderGeom, type GeomNode } from '../geom/listing.js';
+import { u64Json } from '../util/json.js';
+import { PLAIN, type Tone, type TextStyle } from '../util/style.js';
 import { CHUNK_WATERMARK } from './allocator.js';
 
 /** Under this much physical space free a device is running out of it, however many chunks that still is. */

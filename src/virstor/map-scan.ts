@@ -9,7 +9,7 @@ import { CorruptError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { Provider } from '../provider/provider.js';
 import { alignedDataRegions } from '../provider/holes.js';
-import { alignedBuffer } from '../aligned.js';
+import { alignedBuffer } from '../util/aligned.js';
 import { isZero } from '../util/zero.js';
 import type { VirstorComponent, VirstorDevice } from './device.js';
 import type { MapView } from './mapview.js';

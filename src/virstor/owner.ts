@@ -1,4 +1,4 @@
-// What a virstor image holds, for the refusals of src/geom-owner.ts: the
+// What a virstor image holds, for the refusals of src/geom/owner.ts: the
 // device it is a component of and how many chunks that device has allocated
 // (all of them are lost when one component is relabelled or overwritten: the
 // device no longer opens). Read through unlocked probes: the answer only
@@ -7,9 +7,9 @@
 import { GeomError } from '../errors.js';
 import type { Provider } from '../provider/provider.js';
 import { alignedDataRegions } from '../provider/holes.js';
-import { alignedBuffer } from '../aligned.js';
-import type { Tasted } from '../taste.js';
-import type { GeomOwner } from '../geom-owner.js';
+import { alignedBuffer } from '../util/aligned.js';
+import type { Tasted } from '../geom/taste.js';
+import type { GeomOwner } from '../geom/owner.js';
 import type { TasteHost } from './host.js';
 import { tasteDevice } from './taste.js';
 import { MAP_ENTRY, mapGeometry, VIRSTOR_MAP_ALLOCATED, VIRSTOR_MAP_ENTRY_SIZE } from './map.js';

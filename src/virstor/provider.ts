@@ -5,7 +5,7 @@
 // not commit (serve.md, "Consistency"), and a write is durable once a flush
 // after it was answered.
 
-import { virstorProviderName } from '../device-name.js';
+import { virstorProviderName } from '../geom/device-name.js';
 import type { BlockProvider, ExtentRun } from '../provider/block.js';
 import type { VirstorDevice } from './device.js';
 import { bufferSource, readVirstorInto, readVirstorIntoAsync, writeVirstor } from './io.js';

@@ -16,7 +16,7 @@
 
 import { GeomError, UsageError } from '../errors.js';
 import type { Provider, ProviderIdentity } from '../provider/provider.js';
-import { tasteProvider } from '../taste.js';
+import { tasteProvider } from '../geom/taste.js';
 import { identityKey } from '../util/identity.js';
 import type { TasteHost, VirstorHost } from './host.js';
 import { ignoreReason } from './image.js';
