@@ -6,39 +6,21 @@
 // metadata (VOLUME) — one engine transaction, so the command is all or nothing
 // (data overwritten in place in chunks allocated before is the carve-out).
 
-import { GeomError, UsageError, IoError } from '../errors.js';
+import { GeomError, UsageError } from '../errors.js';
 import { alignedBuffer } from '../util/aligned.js';
 import { byteCount } from '../util/size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
-import { readFully } from '../util/read-fully.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 import type { BufferType } from '../engine/types.js';
 import { allSettled } from '../util/settle.js';
-
-/** The bytes to write: an input of known length read at positions. */
-export interface WriteSource {
-  readonly length: number;
-  /** Fills all of `target` with the input's bytes from `position`. */
-  read(position: number, target: Buffer): void;
-}
+import type { WriteSource } from '../provider/block.js';
 
 export function bufferSource(data: Buffer): WriteSource {
   return {
     length: data.length,
     read(position, target) {
       data.copy(target, 0, position, position + target.length);
-    },
-  };
-}
-
-/** A regular file (stdin is spooled to one first: the write must know its length and read it twice). */
-export function fileSource(fd: number, length: number, path: string): WriteSource {
-  return {
-    length,
-    read(position, target) {
-      const n = readFully(fd, target, position, path);
-      if (n < target.length) throw new IoError(path, 'read', position + n, 'unexpected end of file');
     },
   };
 }
@@ -142,6 +124,12 @@ export interface WriteOptions {
    * the class above never names bytes a rollback would take back.
    */
   as?: BufferType | 'ORDERED';
+  /**
+   * A piece of a write planned whole (planVirstorWrite): its chunks were
+   * counted and its --sparse skips chosen then, so neither is done again, and
+   * the watermark warnings are the planner's to take once the write is done.
+   */
+  planned?: SkippedChunks;
 }
 
 export interface WriteResult {
@@ -209,10 +197,10 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
   if (src.length === 0) return result;
   const input = new CompletedInput(src, dev, offset);
-  const skipped = chunksToSkip(dev, input, offset, opts.sparse);
+  const skipped = opts.planned ?? chunksToSkip(dev, input, offset, opts.sparse);
   const orderedFresh = writePieces(dev, input, opts, skipped, result);
   if (orderedFresh.length > 0) mapOrdered(dev, orderedFresh);
-  if (result.newChunks > 0) result.warnings.push(...dev.allocator.takeWarnings());
+  if (result.newChunks > 0 && !opts.planned) result.warnings.push(...dev.allocator.takeWarnings());
   if (opts.commit !== false) dev.commit();
   return result;
 }
@@ -228,9 +216,25 @@ function checkWritable(dev: VirstorDevice, offset: number, length: number): void
 }
 
 /** Unallocated chunks a --sparse write leaves alone (its bytes there are all zero): a flag per chunk from `first`. */
-interface SkippedChunks {
+export interface SkippedChunks {
   first: number;
   skip: Uint8Array;
+  /** Unallocated chunks the write allocates. */
+  needed: number;
+  /** Flags set in `skip`. */
+  skipped: number;
+}
+
+/**
+ * A write checked whole before any of it is made (the virstor provider's
+ * plan()): in bounds, and no more new chunks than are free — else refused
+ * with nothing changed. Its pieces then go through writeVirstor with
+ * `planned` set to the answer.
+ */
+export function planVirstorWrite(dev: VirstorDevice, offset: number, src: WriteSource, sparse: boolean): SkippedChunks {
+  checkWritable(dev, offset, src.length);
+  if (src.length === 0) return { first: 0, skip: new Uint8Array(0), needed: 0, skipped: 0 };
+  return chunksToSkip(dev, new CompletedInput(src, dev, offset), offset, sparse);
 }
 
 /**
@@ -244,10 +248,13 @@ function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number,
   const first = Math.floor(offset / cs);
   const skip = new Uint8Array(sparse ? Math.floor((offset + input.length - 1) / cs) - first + 1 : 0);
   let needed = 0;
+  let skipped = 0;
   forEachChunkPiece(dev, offset, input.length, (v, _inChunk, len, pos) => {
     if (isAllocated(dev.entry(v))) return;
-    if (sparse && input.isZero(pos, len, scratch)) skip[v - first] = 1;
-    else needed++;
+    if (sparse && input.isZero(pos, len, scratch)) {
+      skip[v - first] = 1;
+      skipped++;
+    } else needed++;
   });
   const free = dev.allocator.freeChunks();
   if (needed > free) {
@@ -257,7 +264,7 @@ function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number,
       `add a component with 'geomctl virstor add ${dev.name} IMAGE'`,
     );
   }
-  return { first, skip };
+  return { first, skip, needed, skipped };
 }
 
 /**
