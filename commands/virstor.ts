@@ -16,9 +16,10 @@ import { dumpImages, finish, forEachItem } from './each.js';
 import { rollBackCandidates, unfinishedCovering } from '../src/engine/session.js';
 import { openVirstor, type OpenVirstorOptions, type VirstorDevice } from '../src/virstor/device.js';
 import type { VirstorHost } from '../src/virstor/host.js';
-import { checkOffset, checkVirtualRange, fileSource, writeVirstor } from '../src/virstor/io.js';
+import { checkOffset, checkVirtualRange } from '../src/virstor/io.js';
+import { writeFromFile } from '../src/io/transfer.js';
 import { virstorBlockProvider } from '../src/virstor/provider.js';
-import type { BlockProvider } from '../src/provider/block.js';
+import type { BlockProvider, WritePlan } from '../src/provider/block.js';
 import { exportOut, readOut } from './data-out.js';
 import { checkInputPath, openInput } from '../src/io/input-file.js';
 import { refuseOutput } from '../src/io/output-file.js';
@@ -330,23 +331,33 @@ const writeCommand = defineCommand({
     const { offset, input: inputPath } = opts;
     // The device is opened (and its images validated) before the input: opening a FIFO waits for its writer.
     checkInputPath(inputPath);
-    const dev = openDevice(ctx, name, { write: true, scan: true });
+    const { dev, provider } = openVirstorProvider(ctx, name, { write: true });
     try {
       checkOffset(dev, offset);
       sayWhenReadingTerminal(ctx, inputPath);
       const input = openInput(inputPath, Math.max(0, dev.size - offset), `virstor ${name}`, dev.engine.providers);
       const progress = ctx.out.progress(`writing ${name}`, input.size);
       try {
-        const r = writeVirstor(dev, fileSource(input.fd, input.size, input.name), { offset, sparse: opts.sparse, onProgress: (done) => progress.update(done) });
+        // The provider plans the whole input first (refusing, nothing written, when the free chunks fall short).
+        let newChunks = 0;
+        let skippedChunks = 0;
+        const onPlan = (plan: WritePlan): void => {
+          newChunks = plan.allocates;
+          skippedChunks = plan.skips;
+        };
+        const bytes = writeFromFile(provider, input.fd, input.name, offset, (done) => progress.update(done), { sparse: opts.sparse, onPlan });
         progress.stop();
-        warnAll(ctx, r.warnings);
-        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(r.bytes)} to ${name} (${r.newChunks} new chunks${r.skippedChunks ? `, ${r.skippedChunks} zero chunks skipped` : ''})`);
-        ctx.out.document('virstor write', { name, bytes: r.bytes, newChunks: r.newChunks, skippedChunks: r.skippedChunks });
+        // One transaction: the map and metadata follow the data; the watermark warnings come here.
+        // An empty write commits nothing, not even stale metadata: opening only rolled back.
+        if (bytes > 0) provider.flush();
+        if (verboseOf(ctx, opts)) ctx.out.text(`Wrote ${byteCount(bytes)} to ${name} (${newChunks} new chunks${skippedChunks ? `, ${skippedChunks} zero chunks skipped` : ''})`);
+        ctx.out.document('virstor write', { name, bytes, newChunks, skippedChunks });
       } finally {
         progress.stop();
         input.close();
       }
     } finally {
+      // Not provider.close(): that commits, and a write that failed must leave nothing.
       dev.close();
     }
   },

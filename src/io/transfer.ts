@@ -12,7 +12,7 @@ import { byteCount } from '../util/size.js';
 import { readFully } from '../util/read-fully.js';
 import { alignedBuffer } from '../util/aligned.js';
 import { OutputFile } from './output-file.js';
-import { readBytes, type BlockProvider } from '../provider/block.js';
+import { readBytes, type BlockProvider, type WritePlan, type WriteSource } from '../provider/block.js';
 import { isZero } from '../util/zero.js';
 
 /** Export reads this much at a time: an eighth of the system calls of 128 KiB pieces. */
@@ -156,20 +156,43 @@ function exportRun(p: BlockProvider, offset: number, length: number, buf: Buffer
   }
 }
 
+/** How writeFromFile writes to a provider that plans (BlockProvider.plan). */
+export interface PlanOptions {
+  /** All-zero input leaves unallocated space unallocated. */
+  sparse?: boolean;
+  /** Gets what the provider's plan() settled, before anything is written. */
+  onPlan?: (plan: WritePlan) => void;
+}
+
+/** A regular file read at positions from its start (pread: where the file stands does not move): what plan() reads. */
+function fileSource(fd: number, length: number, name: string): WriteSource {
+  return {
+    length,
+    read(position, target) {
+      const n = readFully(fd, target, position, name);
+      if (n < target.length) throw new IoError(name, 'read', position + n, 'unexpected end of file');
+    },
+  };
+}
+
 /**
  * Writes the file `fd` (read from where it stands, to its end) at `offset`
  * of `p`, in requests as GEOM hands them to a class: whole sectors, the
  * last partial one completed with the provider's current bytes. A provider
- * that lends (BlockProvider.lending) gets requests of its size from one
- * page-aligned arena, refilled after each settle(); any other gets one
- * buffer, refilled after each write. A regular file too long for the
- * provider is refused before anything is written. Returns the bytes of
- * input written; what makes them durable (flush, close) is the caller's.
+ * that plans (BlockProvider.plan: a virstor) is shown the whole input first
+ * — a regular file positioned at its start, as openInput gives — and may
+ * refuse it before anything is written. A provider that lends
+ * (BlockProvider.lending) gets requests of its size from one page-aligned
+ * arena, refilled after each settle(); any other gets one buffer, refilled
+ * after each write. A regular file too long for the provider is refused
+ * before anything is written. Returns the bytes of input written; what
+ * makes them durable (flush, close) is the caller's.
  */
-export function writeFromFile(p: BlockProvider, fd: number, name: string, offset: number, onProgress?: (done: number) => void): number {
+export function writeFromFile(p: BlockProvider, fd: number, name: string, offset: number, onProgress?: (done: number) => void, opts: PlanOptions = {}): number {
+  const st = fstatSync(fd);
+  if (p.plan) opts.onPlan?.(p.plan(offset, fileSource(fd, st.size, name), { sparse: opts.sparse === true }));
   const ss = p.sectorSize;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % ss !== 0) throw new UsageError(`-o ${offset} is not a multiple of the ${ss}-byte sectors of ${p.name}`, `use a multiple of ${ss}`);
-  const st = fstatSync(fd);
   if (st.isFile() && offset + st.size > p.mediaSize) {
     throw new GeomError('REFUSED', `writing ${byteCount(st.size)} at ${offset} passes the end of ${p.name} (${p.mediaSize} bytes)`, 'give a smaller input or offset');
   }

@@ -32,6 +32,21 @@ export interface Lending {
   settle(): void;
 }
 
+/** A write's input known whole before it is made, read at positions (BlockProvider.plan reads it). */
+export interface WriteSource {
+  readonly length: number;
+  /** Fills all of `target` with the input's bytes from `position`. */
+  read(position: number, target: Buffer): void;
+}
+
+/** What a provider's plan() settled for a write, in the class's allocation units (a virstor's chunks). */
+export interface WritePlan {
+  /** Units the write allocates. */
+  readonly allocates: number;
+  /** Unallocated units it leaves alone: their input is all zeros and the write is sparse. */
+  readonly skips: number;
+}
+
 export interface BlockProvider {
   /** The provider name (providers.md's table): `data.img`, `data.img.journal`, `virstor/thin`. */
   readonly name: string;
@@ -57,6 +72,16 @@ export interface BlockProvider {
   extents(offset: number, length: number): ExtentRun[];
   /** Background work a live provider does by time (the journal's switch_time); optional. */
   tick?(): void;
+  /**
+   * Checks a write of `input` at `offset` whole before any of it is made, for
+   * a provider that allocates (a virstor counts the free chunks the write
+   * needs and refuses, nothing written, when there are too few), and settles
+   * how the writes of that input that follow are taken until the next
+   * flush(): with `sparse`, units the plan skips stay unallocated. The
+   * class's warnings about the space left come once, at that flush().
+   * Optional: a provider that never runs out of room leaves it out.
+   */
+  plan?(offset: number, input: WriteSource, opts: { sparse: boolean }): WritePlan;
   /** Writes may lend their buffers (WriteOpts.lent); without it, every write is done with `data` when it returns. */
   readonly lending?: Lending;
   /**

@@ -6,40 +6,28 @@
 // metadata (VOLUME) — one engine transaction, so the command is all or nothing
 // (data overwritten in place in chunks allocated before is the carve-out).
 
-import { GeomError, UsageError, IoError } from '../errors.js';
+import { GeomError, UsageError } from '../errors.js';
 import { alignedBuffer } from '../util/aligned.js';
 import { byteCount } from '../util/size.js';
 import type { VirstorDevice } from './device.js';
 import { isZero } from '../util/zero.js';
-import { readFully } from '../util/read-fully.js';
 import { isAllocated, VIRSTOR_MAP_ALLOCATED, type MapEntry } from './map.js';
 import type { BufferType } from '../engine/types.js';
 import { allSettled } from '../util/settle.js';
+import type { WriteSource } from '../provider/block.js';
 
-/** The bytes to write: an input of known length read at positions. */
-export interface WriteSource {
-  readonly length: number;
-  /** Fills all of `target` with the input's bytes from `position`. */
-  read(position: number, target: Buffer): void;
+/** An input in memory: its pieces are handed on as they are (view), not copied. */
+interface BufferSource extends WriteSource {
+  view(position: number, length: number): Buffer;
 }
 
-export function bufferSource(data: Buffer): WriteSource {
+export function bufferSource(data: Buffer): BufferSource {
   return {
     length: data.length,
     read(position, target) {
       data.copy(target, 0, position, position + target.length);
     },
-  };
-}
-
-/** A regular file (stdin is spooled to one first: the write must know its length and read it twice). */
-export function fileSource(fd: number, length: number, path: string): WriteSource {
-  return {
-    length,
-    read(position, target) {
-      const n = readFully(fd, target, position, path);
-      if (n < target.length) throw new IoError(path, 'read', position + n, 'unexpected end of file');
-    },
+    view: (position, length) => data.subarray(position, position + length),
   };
 }
 
@@ -142,6 +130,12 @@ export interface WriteOptions {
    * the class above never names bytes a rollback would take back.
    */
   as?: BufferType | 'ORDERED';
+  /**
+   * A piece of a write planned whole (planVirstorWrite): its chunks were
+   * counted and its --sparse skips chosen then, so neither is done again, and
+   * the watermark warnings are the planner's to take once the write is done.
+   */
+  planned?: SkippedChunks;
 }
 
 export interface WriteResult {
@@ -162,7 +156,7 @@ class CompletedInput {
   private readonly tail: Buffer | undefined;
 
   constructor(
-    private readonly src: WriteSource,
+    private readonly src: WriteSource | BufferSource,
     dev: VirstorDevice,
     offset: number,
   ) {
@@ -188,6 +182,12 @@ class CompletedInput {
     }
   }
 
+  /** The input's bytes at [position, position + length) without a copy, where it is in memory and not the completed tail. */
+  view(position: number, length: number): Buffer | undefined {
+    if ('view' in this.src && (!this.tail || position + length <= this.tailStart)) return this.src.view(position, length);
+    return undefined;
+  }
+
   isZero(position: number, length: number, scratch: Buffer): boolean {
     for (let done = 0; done < length; done += scratch.length) {
       const piece = scratch.subarray(0, Math.min(scratch.length, length - done));
@@ -209,10 +209,10 @@ export function writeVirstor(dev: VirstorDevice, src: WriteSource, opts: WriteOp
   const result: WriteResult = { bytes: src.length, newChunks: 0, skippedChunks: 0, warnings: [] };
   if (src.length === 0) return result;
   const input = new CompletedInput(src, dev, offset);
-  const skipped = chunksToSkip(dev, input, offset, opts.sparse);
+  const skipped = opts.planned ?? chunksToSkip(dev, input, offset, opts.sparse);
   const orderedFresh = writePieces(dev, input, opts, skipped, result);
   if (orderedFresh.length > 0) mapOrdered(dev, orderedFresh);
-  if (result.newChunks > 0) result.warnings.push(...dev.allocator.takeWarnings());
+  if (result.newChunks > 0 && !opts.planned) result.warnings.push(...dev.allocator.takeWarnings());
   if (opts.commit !== false) dev.commit();
   return result;
 }
@@ -228,9 +228,25 @@ function checkWritable(dev: VirstorDevice, offset: number, length: number): void
 }
 
 /** Unallocated chunks a --sparse write leaves alone (its bytes there are all zero): a flag per chunk from `first`. */
-interface SkippedChunks {
+export interface SkippedChunks {
   first: number;
   skip: Uint8Array;
+  /** Unallocated chunks the write allocates. */
+  needed: number;
+  /** Flags set in `skip`. */
+  skipped: number;
+}
+
+/**
+ * A write checked whole before any of it is made (the virstor provider's
+ * plan()): in bounds, and no more new chunks than are free — else refused
+ * with nothing changed. Its pieces then go through writeVirstor with
+ * `planned` set to the answer.
+ */
+export function planVirstorWrite(dev: VirstorDevice, offset: number, src: WriteSource, sparse: boolean): SkippedChunks {
+  checkWritable(dev, offset, src.length);
+  if (src.length === 0) return { first: 0, skip: new Uint8Array(0), needed: 0, skipped: 0 };
+  return chunksToSkip(dev, new CompletedInput(src, dev, offset), offset, sparse);
 }
 
 /**
@@ -244,10 +260,13 @@ function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number,
   const first = Math.floor(offset / cs);
   const skip = new Uint8Array(sparse ? Math.floor((offset + input.length - 1) / cs) - first + 1 : 0);
   let needed = 0;
+  let skipped = 0;
   forEachChunkPiece(dev, offset, input.length, (v, _inChunk, len, pos) => {
     if (isAllocated(dev.entry(v))) return;
-    if (sparse && input.isZero(pos, len, scratch)) skip[v - first] = 1;
-    else needed++;
+    if (sparse && input.isZero(pos, len, scratch)) {
+      skip[v - first] = 1;
+      skipped++;
+    } else needed++;
   });
   const free = dev.allocator.freeChunks();
   if (needed > free) {
@@ -257,7 +276,7 @@ function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number,
       `add a component with 'geomctl virstor add ${dev.name} IMAGE'`,
     );
   }
-  return { first, skip };
+  return { first, skip, needed, skipped };
 }
 
 /**
@@ -268,7 +287,8 @@ function chunksToSkip(dev: VirstorDevice, input: CompletedInput, offset: number,
 function writePieces(dev: VirstorDevice, input: CompletedInput, opts: WriteOptions, skipped: SkippedChunks, result: WriteResult): [number, MapEntry][] {
   const cs = dev.chunkSize;
   const total = result.bytes;
-  const block = alignedBuffer(Math.min(IO_BLOCK, input.length));
+  // Allocated only for an input that is not in memory: a fresh buffer per call costs a page fault per 4 KiB.
+  let block: Buffer | undefined;
   const as = opts.as ?? 'DATA';
   const put = (image: number, at: number, data: Buffer): void => {
     if (as === 'ORDERED') dev.engine.writeOrdered(image, at, data);
@@ -295,8 +315,12 @@ function writePieces(dev: VirstorDevice, input: CompletedInput, opts: WriteOptio
     for (let done = 0; done < len; done += IO_BLOCK) {
       const n = Math.min(IO_BLOCK, len - done);
       // The engine copies what it is given (or writes it at once), so one buffer serves every block.
-      const data = block.subarray(0, n);
-      input.read(pos + done, data);
+      let data = input.view(pos + done, n);
+      if (!data) {
+        block ??= alignedBuffer(Math.min(IO_BLOCK, input.length));
+        data = block.subarray(0, n);
+        input.read(pos + done, data);
+      }
       put(e.providerNo, base + inChunk + done, data);
       opts.onProgress?.(Math.min(pos + done + n, total), total);
     }

@@ -8,7 +8,7 @@
 import { virstorProviderName } from '../geom/device-name.js';
 import type { BlockProvider, ExtentRun } from '../provider/block.js';
 import type { VirstorDevice } from './device.js';
-import { bufferSource, readVirstorInto, readVirstorIntoAsync, writeVirstor } from './io.js';
+import { bufferSource, planVirstorWrite, readVirstorInto, readVirstorIntoAsync, writeVirstor, type SkippedChunks } from './io.js';
 import { isAllocated } from './map.js';
 
 /** Zero writes go through the allocator this many bytes at a time. */
@@ -18,8 +18,10 @@ const ZEROS = Buffer.alloc(ZERO_PIECE);
 
 export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) => void = () => {}): BlockProvider {
   const size = Number(dev.virsize);
+  // The write plan() settled, in force until the next flush().
+  let planned: SkippedChunks | undefined;
   const write = (offset: number, data: Buffer, sparse: boolean, fua: boolean | undefined): void => {
-    const r = writeVirstor(dev, bufferSource(data), { offset, sparse, commit: fua === true });
+    const r = writeVirstor(dev, bufferSource(data), { offset, sparse, commit: fua === true, planned });
     for (const w of r.warnings) onWarning(w);
   };
   return {
@@ -38,7 +40,17 @@ export function virstorBlockProvider(dev: VirstorDevice, onWarning: (w: string) 
       }
       if (opts.fua) dev.commit();
     },
-    flush: () => dev.commit(),
+    plan(offset, input, opts) {
+      planned = planVirstorWrite(dev, offset, input, opts.sparse);
+      return { allocates: planned.needed, skips: planned.skipped };
+    },
+    flush() {
+      // The kernel's watermark warnings, once for a planned write: as they stand after all of it.
+      const warnings = planned && planned.needed > 0 ? dev.allocator.takeWarnings() : [];
+      planned = undefined;
+      dev.commit();
+      for (const w of warnings) onWarning(w);
+    },
     extents(offset, length) {
       const cs = dev.chunkSize;
       const out: ExtentRun[] = [];
