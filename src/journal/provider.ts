@@ -72,11 +72,12 @@ export function journalBlockProvider(dev: JournalDevice, close: () => void, poli
     writable,
     read: (offset, target) => dev.readInto(offset, target),
     write(offset, data, opts = {}) {
-      // The writer keeps what it is given until the journal is copied: the client's bytes
-      // when they are given up (the server reads each payload into a page-aligned buffer of
-      // its own), else a page-aligned copy, as it is written from as it is (src/util/aligned.ts).
-      // A lent buffer is read as it is until settle(): the records are written from it, and the
-      // copy to the data area reads them back from the journal.
+      // The writer keeps what it is given until the journal is copied: the caller's bytes
+      // when they are given up, else a page-aligned copy, as it is written from as it is
+      // (src/util/aligned.ts). A lent buffer (the server's payloads, writeFromFile's arena)
+      // is read as it is until settle(): the records are written from it, and the copy to
+      // the data area reads them back from the journal — so the journal cache holds no
+      // payload at all, and memory stays bounded whatever the clients write.
       let kept = data;
       if (!opts.owned && !opts.lent) {
         kept = alignedBuffer(data.length);

@@ -23,10 +23,9 @@ import { GeomError } from '../errors.js';
 import { BlobCache, memoryExtent, sliceExtent, type Blob, type Extent } from './extent.js';
 import { GJ_RECORD_MAX_ENTRIES, encodeJournalHeader, encodeRecordHeader, type JournalEntry } from './format.js';
 import { RangeSet, type Range } from './rangeset.js';
-import { copyToData, fillFromExtents, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
+import { copyToData, journalSource, mergeSets, type JournalIO, type JournalSource } from './replay.js';
 import { JournalSpace } from './space.js';
 import type { WalkGeometry } from './walk.js';
-import { alignedBuffer } from '../util/aligned.js';
 
 /** What a metadata update says (g_journal_metadata_update: md_joffset, md_jid, GJ_FLAG_CLEAN). */
 export interface MetadataUpdate {
@@ -264,26 +263,22 @@ export class JournalWriter {
   }
 
   /**
-   * The first `len` bytes of touching in-memory ranges. Ranges the writer
-   * owns stay the buffers they are, one piece each: gathering them into one
-   * buffer cost a copy of every byte and as many fresh pages (serve's
-   * nbdcopy into a journal, bench/README.md). A run with a lent range is
-   * gathered into a fresh copy, which is the writer's to keep.
+   * The first `len` bytes of touching in-memory ranges, each range the
+   * buffer it is, one piece each: gathering them into one buffer cost a copy
+   * of every byte and as many fresh pages (serve's nbdcopy into a journal,
+   * bench/README.md). Owned pieces stay cached for the copy; lent ones are
+   * the caller's again after the record, and the copy reads them back from
+   * the journal.
    */
   private piecesOf(run: Range<Extent>[], start: number, len: number): EntryPiece[] {
     const end = start + len;
-    const within = run.filter((r) => r.start < end);
-    if (within.length === 1 || within.every((r) => r.value.blob.lent !== true)) {
-      return within.map((r) => {
+    return run
+      .filter((r) => r.start < end)
+      .map((r) => {
         const { blob, delta } = r.value;
         const d = delta + (Math.max(r.start, start) - r.start);
         return { data: (blob.data as Buffer).subarray(d, d + Math.min(r.end, end) - Math.max(r.start, start)), keep: blob.lent !== true };
       });
-    }
-    // Page-aligned: written to the journal as a record's entry, a misaligned buffer costs the kernel's copy several times more.
-    const out = alignedBuffer(len);
-    fillFromExtents(this.source, within.map((r) => ({ ...r, end: Math.min(r.end, end) })), out, start);
-    return [{ data: out, keep: true }];
   }
 
   private writeRecord(active: ActiveJournal, entries: RecordEntry[]): void {

@@ -55,9 +55,14 @@ export class SocketReader {
    * payload, which a provider may keep, and which is written from as it is.
    */
   async readOwned(n: number): Promise<Buffer> {
+    return this.readInto(n, alignedBuffer(n));
+  }
+
+  /** Exactly `target.length` bytes into `target` (a lent payload buffer). */
+  async readInto(n: number, target: Buffer): Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0);
     await this.fill(n);
-    return this.take(n, alignedBuffer(n));
+    return this.take(n, target.subarray(0, n));
   }
 
   /** Waits until `n` bytes are buffered. */

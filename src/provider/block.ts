@@ -126,7 +126,7 @@ export function writeBytes(p: BlockProvider, offset: number, data: Buffer, opts:
   p.read(start, whole.subarray(0, ss));
   if (stop - ss > start) p.read(stop - ss, whole.subarray(whole.length - ss));
   data.copy(whole, offset - start);
-  p.write(start, whole, { ...opts, owned: true });
+  p.write(start, whole, { ...opts, owned: true, lent: false });
 }
 
 /** Zeroes any byte range: the aligned middle through zero(), the partial edges by writing zeros. */
