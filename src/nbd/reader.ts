@@ -5,7 +5,6 @@
 // request's payload (serve.md, "Memory").
 
 import type { Socket } from 'node:net';
-import { alignedBuffer } from '../util/aligned.js';
 
 const HIGH_WATER = 4 * 1024 * 1024;
 
@@ -50,15 +49,7 @@ export class SocketReader {
     return this.take(n);
   }
 
-  /**
-   * Exactly `n` bytes in a page-aligned buffer of their own: a write's
-   * payload, which a provider may keep, and which is written from as it is.
-   */
-  async readOwned(n: number): Promise<Buffer> {
-    return this.readInto(n, alignedBuffer(n));
-  }
-
-  /** Exactly `target.length` bytes into `target` (a lent payload buffer). */
+  /** Exactly `n` bytes into `target` (a write's payload, from the server's PayloadPool). */
   async readInto(n: number, target: Buffer): Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0);
     await this.fill(n);

@@ -10,7 +10,7 @@ import type { BlockProvider } from '../provider/block.js';
 import { handshake, type ExportInfo } from './handshake.js';
 import { TFLAG, type Request } from './protocol.js';
 import { ConnectionClosed, SocketReader } from './reader.js';
-import { Lender, transmit } from './transmission.js';
+import { PayloadPool, transmit } from './transmission.js';
 
 /** NBD_INFO_BLOCK_SIZE's maximum, and the largest request geomctl serves (serve.md). */
 export const MAX_REQUEST = 32 * 1024 * 1024;
@@ -51,15 +51,15 @@ export class NbdServer {
   private readonly serving = new Set<Promise<void>>();
   private stopping = false;
   private connections = 0;
-  /** Write payloads lent to the provider, shared by every connection (a settle frees them all). */
-  private readonly lender: Lender | undefined;
+  /** Write payloads, shared by every connection (a settle of a borrowing provider frees them all). */
+  private readonly payloads: PayloadPool | undefined;
 
   constructor(
     private readonly provider: BlockProvider,
     private readonly exp: ExportInfo,
     private readonly events: ServerEvents = {},
   ) {
-    this.lender = provider.lending && provider.writable ? new Lender(provider.lending) : undefined;
+    this.payloads = provider.writable ? new PayloadPool(provider.lending) : undefined;
     this.server = createServer({ noDelay: true }, (socket) => {
       const served = this.serveConnection(socket).finally(() => this.serving.delete(served));
       this.serving.add(served);
@@ -106,7 +106,7 @@ export class NbdServer {
         await transmit(reader, socket, this.provider, this.exp, neg, {
           stopping: () => this.stopping,
           ...(this.events.request ? { onRequest: this.events.request } : {}),
-        }, this.lender);
+        }, this.payloads);
       } else why = 'handshake ended';
     } catch (err) {
       if (!(err instanceof ConnectionClosed)) why = `dropped: ${(err as Error).message}`;

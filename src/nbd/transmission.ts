@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { alignedBuffer } from '../util/aligned.js';
 import { GeomError } from '../errors.js';
-import { readBytes, writeBytes, zeroBytes, type BlockProvider, type Lending } from '../provider/block.js';
+import { readBytes, writeBytes, zeroBytes, type BlockProvider, type Lending, type WriteOpts } from '../provider/block.js';
 import type { ExportInfo, Negotiated } from './handshake.js';
 import {
   CMD,
@@ -82,22 +82,26 @@ class BufferPool {
 }
 
 /**
- * Write payloads lent to a provider that borrows them (BlockProvider.lending:
- * the journal's, which writes its records from them): read into buffers of
- * this pool and back in it once the provider settles, which it does after
- * every `lending.bytes` lent. A fresh page-aligned buffer per payload, kept
- * until the journal was copied, cost a page fault per 4 KiB and held the
- * whole journal cache in memory (bench/README.md). One per served provider:
- * a settle frees the buffers of every connection. The free buffers stay
- * within FREE_BYTES, whatever sizes the clients send.
+ * Write payloads, read into buffers of this pool and written from them
+ * without a copy. A provider that borrows them (BlockProvider.lending: the
+ * journal's, which writes its records from them) has them until it settles,
+ * which it does after every `lending.bytes` lent; any other provider is done
+ * with a payload when its write returns. A fresh page-aligned buffer per
+ * payload cost a page fault per 4 KiB, and the journal kept each until its
+ * journal was copied — the whole journal cache in memory (bench/README.md).
+ * One per served provider: a settle frees the buffers of every connection.
+ * The free buffers stay within a bound, whatever sizes the clients send.
  */
-export class Lender {
+export class PayloadPool {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
   private lent: Buffer[] = [];
   private lentBytes = 0;
+  private readonly maxFree: number;
 
-  constructor(private readonly lending: Lending) {}
+  constructor(private readonly lending: Lending | undefined) {
+    this.maxFree = (lending?.bytes ?? 0) + MAX_QUEUED;
+  }
 
   /** A buffer of `length` bytes to read a payload into (page-aligned: written from as it is). */
   take(length: number): Buffer {
@@ -108,25 +112,25 @@ export class Lender {
   }
 
   /**
-   * Lends `b` to `write`, which hands it to the provider: `b` is not reused
-   * before the next settle, even when `write` throws (the provider may hold
-   * part of it). Settles once the bytes lent reach the provider's bound.
+   * Writes payload `b` through `write`, which hands it to the provider with
+   * the options given. `b` is not reused before the provider is done with
+   * it, even when `write` throws (a borrowing provider may hold part of it).
    */
-  lend(b: Buffer, write: () => void): void {
+  write(b: Buffer, write: (opts: WriteOpts) => void): void {
     this.lent.push(b);
     this.lentBytes += b.length;
     try {
-      write();
+      write(this.lending ? { lent: true } : {});
     } finally {
-      if (this.lentBytes >= this.lending.bytes) this.settle();
+      if (!this.lending || this.lentBytes >= this.lending.bytes) this.settle();
     }
   }
 
-  /** The provider is done with every lent buffer: they go back to the pool. */
+  /** The provider is done with every payload: they go back to the pool. */
   private settle(): void {
-    this.lending.settle();
+    this.lending?.settle();
     for (const b of this.lent) {
-      if (this.freeBytes + b.length > this.lending.bytes + MAX_QUEUED) continue;
+      if (this.freeBytes + b.length > this.maxFree) continue;
       const list = this.free.get(b.length);
       if (list) list.push(b);
       else this.free.set(b.length, [b]);
@@ -136,7 +140,7 @@ export class Lender {
     this.lentBytes = 0;
   }
 
-  /** Bytes lent and not yet settled, and bytes free in the pool (tests). */
+  /** Bytes the provider still has, and bytes free in the pool (tests). */
   get usage(): { lent: number; free: number } {
     return { lent: this.lentBytes, free: this.freeBytes };
   }
@@ -225,17 +229,17 @@ function errnoOf(err: unknown): number {
 }
 
 /** Serves requests until DISC, the peer closing, a bad magic or the server stopping; returns once no read is in flight. */
-export async function transmit(reader: SocketReader, socket: Socket, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks, lender?: Lender): Promise<void> {
+export async function transmit(reader: SocketReader, socket: Socket, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks, payloads?: PayloadPool): Promise<void> {
   const replies = new Replies(socket);
   try {
-    await serveRequests(reader, replies, provider, exp, neg, hooks, lender);
+    await serveRequests(reader, replies, provider, exp, neg, hooks, payloads);
   } finally {
     await replies.drained();
   }
   if (replies.failure !== undefined) throw replies.failure;
 }
 
-async function serveRequests(reader: SocketReader, replies: Replies, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks, lender?: Lender): Promise<void> {
+async function serveRequests(reader: SocketReader, replies: Replies, provider: BlockProvider, exp: ExportInfo, neg: Negotiated, hooks: TransmissionHooks, payloads?: PayloadPool): Promise<void> {
   const max = exp.blockSizes.maximum;
   const readOnly = !provider.writable;
   const pool = new BufferPool();
@@ -254,7 +258,7 @@ async function serveRequests(reader: SocketReader, replies: Replies, provider: B
           await reader.skip(r.length);
           throw new RequestError(NBD_ERR.EINVAL, `write of ${r.length} bytes exceeds the maximum block size ${max}`);
         }
-        payload = lender && !readOnly ? await reader.readInto(r.length, lender.take(r.length)) : await reader.readOwned(r.length);
+        payload = payloads && !readOnly ? await reader.readInto(r.length, payloads.take(r.length)) : await reader.read(r.length);
         if (readOnly) throw new RequestError(NBD_ERR.EPERM, 'read-only export');
       }
       if (r.type === CMD.READ && provider.readAsync && wholeSectors(provider, r)) {
@@ -273,7 +277,7 @@ async function serveRequests(reader: SocketReader, replies: Replies, provider: B
         await replies.room();
         continue;
       }
-      reply = serve(provider, exp, neg, r, payload, pool, lender);
+      reply = serve(provider, exp, neg, r, payload, pool, payloads);
     } catch (err) {
       if (!isRequestFailure(err)) throw err;
       error = errnoOf(err);
@@ -319,7 +323,7 @@ function checkRange(exp: ExportInfo, r: Request, writing: boolean): void {
 }
 
 /** One request's effect and its reply pieces. Throws RequestError or the provider's errors. */
-function serve(p: BlockProvider, exp: ExportInfo, neg: Negotiated, r: Request, payload: Buffer | undefined, pool: BufferPool, lender?: Lender): Buffer[] {
+function serve(p: BlockProvider, exp: ExportInfo, neg: Negotiated, r: Request, payload: Buffer | undefined, pool: BufferPool, payloads?: PayloadPool): Buffer[] {
   const fua = (r.flags & CMD_FLAG.FUA) !== 0;
   switch (r.type) {
     case CMD.READ: {
@@ -334,15 +338,9 @@ function serve(p: BlockProvider, exp: ExportInfo, neg: Negotiated, r: Request, p
       return readReply(neg, r, data);
     }
     case CMD.WRITE:
-      if (lender) {
-        lender.lend(payload as Buffer, () => {
-          checkRange(exp, r, true);
-          writeBytes(p, r.offset, payload as Buffer, { fua, lent: true });
-        });
-      } else {
-        checkRange(exp, r, true);
-        writeBytes(p, r.offset, payload as Buffer, { fua, owned: true });
-      }
+      checkRange(exp, r, true);
+      if (payloads) payloads.write(payload as Buffer, (opts) => writeBytes(p, r.offset, payload as Buffer, { fua, ...opts }));
+      else writeBytes(p, r.offset, payload as Buffer, { fua });
       return [encodeSimpleReply(0, r.cookie)];
     case CMD.WRITE_ZEROES:
       if (!p.writable) throw new RequestError(NBD_ERR.EPERM, 'read-only export');
