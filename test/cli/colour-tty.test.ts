@@ -9,7 +9,7 @@
 // what a pipe gets (the golden text), and dump is never coloured.
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, geomctl, scratch, sparseImage } from '../helpers/cli.js';
@@ -109,8 +109,11 @@ describe.skipIf(!SCRIPT)('colour under a pseudo-terminal (util-linux script)', (
     ok(['journal', 'label', '-c', '-s', '100M', 'damaged.img']);
     ok(['journal', 'write', '-i', 'in.bin', 'damaged.img']);
     const header = (JSON.parse(piped(['--json', 'journal', 'scan', 'damaged.img']).stdout) as { walks: { journals: { offset: number }[] }[] }).walks[0]?.journals[0]?.offset as number;
+    // Flipped, not overwritten: in.bin is random, so a fixed byte would already be there 1 run in 256.
     const fd = openSync(s.path('damaged.img'), 'r+');
-    writeSync(fd, Buffer.from([0x55]), 0, 1, header + 1024 + 100);
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, header + 1024 + 100);
+    writeSync(fd, Buffer.from([byte[0] ^ 0xff]), 0, 1, header + 1024 + 100);
     closeSync(fd);
     // vd has room; low is running out of it (fewer free chunks than the kernel's watermark of 100).
     for (const name of ['v0.img', 'v1.img', 'low0.img', 'low1.img']) sparseImage(s.path(name), 64 * M);
