@@ -60,8 +60,9 @@ export default async function serve() {
     let ok = true;
 
     // 1. nbdcopy out of a virstor provider to null:
+    const outArgv = serveArgv('nbdcopy "$uri" null:', 'virstor/bench');
     const out = timeInterleavedRuns(
-      { geomctl: { argv: serveArgv('nbdcopy "$uri" null:', 'virstor/bench') }, nbdkit: { argv: nbdkit('nbdcopy "$uri" null:', flatProvider) } },
+      { geomctl: { argv: outArgv }, nbdkit: { argv: nbdkit('nbdcopy "$uri" null:', flatProvider) } },
       { runs: 3 },
     );
     ok = reportRounds('nbdcopy 1 GiB out of virstor', out, 'nbdkit', "nbdkit's file plugin", 1.25) && ok;
@@ -77,9 +78,10 @@ export default async function serve() {
       geomctl(['virstor', 'label', 'fresh', ...cs]);
     };
     const sparse = s.path('sparse.out');
+    const intoArgv = geomctlArgv('-q', '-d', freshDir, 'serve', '--run', `nbdcopy --flush ${flat} "$uri"`, 'virstor/fresh');
     const into = timeInterleavedRuns(
       {
-        geomctl: { argv: geomctlArgv('-q', '-d', freshDir, 'serve', '--run', `nbdcopy --flush ${flat} "$uri"`, 'virstor/fresh'), setup: fresh },
+        geomctl: { argv: intoArgv, setup: fresh },
         nbdkit: { argv: nbdkit(`nbdcopy --flush ${flat} "$uri"`, sparse), setup: () => sparseFile(sparse, GiB) },
       },
       { runs: 3 },
@@ -92,9 +94,10 @@ export default async function serve() {
       sparseFile(data, GiB + 1280 * MiB);
       geomctl(['journal', 'label', '-s', '1200M', data]);
     };
+    const journalArgv = serveArgv(`nbdcopy --flush ${flat} "$uri"`, `${data}.journal`);
     const jinto = timeInterleavedRuns(
       {
-        geomctl: { argv: serveArgv(`nbdcopy --flush ${flat} "$uri"`, `${data}.journal`), setup: journal },
+        geomctl: { argv: journalArgv, setup: journal },
         nbdkit: { argv: nbdkit(`nbdcopy --flush ${flat} "$uri"`, sparse), setup: () => sparseFile(sparse, GiB) },
       },
       { runs: 3 },
@@ -103,10 +106,12 @@ export default async function serve() {
 
     // 4. qemu-img convert -O raw out of a virstor provider.
     const conv = s.path('conv.raw');
+    const convertArgv = serveArgv(`qemu-img convert -f raw -O raw "$uri" ${conv}`, 'virstor/bench');
+    const removeConv = () => rmSync(conv, { force: true });
     const convert = timeInterleavedRuns(
       {
-        geomctl: { argv: serveArgv(`qemu-img convert -f raw -O raw "$uri" ${conv}`, 'virstor/bench'), setup: () => rmSync(conv, { force: true }) },
-        'qemu-nbd': { argv: qemuNbd(flatProvider, s.path('q.sock'), `qemu-img convert -f raw -O raw "$uri" ${conv}`), setup: () => rmSync(conv, { force: true }) },
+        geomctl: { argv: convertArgv, setup: removeConv },
+        'qemu-nbd': { argv: qemuNbd(flatProvider, s.path('q.sock'), `qemu-img convert -f raw -O raw "$uri" ${conv}`), setup: removeConv },
       },
       { runs: 3 },
     );
@@ -115,10 +120,10 @@ export default async function serve() {
     // Peak RSS during each case (serve.md: ≤ cache limit + 64 MiB): GNU time
     // reports the largest of the server and its client, so this bounds the server's.
     const peaks = [
-      ['out of virstor', () => {}, serveArgv('nbdcopy "$uri" null:', 'virstor/bench')],
-      ['into a fresh virstor', fresh, geomctlArgv('-q', '-d', freshDir, 'serve', '--run', `nbdcopy --flush ${flat} "$uri"`, 'virstor/fresh')],
-      ['into a journal', journal, serveArgv(`nbdcopy --flush ${flat} "$uri"`, `${data}.journal`)],
-      ['qemu-img convert', () => rmSync(conv, { force: true }), serveArgv(`qemu-img convert -f raw -O raw "$uri" ${conv}`, 'virstor/bench')],
+      ['out of virstor', () => {}, outArgv],
+      ['into a fresh virstor', fresh, intoArgv],
+      ['into a journal', journal, journalArgv],
+      ['qemu-img convert', removeConv, convertArgv],
     ];
     for (const [name, setup, argv] of peaks) {
       setup();

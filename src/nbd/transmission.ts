@@ -56,13 +56,15 @@ class RequestError extends Error {
 }
 
 /**
- * Read buffers of the usual request sizes, reused once the socket has sent
- * them: a fresh 256 KiB buffer per READ cost more in garbage collection and
- * page faults than the read itself. It keeps at most MAX_QUEUED bytes.
+ * Buffers of the usual request sizes, reused: a fresh 256 KiB buffer per
+ * request cost more in garbage collection and page faults than the request
+ * itself. It keeps at most `limit` bytes, whatever sizes the clients send.
  */
 class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private kept = 0;
+
+  constructor(private readonly limit = MAX_QUEUED) {}
 
   take(length: number): Buffer {
     const b = this.free.get(length)?.pop();
@@ -73,11 +75,16 @@ class BufferPool {
   }
 
   give(b: Buffer): void {
-    if (this.kept + b.length > MAX_QUEUED) return;
+    if (this.kept + b.length > this.limit) return;
     const list = this.free.get(b.length);
     if (list) list.push(b);
     else this.free.set(b.length, [b]);
     this.kept += b.length;
+  }
+
+  /** Bytes kept for reuse. */
+  get keptBytes(): number {
+    return this.kept;
   }
 }
 
@@ -93,22 +100,17 @@ class BufferPool {
  * The free buffers stay within a bound, whatever sizes the clients send.
  */
 export class PayloadPool {
-  private readonly free = new Map<number, Buffer[]>();
-  private freeBytes = 0;
+  private readonly free: BufferPool;
   private lent: Buffer[] = [];
   private lentBytes = 0;
-  private readonly maxFree: number;
 
   constructor(private readonly lending: Lending | undefined) {
-    this.maxFree = (lending?.bytes ?? 0) + MAX_QUEUED;
+    this.free = new BufferPool((lending?.bytes ?? 0) + MAX_QUEUED);
   }
 
   /** A buffer of `length` bytes to read a payload into (page-aligned: written from as it is). */
   take(length: number): Buffer {
-    const b = this.free.get(length)?.pop();
-    if (!b) return alignedBuffer(length);
-    this.freeBytes -= length;
-    return b;
+    return this.free.take(length);
   }
 
   /**
@@ -129,20 +131,14 @@ export class PayloadPool {
   /** The provider is done with every payload: they go back to the pool. */
   private settle(): void {
     this.lending?.settle();
-    for (const b of this.lent) {
-      if (this.freeBytes + b.length > this.maxFree) continue;
-      const list = this.free.get(b.length);
-      if (list) list.push(b);
-      else this.free.set(b.length, [b]);
-      this.freeBytes += b.length;
-    }
+    for (const b of this.lent) this.free.give(b);
     this.lent = [];
     this.lentBytes = 0;
   }
 
   /** Bytes the provider still has, and bytes free in the pool (tests). */
   get usage(): { lent: number; free: number } {
-    return { lent: this.lentBytes, free: this.freeBytes };
+    return { lent: this.lentBytes, free: this.free.keptBytes };
   }
 }
 
@@ -258,7 +254,7 @@ async function serveRequests(reader: SocketReader, replies: Replies, provider: B
           await reader.skip(r.length);
           throw new RequestError(NBD_ERR.EINVAL, `write of ${r.length} bytes exceeds the maximum block size ${max}`);
         }
-        payload = payloads && !readOnly ? await reader.readInto(r.length, payloads.take(r.length)) : await reader.read(r.length);
+        payload = payloads ? await reader.readInto(r.length, payloads.take(r.length)) : await reader.read(r.length);
         if (readOnly) throw new RequestError(NBD_ERR.EPERM, 'read-only export');
       }
       if (r.type === CMD.READ && provider.readAsync && wholeSectors(provider, r)) {
